@@ -1,0 +1,1 @@
+"""Agent zoo of mtf-gym."""

@@ -1,0 +1,102 @@
+"""Reference policies: the documented production baseline, constant fusions and random fusion.
+
+A policy here is any callable ``policy(observations) -> actions`` on a batch: ``(N, obs_dim) -> (N, 2T)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from mtf_gym.config import PREDICTABLE_TASKS, MTFSessionConfig
+from mtf_gym.fusion import fusion_params_to_action
+
+__all__ = ["BaselineFusion", "BaselinePolicy", "BatchPolicy", "ConstantPolicy", "RandomFusionPolicy"]
+
+
+class BatchPolicy(Protocol):
+    def __call__(self, observations: np.ndarray) -> np.ndarray: ...
+
+
+def _per_task(values: dict[str, float]) -> dict[str, float]:
+    return dict(values)
+
+
+@dataclass(frozen=True)
+class BaselineFusion:
+    """The production fusion before RL: hand-tuned powers and biases per task.
+
+    It weights valid views and watch time most (what a team optimising short-term consumption tunes first), long
+    views half as much, and engagement lightly with small biases so rare-event predictions still separate items.
+    """
+
+    powers: dict[str, float] = field(
+        default_factory=lambda: _per_task(
+            {"valid_view": 1.0, "watch_time": 1.0, "long_view": 0.5, "like": 0.3, "comment": 0.2, "follow": 0.2,
+             "share": 0.2}
+        )
+    )
+    biases: dict[str, float] = field(
+        default_factory=lambda: _per_task(
+            {"valid_view": 0.1, "watch_time": 0.1, "long_view": 0.1, "like": 0.05, "comment": 0.05, "follow": 0.05,
+             "share": 0.05}
+        )
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("powers", "biases"):
+            missing = sorted(set(PREDICTABLE_TASKS) - set(getattr(self, name)))
+            if missing:
+                raise ValueError(f"BaselineFusion.{name} must give a value for every task; missing {missing}")
+
+
+class BaselinePolicy:
+    """The documented baseline policy ``mu_bp``: deterministic, the same fusion in every state.
+
+    It is the centre of exploration for the paper's datasets and the control arm of every simulated A/B test.
+    """
+
+    def __init__(self, config: MTFSessionConfig | None = None, fusion: BaselineFusion | None = None) -> None:
+        self.config = config or MTFSessionConfig()
+        self.fusion = fusion or BaselineFusion()
+        tasks = self.config.ranker_tasks
+        powers = np.array([self.fusion.powers[t] for t in tasks])
+        biases = np.array([self.fusion.biases[t] for t in tasks])
+        self.action = fusion_params_to_action(powers, biases, self.config.fusion)
+
+    def __call__(self, observations: np.ndarray) -> np.ndarray:
+        obs = np.asarray(observations)
+        if obs.ndim == 1:
+            return self.action.copy()
+        return np.broadcast_to(self.action, (obs.shape[0], self.action.shape[0])).copy()
+
+
+class ConstantPolicy:
+    """The same action in every state (used to search for the best constant fusion)."""
+
+    def __init__(self, action: np.ndarray) -> None:
+        self.action = np.asarray(action, dtype=np.float32)
+        if self.action.ndim != 1:
+            raise ValueError(f"action must be 1-D, got shape {self.action.shape}")
+
+    def __call__(self, observations: np.ndarray) -> np.ndarray:
+        obs = np.asarray(observations)
+        if obs.ndim == 1:
+            return self.action.copy()
+        return np.broadcast_to(self.action, (obs.shape[0], self.action.shape[0])).copy()
+
+
+class RandomFusionPolicy:
+    """Uniformly random fusion parameters at every request: ``a ~ U[-1, 1]^(2T)``."""
+
+    def __init__(self, action_dim: int, rng: np.random.Generator) -> None:
+        self.action_dim = action_dim
+        self.rng = rng
+
+    def __call__(self, observations: np.ndarray) -> np.ndarray:
+        obs = np.asarray(observations)
+        n = 1 if obs.ndim == 1 else obs.shape[0]
+        actions = self.rng.uniform(-1.0, 1.0, size=(n, self.action_dim)).astype(np.float32)
+        return actions[0] if obs.ndim == 1 else actions
