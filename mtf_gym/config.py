@@ -112,15 +112,15 @@ class SegmentParams:
     share: tuple[float, ...] = (0.35, 0.30, 0.20, 0.15)
     # Softmax temperature of topic interests: higher = more concentrated interests.
     interest_concentration: tuple[float, ...] = (0.8, 1.6, 1.4, 1.2)
-    hook_bias: tuple[float, ...] = (-2.25, -1.75, -1.9, -2.1)
+    hook_bias: tuple[float, ...] = (-2.2, -1.7, -1.85, -2.05)
     # Median patience (seconds) of a hooked viewer before scrolling on.
     patience_s: tuple[float, ...] = (6.0, 10.2, 7.8, 8.4)
-    like_bias: tuple[float, ...] = (-6.4, -7.0, -5.0, -6.0)
+    like_bias: tuple[float, ...] = (-6.58, -7.18, -5.18, -6.18)
     comment_bias: tuple[float, ...] = (-8.7, -9.5, -7.1, -8.5)
-    follow_bias: tuple[float, ...] = (-9.25, -10.05, -7.65, -8.85)
-    share_bias: tuple[float, ...] = (-9.75, -10.55, -8.15, -9.55)
+    follow_bias: tuple[float, ...] = (-9.6, -10.4, -8.0, -9.2)
+    share_bias: tuple[float, ...] = (-9.95, -10.75, -8.35, -9.75)
     # Satisfaction lost per unit clickbait watched: quality seekers punish clickbait hardest.
-    clickbait_aversion: tuple[float, ...] = (0.6, 0.5, 0.8, 2.2)
+    clickbait_aversion: tuple[float, ...] = (1.5, 1.2, 2.0, 4.5)
     # Hook penalty per unit of topic boredom: casual users tire of repetition fastest.
     boredom_sensitivity: tuple[float, ...] = (2.6, 1.2, 1.8, 1.8)
     # Multiplier of the ranker's prediction error (casual = colder-start users: noisier predictions).
@@ -151,18 +151,18 @@ class UserModelConfig:
     # Hook (does the user stay past the first seconds?) logit coefficients.
     hook_affinity: float = 1.3
     hook_quality: float = 0.8
-    hook_clickbait: float = 1.8
+    hook_clickbait: float = 2.6
     hook_satisfaction: float = 0.5
     # Log-patience coefficients: watch time once hooked.
     patience_affinity: float = 0.45
     patience_quality: float = 0.35
-    patience_clickbait: float = -0.7
+    patience_clickbait: float = -0.2
     patience_boredom: float = -0.8
     patience_satisfaction: float = 0.25
     # Engagement logits (like/comment/follow/share) on a valid view.
     engagement_affinity: float = 0.8
     engagement_quality: float = 0.9
-    engagement_clickbait: float = -1.5
+    engagement_clickbait: float = -0.5
     engagement_noise_scale: float = 1.0
     hate_bias: float = -6.1
     hate_clickbait: float = 1.6
@@ -180,7 +180,7 @@ class UserModelConfig:
     satisfaction_loss_hate: float = 1.5
     initial_satisfaction_std: float = 0.3
     # Leave (terminated) logit after each request.
-    leave_bias: float = -3.0
+    leave_bias: float = -3.3
     leave_per_request: float = 0.06
     leave_satisfaction: float = 0.9
     leave_quick_skip: float = 1.2

@@ -28,20 +28,22 @@ def _per_task(values: dict[str, float]) -> dict[str, float]:
 class BaselineFusion:
     """The production fusion before RL: hand-tuned powers and biases per task.
 
-    It weights valid views and watch time most (what a team optimising short-term consumption tunes first), long
-    views half as much, and engagement lightly with small biases so rare-event predictions still separate items.
+    It weights valid views most (what a team optimising consumption tunes first), long views, likes and watch time
+    a little less, and the rarer engagements lightly, with small biases on the rare-event tasks so their small
+    predictions still separate items. It is reasonable but not optimal: a better constant fusion and better
+    state-dependent fusions exist (``benchmarks/env_properties.py`` measures by how much).
     """
 
     powers: dict[str, float] = field(
         default_factory=lambda: _per_task(
-            {"valid_view": 1.0, "watch_time": 1.0, "long_view": 0.5, "like": 0.3, "comment": 0.2, "follow": 0.2,
-             "share": 0.2}
+            {"valid_view": 1.0, "watch_time": 0.6, "long_view": 0.8, "like": 0.8, "comment": 0.4, "follow": 0.5,
+             "share": 0.4}
         )
     )
     biases: dict[str, float] = field(
         default_factory=lambda: _per_task(
-            {"valid_view": 0.1, "watch_time": 0.1, "long_view": 0.1, "like": 0.05, "comment": 0.05, "follow": 0.05,
-             "share": 0.05}
+            {"valid_view": 0.2, "watch_time": 0.2, "long_view": 0.2, "like": 0.02, "comment": 0.02, "follow": 0.02,
+             "share": 0.02}
         )
     )
 
