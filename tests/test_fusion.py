@@ -17,7 +17,7 @@ from mtf_gym.fusion import (
 
 
 def test_action_mapping_by_hand():
-    ranges = FusionRanges(power_low=-2.0, power_high=2.0, bias_low=0.0, bias_high=1.0)
+    ranges = FusionRanges(power_low=-2.0, power_high=2.0, bias_low=0.0, bias_high=1.0, bias_scale="linear")
     # T = 2: powers from a[:2], biases from a[2:]; -1 -> low, 0 -> middle, 1 -> high.
     powers, biases = action_to_fusion_params(np.array([-1.0, 0.5, 0.0, 1.0]), ranges)
     np.testing.assert_allclose(powers, [-2.0, 1.0])
@@ -26,6 +26,14 @@ def test_action_mapping_by_hand():
     powers, biases = action_to_fusion_params(np.array([3.0, -7.0, -1.5, 2.0]), ranges)
     np.testing.assert_allclose(powers, [2.0, -2.0])
     np.testing.assert_allclose(biases, [0.0, 1.0])
+
+
+def test_log_bias_mapping_by_hand():
+    ranges = FusionRanges(bias_low=1e-3, bias_high=1.0, bias_scale="log")
+    # log10(bias) runs uniformly over [-3, 0]: a = -1 -> 0.001, a = 0 -> 10^-1.5, a = 1/3 -> 0.1, a = 1 -> 1.
+    _, biases = action_to_fusion_params(np.array([0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 1.0 / 3.0, 1.0]), ranges)
+    np.testing.assert_allclose(biases, [1e-3, 10**-1.5, 0.1, 1.0], rtol=1e-5)
+    np.testing.assert_allclose(fusion_params_to_action(np.zeros(4), biases, ranges)[4:], [-1, 0, 1 / 3, 1], atol=1e-6)
 
 
 def test_fused_score_by_hand():
@@ -66,6 +74,8 @@ def test_mapping_round_trip(action):
         ({"power_low": 1.0, "power_high": 1.0}, "power_low < power_high"),
         ({"bias_low": 0.5, "bias_high": 0.2}, "bias_low < bias_high"),
         ({"bias_low": -0.1}, "0 <= bias_low"),
+        ({"bias_low": 0.0}, "bias_low > 0"),
+        ({"bias_scale": "cubic"}, "bias_scale must be"),
         ({"power_high": float("nan")}, "power_high must be finite"),
     ],
 )

@@ -1,0 +1,41 @@
+"""Exploration datasets for MTFSession-v0: collection, the paper's recipes, Minari storage, d3rlpy conversion.
+
+Typical use::
+
+    from mtf_gym.datasets import RecipeConfig, collect_recipe, save_dataset, load_dataset, to_mdp_dataset
+
+    data = collect_recipe(RecipeConfig("uniform", sessions=10_000, seed=0))
+    save_dataset(data, "datasets", "mtf/uniform-seed0-v0")
+    data = load_dataset("mtf/uniform-seed0-v0", "datasets")
+    mdp = to_mdp_dataset(data)            # d3rlpy MDPDataset, observations aligned
+
+Storage needs the ``datasets`` extra (Minari + h5py), conversion needs ``d3rlpy``; both are imported lazily.
+``docs/datasets.md`` documents the recipes, the format and the datasheet.
+"""
+
+from .collect import action_names, child_seed, collect
+from .convert import to_banded_dataset, to_mdp_dataset
+from .recipes import RECIPES, RecipeConfig, TrainFn, behaviour_policy, collect_recipe
+from .storage import SIDECAR_NAME, DatasetError, dataset_path, from_minari, load_dataset, save_dataset
+from .transitions import ARRAY_FIELDS, TransitionData
+
+__all__ = [
+    "ARRAY_FIELDS",
+    "RECIPES",
+    "SIDECAR_NAME",
+    "DatasetError",
+    "RecipeConfig",
+    "TrainFn",
+    "TransitionData",
+    "action_names",
+    "behaviour_policy",
+    "child_seed",
+    "collect",
+    "collect_recipe",
+    "dataset_path",
+    "from_minari",
+    "load_dataset",
+    "save_dataset",
+    "to_banded_dataset",
+    "to_mdp_dataset",
+]

@@ -1,0 +1,175 @@
+"""``mtf-collect``: collect one of the paper's exploration datasets and store it as a Minari dataset."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from mtf_gym.config import MTFSessionConfig, config_from_kwargs
+from mtf_gym.exploration import DEFAULT_SIGMA, NOMINAL_LOWER, NOMINAL_UPPER, CentrePolicy
+
+from .collect import child_seed
+from .recipes import RECIPES, RecipeConfig, TrainFn, collect_recipe
+from .storage import SIDECAR_NAME, save_dataset
+from .transitions import TransitionData
+
+__all__ = ["build_parser", "main"]
+
+_EPILOG = """\
+examples:
+  mtf-collect uniform --sessions 10000 --seed 0 --out datasets
+  mtf-collect gaussian --sessions 10000 --seed 0 --out datasets --sigma 0.2
+  mtf-collect baseline --sessions 10000 --seed 0 --out datasets --env max_requests=20 --env item_logs=false
+  mtf-collect progressive --agent integrated_rl --train-steps 20000 --rounds 5 --sessions 10000 --out datasets
+
+The dataset is written atomically to OUT/<dataset-id>/ and can be read with
+  mtf_gym.datasets.load_dataset(ID, OUT)
+  MINARI_DATASETS_PATH=OUT python -c "import minari; print(minari.load_dataset(ID))"
+"""
+
+
+def _floats(text: str) -> float | tuple[float, ...]:
+    """``0.2`` or a comma-separated per-dimension list ``0.1,0.2,...``."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a number or comma-separated numbers, got {text!r}") from exc
+    return values[0] if len(values) == 1 else values
+
+
+def _env_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--env expects KEY=VALUE (an MTFSessionConfig field), got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = {"true": True, "false": False}.get(raw.lower(), raw)
+    if isinstance(value, list):
+        value = tuple(value)
+    return key.strip(), value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mtf-collect",
+        description="Collect an MTFSession-v0 exploration dataset (paper Sec. 4): every transition records its "
+                    "exploration centre mu(s) and band, and the dataset is stored as a Minari dataset with a "
+                    "datasheet (env config, behaviour policy, parameters, seed, sizes).",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("recipe", choices=RECIPES,
+                        help="baseline: baseline policy, no noise (test set); gaussian: baseline + N(0, sigma^2); "
+                             "uniform: baseline + U(lower, upper) (the paper's bounded exploration); progressive: "
+                             "R rounds of bounded-uniform exploration around the latest trained policy (needs "
+                             "--agent)")
+    parser.add_argument("--sessions", type=int, default=10_000,
+                        help="session budget: exact number of complete sessions (episodes) (default 10000)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the one seed users and exploration noise are derived from (default 0)")
+    parser.add_argument("--out", required=True,
+                        help="datasets directory (Minari's MINARI_DATASETS_PATH); created if missing")
+    parser.add_argument("--dataset-id", help="Minari dataset id (default mtf/<recipe>-seed<seed>-v0)")
+    parser.add_argument("--sigma", type=_floats, default=DEFAULT_SIGMA,
+                        help=f"Gaussian noise std, > 0; one number or one per action dimension, comma-separated "
+                             f"(default {DEFAULT_SIGMA})")
+    parser.add_argument("--lower", type=_floats, default=NOMINAL_LOWER,
+                        help=f"lower band offset relative to the centre, in [-2, 2]: the uniform noise's lower "
+                             f"bound and the band recorded with every transition (default {NOMINAL_LOWER})")
+    parser.add_argument("--upper", type=_floats, default=NOMINAL_UPPER,
+                        help=f"upper band offset, > lower, in [-2, 2] (default {NOMINAL_UPPER})")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="progressive rounds R; each collects sessions/R sessions (default 5)")
+    parser.add_argument("--agent",
+                        help="progressive only: offline agent (agents.registry name, e.g. integrated_rl) trained "
+                             "from scratch on all previous rounds to give each round's exploration centre")
+    parser.add_argument("--train-steps", type=int, default=20_000,
+                        help="progressive only: gradient steps per round for --agent (default 20000)")
+    parser.add_argument("--num-envs", type=int, default=1024,
+                        help="sessions simulated in parallel (default 1024); recorded in the datasheet")
+    parser.add_argument("--env", type=_env_override, action="append", default=[], metavar="KEY=VALUE",
+                        help="MTFSessionConfig override, repeatable, e.g. --env max_requests=20 --env "
+                             "item_logs=false (values parsed as JSON)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset with the same id")
+    parser.add_argument("--no-compact", action="store_true",
+                        help="keep Minari's chunked HDF5 layout (faster to write, ~4x larger on disk; by default "
+                             "the file is rewritten with contiguous datasets, same content)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def _resolve_trainer(agent: str | None, config: RecipeConfig, train_steps: int, progress: bool) -> TrainFn:
+    """``train_fn`` that fits a fresh offline agent from ``agents.registry`` on the data of the finished rounds."""
+    hint = ("progressive collection needs a trainer: each round explores around a policy trained on the data of "
+            "the previous rounds. ")
+    if agent is None:
+        raise SystemExit(f"mtf-collect: error: {hint}Pass --agent NAME (an offline agent of agents.registry), or "
+                         "call mtf_gym.datasets.collect_recipe(config, train_fn=...) from Python.")
+    try:
+        from agents.registry import build_agent, get_registry
+    except ImportError as exc:
+        raise SystemExit(f"mtf-collect: error: {hint}--agent {agent!r} needs the agent registry "
+                         f"(agents.registry), which is not available ({exc}). Call "
+                         "mtf_gym.datasets.collect_recipe(config, train_fn=...) from Python instead.") from exc
+    try:
+        spec = get_registry().get(agent)
+    except ValueError as exc:
+        raise SystemExit(f"mtf-collect: error: {hint}{exc}") from exc
+    if spec.kind != "offline":
+        raise SystemExit(f"mtf-collect: error: {hint}agent {agent!r} is {spec.kind}; progressive collection needs "
+                         "an offline agent (it learns from the collected rounds)")
+
+    def train_fn(data: TransitionData, round_index: int) -> CentrePolicy:
+        model = build_agent(agent)
+        # One training seed per round, derived from the dataset seed like everything else.
+        seed = int(child_seed(config.seed, 1000, round_index).generate_state(1)[0])
+        model.fit(data, train_steps, seed=seed, show_progress=progress)
+        return model
+
+    return train_fn
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        env = config_from_kwargs(MTFSessionConfig(), dict(args.env))
+        config = RecipeConfig(recipe=args.recipe, sessions=args.sessions, seed=args.seed, sigma=args.sigma,
+                              lower=args.lower, upper=args.upper, rounds=args.rounds, num_envs=args.num_envs,
+                              env=env)
+    except (TypeError, ValueError) as exc:
+        raise SystemExit(f"mtf-collect: error: {exc}") from exc
+    if args.agent and args.recipe != "progressive":
+        raise SystemExit("mtf-collect: error: --agent is only used by the progressive recipe")
+    train_fn = (_resolve_trainer(args.agent, config, args.train_steps, not args.no_progress)
+                if args.recipe == "progressive" and args.rounds > 1 else None)
+    dataset_id = args.dataset_id or config.dataset_id
+
+    data = collect_recipe(config, train_fn=train_fn, progress=not args.no_progress)
+    try:
+        path = save_dataset(data, args.out, dataset_id, overwrite=args.overwrite, compact=not args.no_compact)
+    except FileExistsError as exc:
+        raise SystemExit(f"mtf-collect: error: {exc}") from exc
+    returns = data.episode_returns()
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    print(f"dataset {dataset_id} written to {path}")
+    print(f"  recipe {config.recipe}, seed {config.seed}, behaviour {json.dumps(data.metadata['behaviour'])}")
+    print(f"  {data.num_episodes} sessions, {data.num_transitions} transitions "
+          f"({data.num_transitions / data.num_episodes:.2f} requests/session), "
+          f"{int(data.terminals.sum())} ended by the user leaving, {int(data.truncations.sum())} by the request cap")
+    print(f"  return/session mean {returns.mean():.3f} (sd {returns.std(ddof=1) if returns.size > 1 else 0:.3f})")
+    print(f"  {size / 1e6:.1f} MB on disk ({size / max(data.num_transitions, 1):.0f} bytes/transition), "
+          f"item logs {'in ' + SIDECAR_NAME if data.has_item_logs else 'off'}")
+    changed = [f.name for f in dataclasses.fields(env) if getattr(env, f.name) != getattr(MTFSessionConfig(), f.name)]
+    if changed:
+        print(f"  env overrides: {', '.join(f'{k}={getattr(env, k)!r}' for k in changed)}")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
