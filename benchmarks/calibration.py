@@ -9,12 +9,11 @@ parameters uniformly at every request (the closest the env gets to KuaiRand's ra
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 
 import numpy as np
 
-from mtf_gym import RESPONSE_FIELDS, BaselinePolicy, MTFSessionConfig, RandomFusionPolicy
-from mtf_gym.envs.vector import MTFSessionVectorEnv
+from benchmarks._sessions import SessionStats, run_sessions
+from mtf_gym import BaselinePolicy, MTFSessionConfig, RandomFusionPolicy
 
 __all__ = ["TARGETS", "SessionStats", "run_sessions"]
 
@@ -28,36 +27,6 @@ TARGETS: dict[str, tuple[float, float | None]] = {
     "share": (0.0009, None),
     "hate": (0.0005, None),
 }
-
-
-@dataclass
-class SessionStats:
-    """Totals over finished sessions (every session started is run to its end)."""
-
-    returns: np.ndarray  # (sessions,)
-    requests: np.ndarray  # (sessions,)
-    response_totals: np.ndarray  # (len(RESPONSE_FIELDS),) summed over every shown item
-    exposures: int
-
-    def rate(self, name: str) -> float:
-        return float(self.response_totals[RESPONSE_FIELDS.index(name)] / self.exposures)
-
-
-def run_sessions(policy, num_sessions: int, seed: int, config: MTFSessionConfig | None = None) -> SessionStats:
-    """Run exactly ``num_sessions`` complete sessions (one per sub-env, seeds ``seed + i``)."""
-    env = MTFSessionVectorEnv(num_envs=num_sessions, config=config)
-    obs, _ = env.reset(seed=seed)
-    alive = np.ones(num_sessions, dtype=bool)
-    returns = np.zeros(num_sessions)
-    requests = np.zeros(num_sessions, dtype=np.int64)
-    totals = np.zeros(len(RESPONSE_FIELDS))
-    while alive.any():
-        obs, reward, terminated, truncated, info = env.step(policy(obs))
-        returns[alive] += reward[alive]
-        requests[alive] += 1
-        totals += info["responses"][alive].sum(axis=(0, 1))
-        alive &= ~(terminated | truncated)
-    return SessionStats(returns, requests, totals, int(requests.sum() * env.config.page_size))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,266 @@
+"""Name -> agent registry: the built-in zoo plus third-party plug-ins (entry-point group ``mtf_gym.agents``).
+
+The registry is the only thing a harness needs::
+
+    from agents.registry import get_registry, build_agent, load_agent
+    for spec in get_registry():            # every agent, built-in and plug-in, with kind and source
+        agent = build_agent(spec.name)      # or build_agent(spec.name, hidden_units=(64, 64))
+        ...                                 # offline: agent.fit(data, n_steps); online: agent.fit_online(cfg, n_steps)
+    agent = load_agent("runs/bcq")          # any saved agent
+
+Built-in agents are referenced by import path and imported on first use, so listing the registry does not import
+torch, d3rlpy or Stable-Baselines3. A plug-in is a distribution declaring, in group ``mtf_gym.agents``, either an
+:class:`~agents.base.Agent` subclass (with class attributes ``name``, ``config_class``, ``kind``) or a callable
+returning an :class:`AgentSpec`, an agent class, or a list of those. A plug-in that fails to load is reported
+(``RuntimeWarning`` and ``get_registry().failed_plugins``) and skipped. See ``docs/plugins.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from agents.base import KINDS, Agent, AgentConfig, Kind, read_agent_metadata
+
+__all__ = [
+    "BUILTIN_AGENTS",
+    "ENTRY_POINT_GROUP",
+    "AgentRegistry",
+    "AgentSpec",
+    "FailedPlugin",
+    "build_agent",
+    "discover",
+    "get_registry",
+    "load_agent",
+]
+
+ENTRY_POINT_GROUP = "mtf_gym.agents"
+BUILTIN_SOURCE = "builtin"
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One registry entry.
+
+    Attributes:
+        name: registry name, used by ``build_agent`` and stored in saved agents.
+        kind: ``"offline"`` (``fit(data, n_steps)``) or ``"online"`` (``fit_online(env_config, n_steps)``).
+        source: ``"builtin"`` or the plug-in's distribution name.
+        summary: one line for ``mtf-agents list``.
+        target: the agent class, or its import path ``"module:Class"`` (resolved on first use).
+    """
+
+    name: str
+    kind: Kind
+    source: str
+    summary: str
+    target: str | type[Agent]
+
+    @property
+    def agent_class(self) -> type[Agent]:
+        cls = self.target
+        if isinstance(cls, str):
+            module_name, _, attr = cls.partition(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as exc:
+                raise ImportError(
+                    f"agent {self.name!r} needs {exc.name or module_name!r}, which is not installed "
+                    "(pip install 'mtf-gym[agents]')"
+                ) from exc
+            cls = getattr(module, attr)
+        _check_agent_class(cls, self.name, self.kind)
+        return cls
+
+    @property
+    def config_class(self) -> type[AgentConfig]:
+        return self.agent_class.config_class
+
+    @classmethod
+    def from_agent_class(cls, agent_class: type[Agent], source: str) -> AgentSpec:
+        """Spec of an agent class that declares ``name``, ``kind``, ``config_class`` (and optionally ``summary``)."""
+        if not (isinstance(agent_class, type) and issubclass(agent_class, Agent)):
+            raise TypeError(f"expected a subclass of agents.base.Agent, got {agent_class!r}")
+        name = getattr(agent_class, "name", None)
+        if not isinstance(name, str):
+            raise TypeError(f"{agent_class.__qualname__} must declare a class attribute name: str")
+        kind = getattr(agent_class, "kind", None)
+        _check_agent_class(agent_class, name, kind)
+        return cls(name=name, kind=kind, source=source, summary=agent_class.summary, target=agent_class)
+
+
+def _check_agent_class(cls: object, name: str, kind: object) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, Agent)):
+        raise TypeError(f"agent {name!r}: {cls!r} is not a subclass of agents.base.Agent")
+    if getattr(cls, "name", None) != name:  # saved agents record cls.name; load_agent looks it up
+        raise TypeError(f"agent {name!r}: {cls.__qualname__}.name must be {name!r}, got {getattr(cls, 'name', None)!r}")
+    if getattr(cls, "__abstractmethods__", None):
+        raise TypeError(f"agent {name!r}: {cls.__qualname__} leaves {sorted(cls.__abstractmethods__)} unimplemented")
+    if kind not in KINDS or cls.kind != kind:
+        raise TypeError(f"agent {name!r}: kind must be one of {KINDS} and match {cls.__qualname__}.kind, "
+                        f"got {kind!r} / {getattr(cls, 'kind', None)!r}")
+    config_class = getattr(cls, "config_class", None)
+    if not (isinstance(config_class, type) and issubclass(config_class, AgentConfig)
+            and dataclasses.is_dataclass(config_class) and config_class.__dataclass_params__.frozen):
+        raise TypeError(f"agent {name!r}: {cls.__qualname__}.config_class must be a frozen dataclass subclassing "
+                        f"agents.base.AgentConfig, got {config_class!r}")
+
+
+def _builtin(name: str, kind: Kind, target: str, summary: str) -> AgentSpec:
+    return AgentSpec(name=name, kind=kind, source=BUILTIN_SOURCE, summary=summary, target=target)
+
+
+BUILTIN_AGENTS: tuple[AgentSpec, ...] = (
+    _builtin("bcq", "offline", "agents.d3rlpy_agents:BCQAgent", "BCQ (d3rlpy): the paper's BatchRL-MTF baseline"),
+    _builtin("cql", "offline", "agents.d3rlpy_agents:CQLAgent", "CQL with a SAC actor (d3rlpy)"),
+    _builtin("iql", "offline", "agents.d3rlpy_agents:IQLAgent", "Implicit Q-learning (d3rlpy)"),
+    _builtin("ddpg", "offline", "agents.d3rlpy_agents:DDPGAgent", "DDPG trained offline (d3rlpy)"),
+    _builtin("td3bc", "offline", "agents.d3rlpy_agents:TD3PlusBCAgent", "TD3+BC (d3rlpy)"),
+    _builtin("integrated_rl", "offline", "agents.d3rlpy_agents:IntegratedRLAgent",
+             "IntegratedRL-MTF (arXiv 2404.17589) on banded datasets"),
+    _builtin("ddpg_va", "offline", "agents.ddpg_va:DDPGVAAgent",
+             "Meituan's DDPG with V(s)+A(s,a) critic and shared state encoder"),
+    _builtin("es", "online", "agents.es:ESAgent", "CMA-ES over a linear profile->fusion policy (deployed baseline)"),
+    _builtin("sac", "online", "agents.sb3_agents:SACAgent", "SAC in the simulator (Stable-Baselines3)"),
+    _builtin("td3", "online", "agents.sb3_agents:TD3Agent", "TD3 in the simulator (Stable-Baselines3)"),
+    _builtin("ppo", "online", "agents.sb3_agents:PPOAgent", "PPO in the simulator (Stable-Baselines3)"),
+)
+
+
+@dataclass(frozen=True)
+class FailedPlugin:
+    """A plug-in entry point that could not be registered, and why."""
+
+    entry_point: str  # "name = module:attr"
+    distribution: str
+    error: str
+
+
+def _specs_from_entry_point(ep: metadata.EntryPoint, source: str) -> list[AgentSpec]:
+    obj = ep.load()
+    if isinstance(obj, type):
+        produced: Any = obj
+    elif callable(obj):
+        produced = obj()
+    else:
+        raise TypeError(f"entry point value must be an Agent subclass or a callable, got {type(obj).__name__}")
+    items = list(produced) if isinstance(produced, (list, tuple)) else [produced]
+    specs = []
+    for item in items:
+        if isinstance(item, AgentSpec):
+            _check_agent_class(item.agent_class, item.name, item.kind)
+            specs.append(dataclasses.replace(item, source=source))
+        else:
+            specs.append(AgentSpec.from_agent_class(item, source))
+    return specs
+
+
+class AgentRegistry:
+    """An immutable view of the registered agents (iterate for :class:`AgentSpec` in name order)."""
+
+    def __init__(self, specs: Iterable[AgentSpec], failed_plugins: Iterable[FailedPlugin] = ()) -> None:
+        self._specs: dict[str, AgentSpec] = {}
+        for spec in specs:
+            if spec.name in self._specs:
+                raise ValueError(f"agent name {spec.name!r} registered twice")
+            self._specs[spec.name] = spec
+        self.failed_plugins: tuple[FailedPlugin, ...] = tuple(failed_plugins)
+
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+    def __iter__(self) -> Iterator[AgentSpec]:
+        return (self._specs[name] for name in self.names())
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def get(self, name: str) -> AgentSpec:
+        """The spec of ``name``; an unknown name raises ``ValueError`` listing the known ones."""
+        try:
+            return self._specs[name]
+        except (KeyError, TypeError):
+            raise ValueError(f"unknown agent {name!r}; known agents: {', '.join(self.names())}") from None
+
+    __getitem__ = get
+
+    def make_config(self, name: str, **overrides: Any) -> AgentConfig:
+        """``name``'s config with ``overrides``; an unknown field or a bad value raises ``ValueError`` naming it."""
+        config_class = self.get(name).config_class
+        fields = [f.name for f in dataclasses.fields(config_class)]
+        unknown = sorted(set(overrides) - set(fields))
+        if unknown:
+            raise ValueError(f"agent {name!r} ({config_class.__name__}) has no config field(s) {unknown}; "
+                             f"fields: {fields}")
+        return config_class(**overrides)
+
+    def build(self, name: str, **overrides: Any) -> Agent:
+        """A fresh, untrained agent ``name`` with config ``overrides``."""
+        config = self.make_config(name, **overrides)
+        return self.get(name).agent_class(config)
+
+    def load(self, path: str | Path) -> Agent:
+        """Rebuild a saved agent from its directory, whatever its class."""
+        name = read_agent_metadata(path)["name"]
+        return self.get(name).agent_class.load(path)
+
+
+def discover(group: str = ENTRY_POINT_GROUP) -> AgentRegistry:
+    """Build a registry from the built-ins and the entry points currently visible in ``group``."""
+    specs = list(BUILTIN_AGENTS)
+    taken = {spec.name: spec.source for spec in specs}
+    failed = []
+    for ep in sorted(metadata.entry_points(group=group), key=lambda e: e.name):
+        source = ep.dist.name if ep.dist is not None else "unknown"
+        label = f"{ep.name} = {ep.value}"
+        try:
+            new = _specs_from_entry_point(ep, source)
+            for spec in new:
+                if spec.name in taken:
+                    raise ValueError(f"agent name {spec.name!r} is already registered by {taken[spec.name]!r}")
+        except Exception as exc:  # a broken plug-in must not take the zoo down with it
+            failed.append(FailedPlugin(entry_point=label, distribution=source, error=f"{type(exc).__name__}: {exc}"))
+            warnings.warn(f"mtf_gym.agents plug-in {label!r} from {source!r} skipped: {type(exc).__name__}: {exc}",
+                          RuntimeWarning, stacklevel=2)
+            continue
+        for spec in new:
+            taken[spec.name] = source
+        specs.extend(new)
+    return AgentRegistry(specs, failed)
+
+
+_REGISTRY: AgentRegistry | None = None
+
+
+def get_registry(*, refresh: bool = False) -> AgentRegistry:
+    """The process-wide registry, discovered once (``refresh=True`` re-reads the installed plug-ins)."""
+    global _REGISTRY
+    if _REGISTRY is None or refresh:
+        _REGISTRY = discover()
+    return _REGISTRY
+
+
+def build_agent(name: str, **config_overrides: Any) -> Agent:
+    """``get_registry().build(name, **config_overrides)``."""
+    return get_registry().build(name, **config_overrides)
+
+
+def load_agent(path: str | Path) -> Agent:
+    """``get_registry().load(path)``: any saved agent, built-in or plug-in."""
+    return get_registry().load(path)
+
+
+def __getattr__(name: str) -> Any:
+    # ``agents.registry.failed_plugins``: the current registry's failures, without a stale module-level copy.
+    if name == "failed_plugins":
+        return get_registry().failed_plugins
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,164 @@
+"""mtf-bench (or python -m benchmarks): run a benchmark preset, resume it, report it.
+
+Examples:
+
+    mtf-bench smoke                                   # CI check of the whole pipeline (< 2 min)
+    mtf-bench quick                                   # the README's main job (~20 min on 2 CPU cores)
+    mtf-bench paper --device cuda:0                   # the paper's sizes, on a GPU machine
+    mtf-bench quick --set agents.n_steps=500 --agents iql,integrated_rl --seeds 0
+    mtf-bench quick --config my_overrides.toml --workers 4
+    mtf-bench quick --executor ray --ray-address auto # the same jobs on a Ray cluster
+    mtf-bench quick --report-only --publish docs/results.md
+
+Rerunning the same command resumes: finished jobs are skipped. Exit status: 0 all jobs finished, 1 some job failed
+(listed at the end; its traceback is in its directory), 2 bad input, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from benchmarks.harness.presets import PresetError, available_presets, load_preset, preset_to_dict
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mtf-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("preset", nargs="?", default="quick",
+                        help=f"preset name (default quick; available: {', '.join(available_presets())})")
+    parser.add_argument("--config", action="append", default=[], metavar="FILE",
+                        help="TOML file of overrides (same layout as benchmarks/presets/*.toml); repeatable")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="assignments",
+                        help="override one setting, e.g. agents.n_steps=500 or collection.recipes=uniform,gaussian "
+                             "(values are TOML: 500, 0.1, true, [1, 2], \"text\"); repeatable, applied after --config")
+    group = parser.add_argument_group("shortcuts (applied last)")
+    group.add_argument("--agents", help="comma-separated agent names (agents.names)")
+    group.add_argument("--seeds", help="comma-separated seeds (seeds)")
+    group.add_argument("--workers", type=int, help="parallel jobs; 0 runs jobs in this process (workers)")
+    group.add_argument("--executor", choices=("local", "ray"), help="local process pool or a Ray cluster")
+    group.add_argument("--ray-address", help="Ray cluster address, e.g. auto or ray://head:10001")
+    group.add_argument("--device", help="torch device for agents that support one, e.g. cuda:0 (device)")
+    group.add_argument("--results-dir", help="parent directory of the run (results_dir; default results)")
+    parser.add_argument("--dry-run", action="store_true", help="list the jobs and whether they are done; run nothing")
+    parser.add_argument("--show-config", action="store_true", help="print the resolved preset as JSON and exit")
+    parser.add_argument("--report-only", action="store_true", help="rebuild the report from existing results")
+    parser.add_argument("--publish", metavar="PATH",
+                        help="copy report.md to PATH (e.g. docs/results.md) and its plots next to it")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--list", action="store_true", help="list presets and registered agents, then exit")
+    return parser
+
+
+def _shortcut_assignments(args: argparse.Namespace) -> list[str]:
+    out = []
+    if args.agents is not None:
+        out.append(f"agents.names={json.dumps([a.strip() for a in args.agents.split(',') if a.strip()])}")
+    if args.seeds is not None:
+        try:
+            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        except ValueError:
+            raise PresetError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+        out.append(f"seeds={json.dumps(seeds)}")
+    for flag, key in (("workers", "workers"), ("executor", "executor"), ("ray_address", "ray_address"),
+                      ("device", "device"), ("results_dir", "results_dir")):
+        value = getattr(args, flag)
+        if value is not None:
+            out.append(f"{key}={json.dumps(value)}")
+    return out
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM behaves like Ctrl-C: the scheduler stops its workers; finished jobs stay finished.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    argv_list = list(sys.argv[1:] if argv is None else argv)
+    if args.list:
+        from agents.registry import get_registry
+
+        print("presets: " + ", ".join(available_presets()))
+        for spec in get_registry():
+            print(f"  {spec.name:<14} {spec.kind:<8} {spec.source:<10} {spec.summary}")
+        return 0
+    try:
+        preset = load_preset(args.preset, config_files=tuple(args.config),
+                             assignments=(*args.assignments, *_shortcut_assignments(args)))
+        if args.show_config:
+            print(json.dumps(preset_to_dict(preset), indent=2))
+            return 0
+        from benchmarks.harness.runner import describe_plan, plan, run_preset
+
+        if args.dry_run:
+            rows = describe_plan(preset)
+            for row in rows:
+                print(f"{'done' if row['done'] else 'todo':<5} {row['kind']:<8} {row['job']:<48} {row['dir']}")
+            print(f"{sum(not r['done'] for r in rows)} of {len(rows)} job(s) to run")
+            return 0
+        grid = plan(preset)  # checks agent names and every agent's settings before anything runs
+        if preset.executor == "ray" and not args.report_only:
+            from benchmarks.harness.executors import require_ray
+
+            try:
+                require_ray()
+            except RuntimeError as exc:
+                raise PresetError(str(exc)) from exc
+        if args.report_only:
+            from benchmarks.harness.report import build_report
+
+            path = build_report(preset, grid, command=shlex.join(["mtf-bench", *argv_list]))
+            print(f"report: {path}")
+            if args.publish:
+                _publish(preset.run_dir, args.publish)
+            return 0
+    except PresetError as exc:
+        parser.error(str(exc))  # exits with status 2 and the usage line
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    start = time.perf_counter()
+    try:
+        summary = run_preset(preset, progress=not args.no_progress, command=shlex.join(["mtf-bench", *argv_list]),
+                             grid=grid)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted after {time.perf_counter() - start:.0f}s; finished jobs are kept: rerun the same "
+              "command to resume", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"{len(summary.ran)} job(s) ran, {len(summary.skipped)} already done, {len(summary.failed)} failed; "
+          f"wall time {summary.stage_seconds.get('total_s', 0.0):.0f}s")
+    if summary.report is not None:
+        print(f"report: {summary.report}")
+    if args.publish and summary.report is not None:
+        _publish(summary.run_dir, args.publish)
+    if summary.failed:
+        print("failed jobs (traceback.txt in each job directory):", file=sys.stderr)
+        for outcome in summary.failed:
+            last = (outcome.error or "").strip().splitlines()[-1:] or ["?"]
+            print(f"  {outcome.job_id}: {last[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _publish(run_dir: Path, target: str) -> None:
+    from benchmarks.harness.report import publish
+
+    path = publish(run_dir, target)
+    print(f"published: {path} (plots in {path.parent / path.stem}/)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,265 @@
+"""The benchmark grid: which datasets to collect and which (agent, dataset, seed) runs to train, with their directories.
+
+Layout of a run directory ``<results_dir>/<preset>/``::
+
+    datasets/seed<k>/<dataset>/     one collected dataset (config.json, log.txt, result.json, the data)
+    jobs/<agent>__<dataset>__seed<k>/   one training run (config.json, log.txt, result.json, model/, sessions.npz)
+
+Datasets are collected once per seed and shared by every agent. Online agents use no dataset: they run once per seed
+as ``<agent>__online__seed<k>``. Ablation runs of IntegratedRL carry their variant in the agent label
+(``integrated_rl+critics2``) or in the dataset name (``uniform_w0.10``: a bounded-uniform dataset of half-width 0.10).
+
+Every job's identity is a hash of everything that determines its output (its spec, the env, the evaluation settings
+and, for training, the hashes of its datasets), so a rerun skips a finished job only if nothing it depends on changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness.presets import Preset
+
+__all__ = [
+    "ONLINE",
+    "TEST_DATASET",
+    "AblationPoint",
+    "DatasetJob",
+    "Grid",
+    "TrainJob",
+    "band_dataset_name",
+    "build_grid",
+]
+
+TEST_DATASET = "test"
+ONLINE = "online"
+
+
+def band_dataset_name(width: float) -> str:
+    return f"uniform_w{width:.2f}"
+
+
+def _hash(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class DatasetJob:
+    """Collect one dataset for one seed.
+
+    Attributes:
+        name: ``test`` (baseline, no noise), ``gaussian``, ``uniform``, ``progressive`` or ``uniform_w<width>``.
+        recipe: the exploration recipe: ``baseline``, ``gaussian``, ``uniform`` or ``progressive``.
+        seed: collection seed.
+        params: recipe parameters (sessions, sigma, band, rounds, ...).
+        env: the simulator config (``MTFSessionConfig.to_dict()``).
+        run_dir: the run's directory.
+        evaluation: A/B settings used to score the progressive rounds' policies.
+    """
+
+    name: str
+    recipe: str
+    seed: int
+    params: dict[str, Any]
+    env: dict[str, Any]
+    run_dir: str
+    evaluation: dict[str, Any] = field(default_factory=dict)
+
+    kind = "dataset"
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.name}__seed{self.seed}"
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.run_dir) / "datasets" / f"seed{self.seed}" / self.name
+
+    @property
+    def config_hash(self) -> str:
+        return _hash(self.identity())
+
+    def identity(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("run_dir")
+        return {"kind": self.kind, **data}
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Train one agent on one dataset (or online) for one seed, then evaluate it.
+
+    Attributes:
+        agent: registry name.
+        label: name in the results (``agent`` or an ablation variant such as ``integrated_rl+critics2``).
+        dataset: dataset name, or ``online``.
+        seed: training seed.
+        kind_: ``offline`` or ``online``.
+        n_steps: gradient steps (offline) or simulator requests (online).
+        overrides: the agent's own config overrides (every key must be a field of its config).
+        common: the preset's shared knobs (``hidden_units``, ``batch_size``, ``device``), applied only where the
+            agent's config has that field.
+        env: the simulator config.
+        evaluation: A/B settings.
+        run_dir: the run's directory.
+        dataset_hashes: config hashes of the datasets it reads (filled by :func:`build_grid`).
+        device: torch device requested by the preset.
+    """
+
+    agent: str
+    label: str
+    dataset: str
+    seed: int
+    kind_: str
+    n_steps: int
+    overrides: dict[str, Any]
+    common: dict[str, Any]
+    env: dict[str, Any]
+    evaluation: dict[str, Any]
+    run_dir: str
+    dataset_hashes: dict[str, str] = field(default_factory=dict)
+    device: str = "cpu"
+
+    kind = "train"
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.label}__{self.dataset}__seed{self.seed}"
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.run_dir) / "jobs" / self.job_id
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Dataset job ids this job reads: its training set (offline) and the baseline test set (weighted GAUC)."""
+        names = [TEST_DATASET] if self.dataset == ONLINE else [self.dataset, TEST_DATASET]
+        return tuple(f"{name}__seed{self.seed}" for name in names)
+
+    @property
+    def config_hash(self) -> str:
+        return _hash(self.identity())
+
+    def identity(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("run_dir")
+        return {"kind": self.kind, **data}
+
+
+@dataclass(frozen=True)
+class AblationPoint:
+    """One ablation setting of IntegratedRL and the training jobs (one per seed) that measure it.
+
+    Attributes:
+        group: ``band`` (exploration half-width of the training data) or ``critics`` (ensemble size).
+        value: the half-width or the critic count.
+        job_ids: the training jobs, one per ablation seed.
+    """
+
+    group: str
+    value: float
+    job_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """All jobs of a preset: datasets first (other jobs depend on them), then training runs, and the ablations."""
+
+    datasets: tuple[DatasetJob, ...]
+    trains: tuple[TrainJob, ...]
+    ablations: tuple[AblationPoint, ...] = ()
+
+    def dataset(self, job_id: str) -> DatasetJob:
+        for job in self.datasets:
+            if job.job_id == job_id:
+                return job
+        raise KeyError(job_id)
+
+
+def build_grid(preset: Preset, agent_kinds: dict[str, str]) -> Grid:
+    """The jobs of ``preset``; ``agent_kinds`` maps each agent name to ``offline``/``online`` (from the registry)."""
+    env = preset.env_config().to_dict()
+    run_dir = str(preset.run_dir)
+    col, ag, ab = preset.collection, preset.agents, preset.ablation
+    evaluation = dataclasses.asdict(preset.evaluation)
+    common = {"sessions": col.sessions, "minari": col.minari}
+
+    def dataset_jobs(seed: int) -> list[DatasetJob]:
+        jobs = [DatasetJob(TEST_DATASET, "baseline", seed, {"sessions": col.test_sessions, "minari": col.minari},
+                           env, run_dir)]
+        for recipe in col.recipes:
+            params: dict[str, Any] = dict(common)
+            if recipe == "gaussian":
+                params.update(sigma=col.sigma, band=col.band)
+            elif recipe == "uniform":
+                params.update(band=col.band)
+            else:
+                params.update(band=col.band, rounds=col.progressive_rounds, steps=col.progressive_steps,
+                              eval_sessions=col.progressive_eval_sessions, hidden_units=list(ag.hidden_units),
+                              batch_size=ag.batch_size, overrides=ag.overrides.get("integrated_rl", {}))
+            jobs.append(DatasetJob(recipe, recipe, seed, params, env, run_dir,
+                                   evaluation if recipe == "progressive" else {}))
+        return jobs
+
+    ablation_seeds = ([s for s in ab.seeds if s in preset.seeds] or [preset.seeds[0]]) if ab.seeds else preset.seeds
+    band_widths = [w for w in ab.band_widths if abs(w - col.band) > 1e-9] if ab.enabled else []
+    datasets: list[DatasetJob] = []
+    for seed in preset.seeds:
+        datasets.extend(dataset_jobs(seed))
+        if seed in ablation_seeds and "integrated_rl" in ag.names:
+            for width in band_widths:
+                datasets.append(DatasetJob(band_dataset_name(width), "uniform", seed, {**common, "band": width},
+                                           env, run_dir))
+
+    common = {"hidden_units": list(ag.hidden_units), "batch_size": ag.batch_size, "device": preset.device}
+
+    def overrides_for(agent: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {**ag.overrides.get(agent, {}), **(extra or {})}
+
+    def train(agent: str, label: str, dataset: str, seed: int, n_steps: int,
+              extra: dict[str, Any] | None = None) -> TrainJob:
+        kind = agent_kinds[agent]
+        job = TrainJob(agent, label, dataset, seed, kind, n_steps, overrides_for(agent, extra), common, env,
+                       evaluation, run_dir, device=preset.device)
+        by_id = {d.job_id: d.config_hash for d in datasets}
+        return dataclasses.replace(job, dataset_hashes={need: by_id[need] for need in job.needs})
+
+    trains: list[TrainJob] = []
+    offline_datasets = list(col.recipes)
+    for seed in preset.seeds:
+        for agent in ag.names:
+            if agent_kinds[agent] == "online":
+                trains.append(train(agent, agent, ONLINE, seed, ag.online_steps))
+            else:
+                trains.extend(train(agent, agent, ds, seed, ag.n_steps) for ds in offline_datasets)
+
+    # Ablation variants all get the ablation budget; a variant identical to an existing job reuses it.
+    points: list[AblationPoint] = []
+    if ab.enabled and "integrated_rl" in ag.names and "uniform" in col.recipes:
+        steps = ab.n_steps or ag.n_steps
+        main_critics = int(overrides_for("integrated_rl").get("n_critics", -1))
+        variants: list[tuple[str, float, str, dict[str, Any]]] = []
+        for width in ab.band_widths:
+            dataset = "uniform" if abs(width - col.band) <= 1e-9 else band_dataset_name(width)
+            variants.append(("band", width, dataset, {}))
+        for count in ab.critic_counts:
+            variants.append(("critics", float(count), "uniform", {} if count == main_critics else
+                             {"n_critics": count}))
+        index = {(j.dataset, j.seed, j.n_steps, json.dumps(j.overrides, sort_keys=True)): j for j in trains}
+        for group, value, dataset, extra in variants:
+            label = "integrated_rl" if not extra and steps == ag.n_steps else (
+                f"integrated_rl+{group}{value:.2f}" if group == "band" else f"integrated_rl+critics{int(value)}")
+            ids = []
+            for seed in ablation_seeds:
+                job = train("integrated_rl", label, dataset, seed, steps, extra)
+                key = (job.dataset, job.seed, job.n_steps, json.dumps(job.overrides, sort_keys=True))
+                if key not in index:
+                    index[key] = job
+                    trains.append(job)
+                ids.append(index[key].job_id)
+            points.append(AblationPoint(group, value, tuple(ids)))
+    return Grid(tuple(datasets), tuple(trains), tuple(points))

@@ -1,0 +1,321 @@
+"""What one job does, in a worker process: collect a dataset, or train and evaluate one agent.
+
+Both kinds write into their own directory::
+
+    config.json     the job's identity (spec + hash), written first
+    log.txt         what the job printed, with timestamps
+    result.json     written last and atomically: its presence with a matching hash means "done"
+    traceback.txt   only if the job failed (the run goes on; a rerun retries it)
+
+A job never raises into the scheduler: failures come back as a ``JobOutcome`` with the traceback, so one broken
+agent cannot stop a grid of a hundred jobs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from benchmarks.harness.grid import ONLINE, TEST_DATASET, DatasetJob, TrainJob
+from benchmarks.harness.io import atomic_dir, atomic_path, atomic_write_json, atomic_write_text, read_json
+
+__all__ = [
+    "MODEL_DIR",
+    "RESULT_FILE",
+    "SESSIONS_FILE",
+    "JobOutcome",
+    "build_agent_for",
+    "dataset_seed",
+    "is_done",
+    "load_job_dataset",
+    "run_job",
+]
+
+RESULT_FILE = "result.json"
+CONFIG_FILE = "config.json"
+LOG_FILE = "log.txt"
+TRACEBACK_FILE = "traceback.txt"
+SESSIONS_FILE = "sessions.npz"
+MODEL_DIR = "model"
+MINARI_DIR = "minari"
+# The harness's working copy of a dataset: TransitionData's arrays as one uncompressed .npz plus its datasheet.
+# Minari's HDF5 layout (one group per session) takes ~30 s to write and ~10 s to read per 1000 sessions, which
+# would dominate a 20-minute grid that reads two datasets per job; the Minari export is optional
+# (``collection.minari``) and written once, beside the working copy.
+DATA_FILE = "data.npz"
+DATASHEET_FILE = "datasheet.json"
+# Collection seeds: every recipe of training seed k shares users (seed 1000k), the test set has its own (1000k+1).
+_SEED_STRIDE = 1000
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What the scheduler learns about a finished job."""
+
+    job_id: str
+    status: str  # "ok", "failed" or "skipped" (already done)
+    seconds: float
+    error: str | None = None
+
+
+def is_done(job: DatasetJob | TrainJob) -> bool:
+    """Whether ``job`` finished before with the same identity (a valid ``result.json`` with a matching hash)."""
+    result = read_json(job.directory / RESULT_FILE)
+    return isinstance(result, dict) and result.get("status") == "ok" and result.get("config_hash") == job.config_hash
+
+
+def dataset_seed(name: str, seed: int) -> int:
+    return seed * _SEED_STRIDE + (1 if name == TEST_DATASET else 0)
+
+
+def _dataset_id(name: str, seed: int) -> str:
+    # Minari ids allow no dots: uniform_w0.10 -> uniform_w0p10.
+    return f"mtf/{name.replace('.', 'p')}-seed{seed}-v0"
+
+
+def load_job_dataset(run_dir: str | Path, name: str, seed: int):  # -> TransitionData
+    """The dataset ``name`` of ``seed`` collected by a :class:`DatasetJob` of the run in ``run_dir``.
+
+    Reads the working copy and checks its content hash against the one its job recorded, so a damaged file is
+    an error, never silently different data.
+    """
+    from mtf_gym.datasets import ARRAY_FIELDS, TransitionData
+
+    directory = Path(run_dir) / "datasets" / f"seed{seed}" / name
+    result = read_json(directory / RESULT_FILE) or {}
+    with np.load(directory / DATA_FILE) as arrays:
+        data = TransitionData(**{key: arrays[key] for key in ARRAY_FIELDS},
+                              metadata=read_json(directory / DATASHEET_FILE) or {})
+    if data.content_hash() != result.get("content_sha256"):
+        raise ValueError(f"{directory / DATA_FILE} does not match the content hash in its {RESULT_FILE}; "
+                         "delete the directory and rerun to collect it again")
+    return data
+
+
+class _Log:
+    """Timestamped lines to ``log.txt`` (and the job's stdout/stderr, e.g. library warnings, to the same file)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.start = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        self.stream.write(f"[{time.strftime('%H:%M:%S')} +{time.perf_counter() - self.start:7.1f}s] {message}\n")
+        self.stream.flush()
+
+
+@contextlib.contextmanager
+def _timer(timings: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+
+def run_job(job: DatasetJob | TrainJob) -> JobOutcome:
+    """Run one job to completion in this process; never raises (failures are recorded in the job directory)."""
+    start = time.perf_counter()
+    directory = job.directory
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / RESULT_FILE).unlink(missing_ok=True)  # from here on the job is "not done" until it finishes
+    (directory / TRACEBACK_FILE).unlink(missing_ok=True)
+    atomic_write_json(directory / CONFIG_FILE, {"job_id": job.job_id, "config_hash": job.config_hash,
+                                                **job.identity()})
+    body: Callable[[Any, _Log, dict[str, float]], dict[str, Any]] = (
+        _collect if isinstance(job, DatasetJob) else _train_and_evaluate)
+    with open(directory / LOG_FILE, "a", encoding="utf-8") as stream, _one_torch_thread(), \
+            contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+        log = _Log(stream)
+        log(f"start {job.job_id} (hash {job.config_hash})")
+        timings: dict[str, float] = {}
+        try:
+            result = body(job, log, timings)
+        except Exception as exc:
+            text = traceback.format_exc()
+            log(f"FAILED: {type(exc).__name__}: {exc}")
+            atomic_write_text(directory / TRACEBACK_FILE, text)
+            return JobOutcome(job.job_id, "failed", time.perf_counter() - start, text)
+        timings["total_s"] = time.perf_counter() - start
+        atomic_write_json(directory / RESULT_FILE, {
+            "status": "ok", "job_id": job.job_id, "config_hash": job.config_hash, "kind": job.kind,
+            **result, "timings": timings, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        })
+        log(f"done in {timings['total_s']:.1f}s")
+    return JobOutcome(job.job_id, "ok", time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """One torch thread per job (parallelism comes from running jobs side by side); restored afterwards, so an
+    in-process (``--workers 0``) run leaves its caller's setting alone."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Agents
+# ----------------------------------------------------------------------------------------------------------------------
+def build_agent_for(name: str, overrides: dict[str, Any], common: dict[str, Any] | None = None,
+                    log: Callable[[str], None] | None = None):  # -> agents.base.Agent
+    """``agents.registry.build_agent(name, ...)``: ``common`` knobs where the agent's config has the field, then
+    ``overrides`` (strict: an unknown field or a bad value raises ``ValueError`` naming it)."""
+    import dataclasses as dc
+
+    from agents.registry import get_registry
+
+    registry = get_registry()
+    fields = {f.name for f in dc.fields(registry.get(name).config_class)}
+    kwargs: dict[str, Any] = {}
+    for key, value in (common or {}).items():
+        if key in fields:
+            kwargs[key] = value
+        elif log is not None:
+            log(f"note: {name} has no config field {key!r}; {key}={value!r} not applied")
+    kwargs.update(overrides)
+    return registry.build(name, **{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})
+
+
+def _policy_returns(policy: Any, sessions: int, user_seed: int, config: Any) -> dict[str, float]:
+    from mtf_gym.evaluation import simulate_sessions
+
+    out = simulate_sessions(policy, sessions, user_seed, config)
+    return out.means()
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Dataset collection
+# ----------------------------------------------------------------------------------------------------------------------
+def _collect(job: DatasetJob, log: _Log, timings: dict[str, float]) -> dict[str, Any]:
+    from mtf_gym.config import MTFSessionConfig
+    from mtf_gym.datasets import RecipeConfig, TransitionData, collect_recipe, save_dataset
+    from mtf_gym.datasets.analysis import band_coverage
+    from mtf_gym.policies import BaselinePolicy
+
+    env = MTFSessionConfig.from_dict(job.env)
+    params = job.params
+    band = float(params.get("band", 0.15))
+    recipe = RecipeConfig(
+        job.recipe,
+        sessions=int(params["sessions"]),
+        seed=dataset_seed(job.name, job.seed),
+        sigma=float(params.get("sigma", 0.2)),
+        lower=-band,
+        upper=band,
+        rounds=int(params.get("rounds", 1)),
+        env=env,
+    )
+    rounds: list[dict[str, Any]] = []
+    train_fn = None
+    if job.recipe == "progressive":
+        evaluation = job.evaluation
+        baseline = BaselinePolicy(env)
+        rounds.append({"round": 0, "centre": "baseline", "steps": 0,
+                       **_policy_returns(baseline, int(params["eval_sessions"]), evaluation["user_seed"], env)})
+        log(f"progressive round 0 centre = baseline: return {rounds[-1]['return']:.3f}")
+
+        def train_fn(data: TransitionData, round_index: int) -> Any:
+            # PTM: the next round explores around IntegratedRL trained on every round so far.
+            agent = build_agent_for("integrated_rl", params["overrides"],
+                                    {"hidden_units": params["hidden_units"], "batch_size": params["batch_size"]})
+            with _timer(timings, "progressive_train_s"):
+                agent.fit(data, int(params["steps"]), seed=recipe.seed + round_index, show_progress=False)
+            with _timer(timings, "progressive_eval_s"):
+                scores = _policy_returns(agent, int(params["eval_sessions"]), evaluation["user_seed"], env)
+            rounds.append({"round": round_index, "centre": "integrated_rl", "steps": int(params["steps"]),
+                           "transitions": len(data), **scores})
+            log(f"progressive round {round_index}: centre trained on {len(data)} transitions, "
+                f"return {scores['return']:.3f}")
+            return agent
+
+    with _timer(timings, "collect_s"):
+        data = collect_recipe(recipe, train_fn=train_fn, progress=False)
+    log(f"collected {data.num_episodes} sessions, {len(data)} transitions")
+    with _timer(timings, "save_s"):
+        with atomic_path(job.directory / DATA_FILE) as tmp:
+            np.savez(tmp, **data.arrays())
+        atomic_write_json(job.directory / DATASHEET_FILE, data.metadata)
+    if params.get("minari"):
+        with _timer(timings, "minari_export_s"):
+            save_dataset(data, job.directory / MINARI_DIR, _dataset_id(job.name, job.seed), overwrite=True)
+        log(f"exported to Minari: {job.directory / MINARI_DIR} (id {_dataset_id(job.name, job.seed)})")
+    with _timer(timings, "analysis_s"):
+        coverage = band_coverage(data)
+    returns = data.episode_returns()
+    result: dict[str, Any] = {
+        "name": job.name, "recipe": job.recipe, "seed": job.seed, "collection_seed": recipe.seed,
+        "dataset_id": _dataset_id(job.name, job.seed), "num_episodes": data.num_episodes,
+        "num_transitions": len(data), "content_sha256": data.content_hash(),
+        "mean_return": float(returns.mean()), "mean_requests": float(data.episode_lengths().mean()),
+        "band": [-band, band],
+        "coverage": {"per_dim": coverage.per_dim, "joint": coverage.joint, "joint_ci": list(coverage.joint_ci)},
+    }
+    if rounds:
+        result["progressive_rounds"] = rounds
+    if job.name == TEST_DATASET:
+        # The control's offline score: the baseline policy on its own logged test data.
+        from mtf_gym.evaluation import LoggedItems, offline_weighted_gauc
+
+        with _timer(timings, "gauc_s"):
+            gauc = offline_weighted_gauc(BaselinePolicy(env), LoggedItems.from_transitions(data), env.fusion)
+        result["baseline_gauc"] = gauc.value
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Training and evaluation
+# ----------------------------------------------------------------------------------------------------------------------
+def _train_and_evaluate(job: TrainJob, log: _Log, timings: dict[str, float]) -> dict[str, Any]:
+    from mtf_gym.config import MTFSessionConfig
+    from mtf_gym.evaluation import LoggedItems, action_deviation, offline_weighted_gauc, simulate_sessions
+    from mtf_gym.policies import BaselinePolicy
+
+    env = MTFSessionConfig.from_dict(job.env)
+    with _timer(timings, "load_s"):
+        test = load_job_dataset(job.run_dir, TEST_DATASET, job.seed)
+        train = None if job.dataset == ONLINE else load_job_dataset(job.run_dir, job.dataset, job.seed)
+    agent = build_agent_for(job.agent, job.overrides, job.common, log)
+    log(f"training {job.agent} ({agent.kind}) for {job.n_steps} steps on {job.dataset}: {agent.config}")
+    with _timer(timings, "fit_s"):
+        if job.kind_ == "online":
+            metrics = agent.fit_online(env, job.n_steps, seed=job.seed, show_progress=False)
+        else:
+            metrics = agent.fit(train, job.n_steps, seed=job.seed, show_progress=False)
+    log(f"trained: {metrics}")
+    with _timer(timings, "save_s"), atomic_dir(job.directory / MODEL_DIR) as tmp:
+        agent.save(tmp)
+
+    ev = job.evaluation
+    with _timer(timings, "eval_s"):
+        sessions = simulate_sessions(agent, int(ev["sessions"]), int(ev["user_seed"]), env)
+        with atomic_path(job.directory / SESSIONS_FILE) as tmp:
+            np.savez(tmp, **sessions.to_arrays())
+        logs = LoggedItems.from_transitions(test)
+        gauc = offline_weighted_gauc(agent, logs, env.fusion)
+        deviation = action_deviation(agent, BaselinePolicy(env), logs.observations)
+    means = sessions.means()
+    log(f"online {means}; weighted GAUC {gauc.value:.4f} ({gauc.num_users_used} users)")
+    return {
+        "agent": job.agent, "label": job.label, "dataset": job.dataset, "seed": job.seed, "agent_kind": job.kind_,
+        "n_steps": job.n_steps, "config": agent.config.to_dict(),
+        "train_metrics": {k: float(v) for k, v in (metrics or {}).items() if np.isscalar(v)},
+        "online": means, "gauc": gauc.value, "gauc_users_used": gauc.num_users_used,
+        "gauc_users_skipped": gauc.num_users_skipped, "action_deviation": deviation,
+        "train_transitions": None if train is None else len(train),
+    }

@@ -1,0 +1,243 @@
+"""The benchmark's figures (matplotlib, Agg backend), each written atomically as PNG and SVG.
+
+Every function takes plain numbers (already aggregated by :mod:`benchmarks.harness.report`) and an output path
+without suffix, and returns the written files. Intervals are the report's 95% bootstrap CIs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and CI; must precede pyplot
+import matplotlib.pyplot as plt
+import numpy as np
+
+from benchmarks.harness.io import atomic_path
+
+__all__ = [
+    "Estimate",
+    "plot_ablation",
+    "plot_action_deviation",
+    "plot_gauc",
+    "plot_gauc_vs_online",
+    "plot_lifts",
+    "plot_progressive",
+    "save_figure",
+]
+
+DATASET_COLORS = {"gaussian": "#1f77b4", "uniform": "#ff7f0e", "progressive": "#2ca02c", "online": "#7f7f7f"}
+METRIC_LABELS = {
+    "return": "session return",
+    "valid_views": "valid views / session",
+    "watch_time_min": "watch time / session (min)",
+    "requests": "requests / session",
+}
+
+
+# Ten clearly distinct colours; beyond ten series, markers/hatches tell them apart.
+_MARKERS = ("o", "s", "^", "D")
+
+
+def _color(index: int) -> tuple[float, ...]:
+    return plt.get_cmap("tab10")(index % 10)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A value with its interval (``low``/``high`` may equal ``value`` when there is no spread to show)."""
+
+    value: float
+    low: float
+    high: float
+
+
+def save_figure(fig: plt.Figure, path: str | Path) -> list[Path]:
+    """Write ``fig`` to ``path.png`` (150 dpi) and ``path.svg`` atomically, then close it."""
+    base = Path(path)
+    written = []
+    for suffix in (".png", ".svg"):
+        target = base.with_suffix(suffix)
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, dpi=150, bbox_inches="tight")
+        written.append(target)
+    plt.close(fig)
+    return written
+
+
+def _yerr(estimates: Sequence[Estimate]) -> np.ndarray:
+    values = np.array([e.value for e in estimates])
+    low = np.array([e.low for e in estimates])
+    high = np.array([e.high for e in estimates])
+    return np.nan_to_num(np.vstack([values - low, high - values]).clip(min=0))
+
+
+def _grouped_bars(ax: plt.Axes, agents: Sequence[str], datasets: Sequence[str],
+                  values: Mapping[tuple[str, str], Estimate], scale: float = 1.0) -> None:
+    """Bars at ``x = agent``, one per dataset the agent has (centred on its tick), with CI whiskers."""
+    width = 0.8 / max(1, len(datasets))
+    series: dict[str, tuple[list[float], list[Estimate]]] = {ds: ([], []) for ds in datasets}
+    for i, agent in enumerate(agents):
+        present = [ds for ds in datasets if (agent, ds) in values]
+        for j, ds in enumerate(present):
+            e = values[(agent, ds)]
+            series[ds][0].append(i + (j - (len(present) - 1) / 2) * width)
+            series[ds][1].append(Estimate(e.value * scale, e.low * scale, e.high * scale))
+    for ds, (xs, est) in series.items():
+        if xs:
+            ax.bar(xs, [e.value for e in est], width=width * 0.95, yerr=_yerr(est), capsize=2,
+                   color=DATASET_COLORS.get(ds, None), label=ds, error_kw={"linewidth": 0.8})
+    ax.set_xticks(range(len(agents)))
+    ax.set_xticklabels(agents, rotation=30, ha="right", fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def plot_lifts(lifts: Mapping[str, Mapping[tuple[str, str], Estimate]], agents: Sequence[str],
+               datasets: Sequence[str], path: str | Path, *, control: str = "baseline policy") -> list[Path]:
+    """Online lift (%) vs the control per agent x dataset, one panel per metric, with 95% CIs."""
+    metrics = list(lifts)
+    cols = 1 if len(agents) > 6 else 2  # many agents: one metric per row keeps bars wide enough to read
+    rows = math.ceil(len(metrics) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(9.0, 0.85 * len(agents) * cols), 3.2 * rows),
+                             squeeze=False, sharex=cols == 1)
+    for k, metric in enumerate(metrics):
+        ax = axes[k // cols][k % cols]
+        _grouped_bars(ax, agents, datasets, lifts[metric], scale=100.0)
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_ylabel(f"lift of {METRIC_LABELS.get(metric, metric)} (%)", fontsize=8)
+        ax.set_title(METRIC_LABELS.get(metric, metric), fontsize=10)
+    for k in range(len(metrics), rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if labels:
+        fig.legend(handles, labels, title="training data", loc="lower center", ncol=len(labels), fontsize=8,
+                   title_fontsize=8, frameon=False)
+    fig.suptitle(f"Simulated A/B: lift vs the {control} (same users for every arm; 95% bootstrap CI over "
+                 "training seeds and users)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
+    return save_figure(fig, path)
+
+
+def plot_gauc(gauc: Mapping[tuple[str, str], Estimate], agents: Sequence[str], datasets: Sequence[str],
+              baseline_gauc: float, path: str | Path) -> list[Path]:
+    """Weighted GAUC on the baseline test set per agent x dataset (mean over seeds, 95% CI), baseline as a line."""
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.8 * len(agents)), 4.2))
+    _grouped_bars(ax, agents, datasets, gauc)
+    if np.isfinite(baseline_gauc):
+        ax.axhline(baseline_gauc, color="black", linestyle="--", linewidth=1.0,
+                   label=f"baseline policy ({baseline_gauc:.4f})")
+    values = [e for e in gauc.values() if np.isfinite(e.value)]
+    if values:
+        lo = min(min(e.low for e in values), baseline_gauc if np.isfinite(baseline_gauc) else 1.0)
+        hi = max(max(e.high for e in values), baseline_gauc if np.isfinite(baseline_gauc) else 0.0)
+        pad = max(0.01, 0.1 * (hi - lo))
+        ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad))
+    ax.set_ylabel("weighted GAUC (label: valid view, weight: reward + 1)", fontsize=8)
+    ax.set_title("Offline weighted GAUC on the baseline test set (users = sessions; 95% CI over seeds)",
+                 fontsize=10)
+    ax.legend(fontsize=8, title="training data", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_progressive(curves: Mapping[int, Sequence[tuple[int, float]]], path: str | Path) -> list[Path]:
+    """Online return of each progressive round's exploration centre (round 0 = baseline), one line per seed."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.0))
+    all_rounds: dict[int, list[float]] = {}
+    for seed, points in sorted(curves.items()):
+        rounds, values = zip(*points) if points else ((), ())
+        ax.plot(rounds, values, marker="o", alpha=0.45, linewidth=1.0, label=f"seed {seed}")
+        for r, v in points:
+            all_rounds.setdefault(r, []).append(v)
+    if all_rounds:
+        rs = sorted(all_rounds)
+        ax.plot(rs, [float(np.mean(all_rounds[r])) for r in rs], color="black", marker="s", linewidth=2.0,
+                label="mean over seeds")
+        ax.set_xticks(rs)
+    ax.set_xlabel("progressive round (centre of round r: IntegratedRL trained on rounds < r; 0 = baseline)",
+                  fontsize=8)
+    ax.set_ylabel("online session return of the round's centre", fontsize=8)
+    ax.set_title("Progressive training mode (PTM): return per round", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_action_deviation(deviation: Mapping[str, np.ndarray], dims: Sequence[str], path: str | Path, *,
+                          dataset: str) -> list[Path]:
+    """Mean |learned action - baseline action| per agent (rows) and action dimension (columns), as an annotated
+    heatmap (the paper's Fig. 2 view; a heatmap stays readable with a dozen agents x ten parameters)."""
+    agents = list(deviation)
+    matrix = np.array([deviation[a] for a in agents], dtype=float).reshape(len(agents), len(dims))
+    fig, ax = plt.subplots(figsize=(1.0 + 0.95 * len(dims), 2.6 + 0.42 * len(agents)))
+    image = ax.imshow(matrix, cmap="viridis", aspect="auto", vmin=0.0, vmax=max(1e-6, float(np.nanmax(matrix))))
+    for i in range(len(agents)):
+        for j in range(len(dims)):
+            value = matrix[i, j]
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if value < 0.6 * image.norm.vmax else "black")
+    ax.set_xticks(range(len(dims)))
+    ax.set_xticklabels(dims, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(agents)))
+    ax.set_yticklabels(agents, fontsize=8)
+    bar = fig.colorbar(image, ax=ax, fraction=0.025, pad=0.02)
+    bar.set_label("mean |a_learned − a_baseline| (action units)", fontsize=8)
+    ax.set_title(f"Distance of each learned fusion from the baseline fusion, per parameter (offline agents trained "
+                 f"on {dataset}; test-set states; mean over seeds)", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_ablation(panels: Mapping[str, Mapping[float, Estimate]], xlabels: Mapping[str, str],
+                  path: str | Path, *, metric_label: str) -> list[Path]:
+    """One panel per ablation: ``metric`` (with CI) against the ablated value."""
+    names = list(panels)
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(5.2 * max(1, len(names)), 3.8), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        points = sorted(panels[name].items())
+        if points:
+            xs = [x for x, _ in points]
+            est = [e for _, e in points]
+            ax.errorbar(xs, [e.value * 100 for e in est], yerr=_yerr(est) * 100, marker="o", capsize=3)
+            ax.set_xticks(xs)
+            ax.set_xticklabels([f"{x:g}" for x in xs])
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xlabel(xlabels.get(name, name), fontsize=9)
+        ax.set_ylabel(metric_label, fontsize=8)
+        ax.set_title(f"IntegratedRL ablation: {name}", fontsize=10)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_gauc_vs_online(points: Sequence[tuple[str, float, float]], rho: float, tau: float, pvalue: float,
+                        path: str | Path, *, reference: tuple[float, float] | None = None) -> list[Path]:
+    """One point per trained policy: weighted GAUC (x) vs online return (y); rank correlations in the title.
+
+    ``reference`` (GAUC, return) of the baseline policy is drawn as a star; it is not part of the correlation.
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 5.0))
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for label, x, y in points:
+        groups.setdefault(label, []).append((x, y))
+    for j, (label, xy) in enumerate(sorted(groups.items())):
+        xs, ys = zip(*xy)
+        ax.scatter(xs, ys, color=_color(j), marker=_MARKERS[(j // 10) % len(_MARKERS)], label=label, s=26)
+    if reference is not None and all(np.isfinite(reference)):
+        ax.scatter([reference[0]], [reference[1]], marker="*", s=160, color="black",
+                   label="baseline policy (reference, not in ρ)")
+    ax.set_xlabel("offline weighted GAUC (baseline test set)", fontsize=9)
+    ax.set_ylabel("online session return (simulated A/B)", fontsize=9)
+    fmt = "n/a" if not np.isfinite(rho) else f"{rho:+.2f}"
+    ax.set_title(f"Does weighted GAUC rank policies like online return?  Spearman ρ = {fmt}, Kendall τ = "
+                 f"{'n/a' if not np.isfinite(tau) else f'{tau:+.2f}'} (p = "
+                 f"{'n/a' if not np.isfinite(pvalue) else f'{pvalue:.3g}'}, n = {len(points)})", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return save_figure(fig, path)

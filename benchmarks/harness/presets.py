@@ -1,0 +1,386 @@
+"""Benchmark presets: typed, frozen, validated; loaded from TOML and overridable from the command line.
+
+A :class:`Preset` describes a whole benchmark run: the seeds, the datasets to collect, the agents and their budgets,
+the evaluation and the ablations. The shipped presets are TOML files in ``benchmarks/presets/`` (``smoke``,
+``quick``, ``paper``); every field has a typed default here, so a preset file only lists what it changes. The same
+loader applies ``--config my.toml`` and ``--set section.field=value`` on top of a preset, and every value is checked
+against the field's type and range, so a typo fails before any job starts, with the key and the allowed values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mtf_gym.config import MTFSessionConfig
+
+__all__ = [
+    "ALL_RECIPES",
+    "PRESET_DIR",
+    "AblationSettings",
+    "AgentSettings",
+    "CollectionSettings",
+    "EvaluationSettings",
+    "Preset",
+    "PresetError",
+    "apply_overrides",
+    "available_presets",
+    "load_preset",
+    "parse_assignment",
+    "preset_to_dict",
+]
+
+PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
+# Exploration recipes of the grid (DESIGN.md 3); the baseline test set is always collected as well.
+ALL_RECIPES: tuple[str, ...] = ("gaussian", "uniform", "progressive")
+ZOO: tuple[str, ...] = ("bcq", "cql", "iql", "ddpg", "td3bc", "integrated_rl", "ddpg_va", "es", "sac", "td3", "ppo")
+
+
+class PresetError(ValueError):
+    """A bad preset name, TOML file or override; the message names the key and what is allowed."""
+
+
+def _fail(owner: str, name: str, allowed: str, value: object) -> PresetError:
+    return PresetError(f"{owner}.{name} must be {allowed}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class CollectionSettings:
+    """Exploration datasets, collected once per seed and shared by every agent (DESIGN.md 3).
+
+    Attributes:
+        sessions: complete sessions per exploration dataset (the same budget for every recipe).
+        test_sessions: sessions of the baseline test set (no noise), used for weighted GAUC.
+        recipes: exploration recipes to collect, from ``gaussian``, ``uniform``, ``progressive``.
+        sigma: Gaussian noise std (paper 0.2).
+        band: half-width of the bounded-uniform band (paper 0.15).
+        progressive_rounds: PTM rounds R; each collects ``sessions / R`` around the latest learned policy.
+        progressive_steps: IntegratedRL gradient steps trained after every progressive round.
+        progressive_eval_sessions: sessions used to score each round's policy (the progressive-training curve).
+        minari: also export every dataset as a Minari dataset (``datasets/seed<k>/<name>/minari/``); off by
+            default because Minari's writer takes ~30 s per 1000 sessions (the grid itself reads a fast .npz copy).
+    """
+
+    sessions: int = 1000
+    test_sessions: int = 1000
+    recipes: tuple[str, ...] = ALL_RECIPES
+    sigma: float = 0.2
+    band: float = 0.15
+    progressive_rounds: int = 5
+    progressive_steps: int = 500
+    progressive_eval_sessions: int = 500
+    minari: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("sessions", "test_sessions", "progressive_rounds", "progressive_steps",
+                     "progressive_eval_sessions"):
+            if getattr(self, name) < 1:
+                raise _fail("collection", name, "an integer >= 1", getattr(self, name))
+        bad = [r for r in self.recipes if r not in ALL_RECIPES]
+        if bad or len(set(self.recipes)) != len(self.recipes):
+            raise _fail("collection", "recipes", f"distinct names from {ALL_RECIPES}", self.recipes)
+        if not self.sigma > 0:
+            raise _fail("collection", "sigma", "> 0", self.sigma)
+        if not 0 < self.band <= 1:
+            raise _fail("collection", "band", "in (0, 1]", self.band)
+        if "progressive" in self.recipes and self.sessions < self.progressive_rounds:
+            raise _fail("collection", "sessions", f">= progressive_rounds ({self.progressive_rounds})", self.sessions)
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """The agents trained on every (dataset, seed), and their budgets.
+
+    Attributes:
+        names: registry names (``agents.registry``); offline agents train on every dataset, online agents once per
+            seed in the simulator.
+        n_steps: gradient steps of every offline agent (the same budget for all: a fair comparison).
+        online_steps: simulator requests of every online agent.
+        hidden_units: MLP widths, applied to every agent whose config has ``hidden_units``.
+        batch_size: applied to every agent whose config has ``batch_size``.
+        overrides: per-agent config overrides, ``{agent: {field: value}}`` (``--set
+            agents.overrides.integrated_rl.n_critics=8``); they win over the common settings above.
+    """
+
+    names: tuple[str, ...] = ZOO
+    n_steps: int = 2000
+    online_steps: int = 5000
+    hidden_units: tuple[int, ...] = (64, 64)
+    batch_size: int = 256
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.names or len(set(self.names)) != len(self.names):
+            raise _fail("agents", "names", "a non-empty tuple of distinct agent names", self.names)
+        for name in ("n_steps", "online_steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise _fail("agents", name, "an integer >= 1", getattr(self, name))
+        if not self.hidden_units or any(h < 1 for h in self.hidden_units):
+            raise _fail("agents", "hidden_units", "a non-empty tuple of widths >= 1", self.hidden_units)
+        for agent, values in self.overrides.items():
+            if not isinstance(values, dict):
+                raise _fail("agents", f"overrides.{agent}", "a table {field: value}", values)
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """The simulated A/B test and the bootstrap.
+
+    Attributes:
+        sessions: users per A/B arm; every arm of the whole grid meets the same users (common random numbers).
+        user_seed: seed of the first A/B user; far from the collection seeds, so no policy is scored on the users
+            its training data came from.
+        bootstrap: bootstrap resamples of every confidence interval.
+        confidence: nominal coverage of the intervals.
+    """
+
+    sessions: int = 2000
+    user_seed: int = 1_000_000_000
+    bootstrap: int = 2000
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.sessions < 2:
+            raise _fail("evaluation", "sessions", "an integer >= 2", self.sessions)
+        if self.user_seed < 0:
+            raise _fail("evaluation", "user_seed", ">= 0", self.user_seed)
+        if self.bootstrap < 1:
+            raise _fail("evaluation", "bootstrap", "an integer >= 1", self.bootstrap)
+        if not 0 < self.confidence < 1:
+            raise _fail("evaluation", "confidence", "in (0, 1)", self.confidence)
+
+
+@dataclass(frozen=True)
+class AblationSettings:
+    """Extra IntegratedRL jobs: exploration band width and critic count (on the ``dataset`` recipe).
+
+    Attributes:
+        enabled: add the ablation jobs to the grid.
+        band_widths: half-widths of bounded-uniform datasets collected for the band ablation (the main ``band``
+            reuses the main dataset); IntegratedRL's penalty band follows each dataset's recorded band.
+        critic_counts: IntegratedRL ensemble sizes (the main run's count reuses the main job).
+        n_steps: gradient steps of the ablation jobs (0: ``agents.n_steps``).
+        seeds: seeds of the ablation jobs (empty: every seed of the preset); seeds not in the preset are dropped,
+            and if none is left the preset's first seed is used (so ``--seeds 4`` keeps the ablation running).
+    """
+
+    enabled: bool = True
+    band_widths: tuple[float, ...] = (0.10, 0.15, 0.20)
+    critic_counts: tuple[int, ...] = (2, 8, 24)
+    n_steps: int = 0
+    seeds: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if any(not 0 < w <= 1 for w in self.band_widths):
+            raise _fail("ablation", "band_widths", "half-widths in (0, 1]", self.band_widths)
+        if any(c < 1 for c in self.critic_counts):
+            raise _fail("ablation", "critic_counts", "integers >= 1", self.critic_counts)
+        if self.n_steps < 0:
+            raise _fail("ablation", "n_steps", ">= 0 (0: agents.n_steps)", self.n_steps)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One benchmark run.
+
+    Attributes:
+        name: the preset's name; results go to ``<results_dir>/<name>/``.
+        description: one line for ``--help`` and the report.
+        seeds: training/collection seeds; every (agent, dataset) runs once per seed.
+        env: ``MTFSessionConfig`` field overrides (e.g. ``max_requests = 20``).
+        results_dir: parent of the run's directory.
+        workers: parallel jobs (0: run jobs in this process, for debugging).
+        executor: ``local`` (a process pool) or ``ray`` (a Ray cluster: ``pip install 'mtf-gym[ray]'``).
+        ray_address: Ray cluster address (empty: start or join a local instance).
+        device: torch device of every agent whose config has a ``device`` field (``cuda:0`` on a GPU machine).
+    """
+
+    name: str = "custom"
+    description: str = ""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    env: dict[str, Any] = field(default_factory=dict)
+    collection: CollectionSettings = field(default_factory=CollectionSettings)
+    agents: AgentSettings = field(default_factory=AgentSettings)
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    ablation: AblationSettings = field(default_factory=AblationSettings)
+    results_dir: str = "results"
+    workers: int = 2
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str = ""
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if not self.name or any(c in self.name for c in "/\\ "):
+            raise _fail("preset", "name", "a non-empty name without slashes or spaces", self.name)
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
+            raise _fail("preset", "seeds", "a non-empty tuple of distinct integers >= 0", self.seeds)
+        if self.workers < 0:
+            raise _fail("preset", "workers", ">= 0 (0: run in this process)", self.workers)
+        try:
+            self.env_config()
+        except (TypeError, ValueError) as exc:
+            raise PresetError(f"env: {exc}") from exc
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.results_dir) / self.name
+
+    def env_config(self) -> MTFSessionConfig:
+        """The simulator config: defaults with ``env`` merged in (nested tables such as ``env.reward`` merge)."""
+        return MTFSessionConfig.from_dict(_merge(MTFSessionConfig().to_dict(), self.env))
+
+
+_SECTIONS: dict[str, type] = {
+    "collection": CollectionSettings,
+    "agents": AgentSettings,
+    "evaluation": EvaluationSettings,
+    "ablation": AblationSettings,
+}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Coercion of TOML / command-line values to the declared field types
+# ----------------------------------------------------------------------------------------------------------------------
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return f"one of {typing.get_args(hint)}"
+    if origin is tuple:
+        return f"a list of {_describe(typing.get_args(hint)[0])} values"
+    if origin is dict:
+        return "a table"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint, str(hint))
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """``value`` converted to ``hint`` (int, float, bool, str, Literal, tuple[X, ...], dict), or PresetError."""
+    origin = typing.get_origin(hint)
+    ok = True
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif hint is str:
+        ok = isinstance(value, str)
+    elif origin is Literal:
+        ok = value in typing.get_args(hint)
+    elif origin is tuple:
+        item = typing.get_args(hint)[0]
+        if isinstance(value, str):  # ``--set agents.names=iql,cql`` without TOML brackets
+            value = [v.strip() for v in value.split(",") if v.strip()]
+            if item is not str:
+                value = [_parse_scalar(v) for v in value]
+        if isinstance(value, (list, tuple)):
+            return tuple(_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value))
+        ok = False
+    elif origin is dict:
+        ok = isinstance(value, dict)
+        value = {str(k): (dict(v) if isinstance(v, dict) else v) for k, v in value.items()} if ok else value
+    elif origin in (typing.Union, types.UnionType):
+        raise TypeError(f"unsupported preset field type {hint}")  # keep the schema simple: no optional fields
+    if not ok:
+        raise PresetError(f"{where} must be {_describe(hint)}, got {value!r}")
+    return value
+
+
+def _parse_scalar(text: str) -> Any:
+    """A command-line value as TOML (``500``, ``0.1``, ``true``, ``[1, 2]``, ``"x"``), else the raw string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    """Instantiate dataclass ``cls`` from a (partial) mapping, coercing and checking every key."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise PresetError(f"unknown key(s) {[prefix + u for u in unknown]}; valid keys in "
+                          f"{where or 'the top level'}: {names}")
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{where}.{name}" if where else name
+        if dataclasses.is_dataclass(hints[name]):
+            if not isinstance(value, dict):
+                raise PresetError(f"{key} must be a table, got {value!r}")
+            kwargs[name] = _build(hints[name], value, key)
+        else:
+            kwargs[name] = _coerce(value, hints[name], key)
+    try:
+        return cls(**kwargs)
+    except PresetError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise PresetError(f"{where or 'preset'}: {exc}") from exc
+
+
+def preset_to_dict(preset: Preset) -> dict[str, Any]:
+    """Plain nested dict (tuples as lists): what ``config.json`` stores and ``--show`` prints."""
+    return dataclasses.asdict(preset)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def apply_overrides(preset: Preset, overrides: dict[str, Any]) -> Preset:
+    """``preset`` with a nested mapping of overrides merged in (tables merge; values replace), re-validated."""
+    return _build(Preset, _merge(preset_to_dict(preset), overrides), "")
+
+
+def parse_assignment(expr: str) -> dict[str, Any]:
+    """``"agents.n_steps=500"`` -> ``{"agents": {"n_steps": 500}}`` (values parsed as TOML, else strings)."""
+    key, sep, raw = expr.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise PresetError(f"--set expects KEY=VALUE with a dotted key (e.g. agents.n_steps=500), got {expr!r}")
+    value: Any = _parse_scalar(raw.strip())
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise PresetError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise PresetError(f"{path} is not valid TOML: {exc}") from exc
+
+
+def load_preset(
+    name: str, *, config_files: tuple[str | Path, ...] = (), assignments: tuple[str, ...] = ()
+) -> Preset:
+    """Preset ``name`` from ``benchmarks/presets/<name>.toml``, then each TOML file, then each ``KEY=VALUE``."""
+    path = PRESET_DIR / f"{name}.toml"
+    if not path.is_file():
+        raise PresetError(f"unknown preset {name!r}; available presets: {', '.join(available_presets())}")
+    preset = _build(Preset, {"name": name, **_read_toml(path)}, "")
+    for file in config_files:
+        preset = apply_overrides(preset, _read_toml(Path(file)))
+    for expr in assignments:
+        preset = apply_overrides(preset, parse_assignment(expr))
+    return preset

@@ -1,0 +1,220 @@
+"""The scheduler: run a preset's grid with resume, dependencies, parallel workers and failure isolation.
+
+Datasets are submitted first; a training job is submitted as soon as the datasets it reads exist, so training starts
+while the slow progressive collection is still running. At most ``workers`` jobs are in flight, so jobs start in
+grid order (collections before training) instead of queueing inside the pool. Finished jobs (a valid
+``result.json`` with the same identity hash) are skipped. After the grid, the report stage aggregates every result.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from benchmarks.harness.executors import make_executor
+from benchmarks.harness.grid import DatasetJob, Grid, TrainJob, build_grid
+from benchmarks.harness.io import atomic_write_json, clean_temporaries
+from benchmarks.harness.jobs import JobOutcome, is_done, run_job
+from benchmarks.harness.presets import Preset, PresetError, preset_to_dict
+
+__all__ = ["RunSummary", "agent_kinds", "plan", "run_preset"]
+
+Job = DatasetJob | TrainJob
+
+
+@dataclass
+class RunSummary:
+    """What a run did: outcome per job, stage wall times, and where the report is."""
+
+    run_dir: Path
+    outcomes: dict[str, JobOutcome] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    report: Path | None = None
+
+    @property
+    def failed(self) -> list[JobOutcome]:
+        return [o for o in self.outcomes.values() if o.status == "failed"]
+
+    @property
+    def ran(self) -> list[JobOutcome]:
+        return [o for o in self.outcomes.values() if o.status == "ok"]
+
+    @property
+    def skipped(self) -> list[JobOutcome]:
+        return [o for o in self.outcomes.values() if o.status == "skipped"]
+
+
+def agent_kinds(names: Sequence[str]) -> dict[str, str]:
+    """``{name: "offline" | "online"}`` from the agent registry; an unknown name raises :class:`PresetError`."""
+    from agents.registry import get_registry
+
+    registry = get_registry()
+    unknown = [n for n in names if n not in registry]
+    if unknown:
+        raise PresetError(f"unknown agent(s) {unknown} in agents.names; known agents: {', '.join(registry.names())}")
+    for failed in registry.failed_plugins:
+        print(f"warning: agent plug-in {failed.entry_point} ({failed.distribution}) skipped: {failed.error}")
+    return {n: registry.get(n).kind for n in names}
+
+
+def plan(preset: Preset) -> Grid:
+    """The preset's grid, with every agent's config overrides checked before anything runs."""
+    from benchmarks.harness.jobs import build_agent_for
+
+    kinds = agent_kinds(preset.agents.names)
+    grid = build_grid(preset, kinds)
+    checked: set[str] = set()
+    for job in grid.trains:
+        key = f"{job.agent}:{sorted(job.overrides.items())}:{sorted(job.common.items())}"
+        if key in checked:
+            continue
+        checked.add(key)
+        try:
+            build_agent_for(job.agent, job.overrides, job.common)
+        except (TypeError, ValueError) as exc:
+            raise PresetError(f"agent {job.agent!r} rejects its settings {job.overrides}: {exc}") from exc
+    return grid
+
+
+def _agents_without_field(names: Sequence[str], field_name: str) -> list[str]:
+    import dataclasses
+
+    from agents.registry import get_registry
+
+    registry = get_registry()
+    return [n for n in names if field_name not in {f.name for f in dataclasses.fields(registry.get(n).config_class)}]
+
+
+def _failure(job: Job, exc: BaseException) -> JobOutcome:
+    return JobOutcome(job.job_id, "failed", 0.0, "".join(traceback.format_exception(exc)))
+
+
+def run_preset(
+    preset: Preset,
+    *,
+    progress: bool = True,
+    report: bool = True,
+    job_filter: Callable[[Job], bool] | None = None,
+    echo: Callable[[str], None] = print,
+    command: str | None = None,
+    grid: Grid | None = None,
+) -> RunSummary:
+    """Run (or resume) every job of ``preset``, then write the report; returns what happened.
+
+    Args:
+        preset: the run.
+        progress: tqdm progress bar over jobs.
+        report: build ``runs.csv``/``runs.json``, plots and ``report.md`` after the grid.
+        job_filter: run only the jobs it accepts (their dataset dependencies are added automatically).
+        echo: where status lines go.
+        command: the command line shown in the report (default: this process's arguments).
+        grid: the preset's grid if the caller already built it with :func:`plan`.
+    """
+    stage_start = time.perf_counter()
+    grid = grid or plan(preset)
+    run_dir = preset.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    removed = clean_temporaries(run_dir)
+    if removed:
+        echo(f"removed {removed} temporary file(s) left by an interrupted run")
+    atomic_write_json(run_dir / "config.json", preset_to_dict(preset))
+    summary = RunSummary(run_dir=run_dir)
+    trains = [j for j in grid.trains if job_filter is None or job_filter(j)]
+    needed = {need for j in trains for need in j.needs}
+    datasets = [d for d in grid.datasets if job_filter is None or job_filter(d) or d.job_id in needed]
+    jobs: list[Job] = [*datasets, *trains]
+
+    if preset.device != "cpu":
+        ignoring = _agents_without_field(preset.agents.names, "device")
+        if ignoring:
+            echo(f"warning: device={preset.device!r} is ignored by {', '.join(ignoring)} (no 'device' config field); "
+                 "they run on their default device")
+    executor = make_executor(preset.executor, preset.workers, ray_address=preset.ray_address, device=preset.device)
+    echo(f"{preset.name}: {len(datasets)} dataset(s) + {len(trains)} training job(s) -> {run_dir} "
+         f"({executor.name}, {executor.workers} worker(s))")
+    bar = tqdm(total=len(jobs), unit="job", disable=not progress, dynamic_ncols=True)
+    finished: set[str] = set()
+    failed: set[str] = set()
+    queue: list[Job] = []
+    for job in jobs:
+        if is_done(job):
+            summary.outcomes[job.job_id] = JobOutcome(job.job_id, "skipped", 0.0)
+            finished.add(job.job_id)
+            bar.update(1)
+        else:
+            queue.append(job)
+    if summary.skipped:
+        echo(f"resuming: {len(summary.skipped)} job(s) already done")
+    in_flight: dict[cf.Future, Job] = {}
+    grid_start = time.perf_counter()
+    interrupted = False
+    try:
+        while queue or in_flight:
+            # Jobs whose dataset failed can never run: record them as failed too.
+            for job in [j for j in queue if isinstance(j, TrainJob) and set(j.needs) & failed]:
+                queue.remove(job)
+                missing = sorted(set(job.needs) & failed)
+                summary.outcomes[job.job_id] = JobOutcome(job.job_id, "failed", 0.0,
+                                                          f"not run: dataset job(s) {missing} failed")
+                failed.add(job.job_id)
+                bar.update(1)
+            while queue and len(in_flight) < max(1, executor.workers):
+                ready = next((j for j in queue if isinstance(j, DatasetJob) or set(j.needs) <= finished), None)
+                if ready is None:
+                    break
+                queue.remove(ready)
+                bar.set_postfix_str(ready.job_id, refresh=False)
+                in_flight[executor.submit(run_job, ready)] = ready
+            if not in_flight:
+                if queue:  # nothing runnable and nothing running: a dependency is missing from the grid
+                    raise RuntimeError(f"jobs {[j.job_id for j in queue]} wait for datasets that are not scheduled")
+                break
+            done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                job = in_flight.pop(future)
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # the worker died (e.g. killed, out of memory): record and go on
+                    outcome = _failure(job, exc)
+                    if isinstance(exc, BrokenProcessPool):
+                        # A dead worker breaks the whole pool (its other jobs fail too, a rerun retries them):
+                        # start a fresh pool so the remaining jobs still run.
+                        executor.shutdown(cancel=True)
+                        executor = make_executor(preset.executor, preset.workers, ray_address=preset.ray_address,
+                                                 device=preset.device)
+                summary.outcomes[job.job_id] = outcome
+                (finished if outcome.status == "ok" else failed).add(job.job_id)
+                if outcome.status != "ok":
+                    echo(f"FAILED {job.job_id}: {(outcome.error or '').strip().splitlines()[-1:]}")
+                bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        bar.close()
+        executor.shutdown(cancel=interrupted)
+    summary.stage_seconds["grid_wall_s"] = time.perf_counter() - grid_start
+
+    if report:
+        from benchmarks.harness.report import build_report
+
+        report_start = time.perf_counter()
+        summary.report = build_report(preset, grid, wall=summary.stage_seconds, command=command)
+        summary.stage_seconds["report_s"] = time.perf_counter() - report_start
+    summary.stage_seconds["total_s"] = time.perf_counter() - stage_start
+    return summary
+
+
+def describe_plan(preset: Preset) -> list[dict[str, Any]]:
+    """One row per job (id, kind, directory, done?) for ``--dry-run``."""
+    grid = plan(preset)
+    return [{"job": j.job_id, "kind": j.kind, "done": is_done(j), "dir": str(j.directory)}
+            for j in [*grid.datasets, *grid.trains]]

@@ -1,0 +1,345 @@
+"""Tests for the benchmark harness: presets and overrides, the grid, atomic output, the CLI's errors, and the
+``smoke`` preset end to end (every file, finite numbers), with an injected job failure, resume, and a SIGTERM kill."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.harness import cli
+from benchmarks.harness.grid import build_grid
+from benchmarks.harness.io import atomic_path, atomic_write_json, clean_temporaries, read_json
+from benchmarks.harness.jobs import load_job_dataset, run_job
+from benchmarks.harness.presets import PresetError, available_presets, load_preset, parse_assignment
+from benchmarks.harness.report import publish
+from benchmarks.harness.runner import run_preset
+
+REPO = Path(__file__).resolve().parents[1]
+PLOTS = ("online_lift", "weighted_gauc", "progressive_rounds", "exploration_offsets", "action_deviation", "ablations",
+         "gauc_vs_online")
+# A two-job grid (one offline agent on one recipe, one online agent) for the kill/resume test.
+TINY_RUN = ("--set", "collection.recipes=uniform", "--agents", "iql,es", "--set", "ablation.enabled=false",
+            "--set", "evaluation.sessions=50", "--set", "evaluation.bootstrap=100", "--workers", "0")
+KINDS = {"bcq": "offline", "cql": "offline", "iql": "offline", "ddpg": "offline", "td3bc": "offline",
+         "integrated_rl": "offline", "ddpg_va": "offline", "es": "online", "sac": "online", "td3": "online",
+         "ppo": "online"}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Presets and overrides
+# ----------------------------------------------------------------------------------------------------------------------
+def test_shipped_presets() -> None:
+    assert {"smoke", "quick", "paper"} <= set(available_presets())
+    quick = load_preset("quick")
+    assert set(quick.agents.names) == set(KINDS)  # every zoo agent
+    assert quick.collection.recipes == ("gaussian", "uniform", "progressive") and len(quick.seeds) == 3
+    assert quick.workers == 2 and quick.ablation.enabled
+    paper = load_preset("paper")
+    assert paper.agents.overrides["integrated_rl"]["n_critics"] == 24
+    assert paper.agents.hidden_units == (256, 256) and paper.agents.n_steps == 300_000
+    assert paper.agents.batch_size == 256 and paper.device.startswith("cuda")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        quick.workers = 3  # type: ignore[misc]
+
+
+def test_overrides_from_assignments_and_toml(tmp_path: Path) -> None:
+    config = tmp_path / "over.toml"
+    config.write_text('seeds = [4]\n[agents]\nn_steps = 77\n[agents.overrides.iql]\nexpectile = 0.8\n'
+                      '[env]\nmax_requests = 12\n')
+    preset = load_preset("quick", config_files=(config,),
+                         assignments=("agents.n_steps=500", "agents.names=iql,cql", "collection.band=0.2",
+                                      "env.reward.like=3.0"))
+    assert preset.seeds == (4,)
+    assert preset.agents.n_steps == 500  # --set wins over --config
+    assert preset.agents.names == ("iql", "cql")
+    assert preset.agents.overrides == {"integrated_rl": {"n_critics": 8}, "iql": {"expectile": 0.8}}
+    assert preset.collection.band == 0.2
+    env = preset.env_config()
+    assert env.max_requests == 12 and env.reward.like == 3.0
+    assert parse_assignment("a.b=[1, 2]") == {"a": {"b": [1, 2]}}
+
+
+@pytest.mark.parametrize(("assignment", "message"), [
+    ("agents.n_step=5", r"unknown key\(s\) \['agents.n_step'\]"),
+    ("agents.n_steps=abc", "agents.n_steps must be an integer"),
+    ("agents.n_steps=0", "agents.n_steps must be an integer >= 1"),
+    ("executor=slurm", "executor must be one of"),
+    ("collection.recipes=gaussian,other", "collection.recipes must be distinct names"),
+    ("env.max_requests=0", "env: MTFSessionConfig.max_requests"),
+    ("agents", "--set expects KEY=VALUE"),
+])
+def test_bad_overrides_name_the_key(assignment: str, message: str) -> None:
+    with pytest.raises(PresetError, match=message):
+        load_preset("quick", assignments=(assignment,))
+
+
+def test_bad_toml_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("agents = [")
+    with pytest.raises(PresetError, match="not valid TOML"):
+        load_preset("quick", config_files=(bad,))
+    with pytest.raises(PresetError, match="cannot read"):
+        load_preset("quick", config_files=(tmp_path / "missing.toml",))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# CLI input errors
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("args", "message"), [
+    (["nope"], "unknown preset 'nope'; available presets: paper, quick, smoke"),
+    (["smoke", "--agents", "iql,nope"], "unknown agent(s) ['nope']"),
+    (["smoke", "--set", "agents.n_stepz=3"], "unknown key(s) ['agents.n_stepz']"),
+    (["smoke", "--seeds", "0,x"], "--seeds must be comma-separated integers"),
+    (["smoke", "--set", "agents.overrides.iql.expectile=2.0"], "agent 'iql' rejects its settings"),
+    (["smoke", "--set", "agents.overrides.iql.not_a_field=1"], "no config field(s) ['not_a_field']"),
+])
+def test_cli_bad_input_is_a_clear_error(args: list[str], message: str, capsys: pytest.CaptureFixture[str],
+                                        tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*args, "--results-dir", str(tmp_path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "mtf-bench: error:" in err and message in err
+    assert not any(tmp_path.iterdir())  # nothing started
+
+
+def test_cli_help_and_show_config(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--help"])
+    assert exc.value.code == 0
+    assert "--set KEY=VALUE" in capsys.readouterr().out
+    assert cli.main(["smoke", "--show-config", "--workers", "3"]) == 0
+    assert json.loads(capsys.readouterr().out)["workers"] == 3
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Grid and atomic output
+# ----------------------------------------------------------------------------------------------------------------------
+def test_grid_layout_and_identity(tmp_path: Path) -> None:
+    preset = load_preset("quick", assignments=(f'results_dir="{tmp_path}"',))
+    grid = build_grid(preset, KINDS)
+    ids = {j.job_id for j in grid.trains}
+    assert len([i for i in ids if i.endswith("__seed0") and "+" not in i and "_w0" not in i]) == 7 * 3 + 4
+    assert {"ppo__online__seed2", "bcq__progressive__seed1", "integrated_rl+critics24__uniform__seed0"} <= ids
+    job = next(j for j in grid.trains if j.job_id == "iql__uniform__seed1")
+    assert job.directory == tmp_path / "quick" / "jobs" / "iql__uniform__seed1"
+    assert job.needs == ("uniform__seed1", "test__seed1")
+    assert job.common["hidden_units"] == [64, 64] and job.overrides == {}
+    # Ablation variants all train with the ablation budget; the band and critic axes share their common point.
+    band = {p.value: p.job_ids for p in grid.ablations if p.group == "band"}
+    critics = {p.value: p.job_ids for p in grid.ablations if p.group == "critics"}
+    assert band[0.15] == critics[8.0] == ("integrated_rl+band0.15__uniform__seed0",)
+    assert {j.n_steps for j in grid.trains if "+" in j.label} == {preset.ablation.n_steps}
+    # The identity hash changes with anything that changes the result, and with the datasets read.
+    other = build_grid(load_preset("quick", assignments=(f'results_dir="{tmp_path}"', "collection.sessions=999")),
+                       KINDS)
+    twin = next(j for j in other.trains if j.job_id == job.job_id)
+    assert twin.config_hash != job.config_hash
+
+
+def test_atomic_writes_leave_nothing_half_written(tmp_path: Path) -> None:
+    target = tmp_path / "result.json"
+    atomic_write_json(target, {"a": 1.0, "nan": float("nan"), "arr": np.arange(2)})
+    assert read_json(target) == {"a": 1.0, "nan": None, "arr": [0, 1]}
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("{half")
+        raise RuntimeError("killed mid-write")
+    assert read_json(target)["a"] == 1.0  # the old file is intact, the temporary is gone
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+    (tmp_path / ".tmp-result-x.json").write_text("{")
+    assert clean_temporaries(tmp_path) == 1 and [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_dataset_job_working_copy_and_minari_export(tmp_path: Path) -> None:
+    from mtf_gym.datasets import load_dataset
+
+    preset = load_preset("smoke", assignments=(f'results_dir="{tmp_path}"', "collection.minari=true",
+                                               "collection.test_sessions=20"))
+    job = build_grid(preset, KINDS).datasets[0]
+    assert job.job_id == "test__seed0"
+    outcome = run_job(job)
+    assert outcome.status == "ok", outcome.error
+    data = load_job_dataset(preset.run_dir, "test", 0)
+    assert data.num_episodes == 20 and data.has_item_logs
+    exported = load_dataset("mtf/test-seed0-v0", job.directory / "minari")
+    assert exported.content_hash() == data.content_hash()
+    result = read_json(job.directory / "result.json")
+    atomic_write_json(job.directory / "result.json", {**result, "content_sha256": "0" * 64})
+    with pytest.raises(ValueError, match="does not match the content hash"):
+        load_job_dataset(preset.run_dir, "test", 0)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The smoke preset end to end (one run shared by the tests below)
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Run ``smoke`` with an injected failure in the ES job, then rerun it (resume) without the failure."""
+    root = tmp_path_factory.mktemp("bench")
+    args = ["smoke", "--results-dir", str(root), "--no-progress"]
+    from agents.es import ESAgent
+
+    original = ESAgent._fit_online
+
+    def failing(self: ESAgent, *args: object, **kwargs: object) -> dict[str, float]:
+        raise RuntimeError("injected failure")
+
+    ESAgent._fit_online = failing  # the ES job fails while training; every other job must still finish
+    try:
+        first_rc = cli.main(args)
+    finally:
+        ESAgent._fit_online = original
+    run_dir = root / "smoke"
+    results = {p.parent.name: (p.stat().st_mtime_ns, p.read_text()) for p in run_dir.glob("jobs/*/result.json")}
+    first_report = (run_dir / "report.md").read_text()
+    traceback = (run_dir / "jobs" / "es__online__seed0" / "traceback.txt").read_text()
+    preset = load_preset("smoke", assignments=(f'results_dir="{root}"',))
+    summary = run_preset(preset, progress=False, echo=lambda _: None)
+    return {"run_dir": run_dir, "first_rc": first_rc, "first_results": results, "first_report": first_report,
+            "traceback": traceback, "summary": summary}
+
+
+def test_smoke_failure_is_isolated(smoke_run: dict) -> None:
+    run_dir = smoke_run["run_dir"]
+    assert smoke_run["first_rc"] == 1  # a failed job makes the run fail...
+    assert "es__online__seed0" not in smoke_run["first_results"]  # ...but the others finished
+    assert len(smoke_run["first_results"]) == 8
+    assert "RuntimeError: injected failure" in smoke_run["traceback"]
+    assert not (run_dir / "jobs" / "es__online__seed0" / "traceback.txt").exists()  # gone once the rerun succeeded
+    assert "## Runs that did not finish" in smoke_run["first_report"]
+    assert "es__online__seed0 | RuntimeError: injected failure" in smoke_run["first_report"]
+
+
+def test_smoke_resume_skips_finished_jobs(smoke_run: dict) -> None:
+    summary = smoke_run["summary"]
+    assert [o.job_id for o in summary.ran] == ["es__online__seed0"]
+    assert len(summary.skipped) == 13 and not summary.failed
+    for job_id, (mtime, text) in smoke_run["first_results"].items():
+        path = smoke_run["run_dir"] / "jobs" / job_id / "result.json"
+        assert path.stat().st_mtime_ns == mtime and path.read_text() == text
+
+
+def test_smoke_outputs_are_complete_and_finite(smoke_run: dict) -> None:
+    run_dir = smoke_run["run_dir"]
+    for name in ("config.json", "runs.csv", "runs.json", "summary.json", "report.md"):
+        assert (run_dir / name).is_file(), name
+    for plot in PLOTS:
+        for suffix in (".png", ".svg"):
+            path = run_dir / "plots" / f"{plot}{suffix}"
+            assert path.is_file() and path.stat().st_size > 1000, path
+    job_dirs = sorted((run_dir / "jobs").iterdir())
+    assert len(job_dirs) == 9
+    for job_dir in job_dirs:
+        for name in ("config.json", "log.txt", "result.json", "sessions.npz", "model/agent.json"):
+            assert (job_dir / name).is_file(), job_dir / name
+        result = json.loads((job_dir / "result.json").read_text())
+        assert result["status"] == "ok"
+        values = [*result["online"].values(), result["gauc"], *result["action_deviation"], *result["timings"].values()]
+        assert all(math.isfinite(v) for v in values), job_dir
+    for ds in ("test", "gaussian", "uniform", "progressive", "uniform_w0.10"):
+        result = json.loads((run_dir / "datasets" / "seed0" / ds / "result.json").read_text())
+        assert result["num_episodes"] == 60 and math.isfinite(result["mean_return"])
+        assert (run_dir / "datasets" / "seed0" / ds / "data.npz").is_file()
+    rounds = json.loads((run_dir / "datasets" / "seed0" / "progressive" / "result.json").read_text())
+    assert [r["round"] for r in rounds["progressive_rounds"]] == [0, 1]
+    runs = json.loads((run_dir / "runs.json").read_text())["runs"]
+    assert len(runs) == 9 and all(r["status"] == "ok" for r in runs)
+    for row in runs:
+        for key in ("return", "valid_views", "watch_time_min", "requests", "lift_return", "lift_return_low",
+                    "lift_return_high", "gauc", "fit_s"):
+            assert math.isfinite(row[key]), (row["job_id"], key)
+    header = (run_dir / "runs.csv").read_text().splitlines()[0].split(",")
+    assert {"job_id", "agent", "dataset", "seed", "return", "lift_return", "gauc"} <= set(header)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert len(summary["claims"]) >= 8 and all(c["verdict"] for c in summary["claims"])
+    report = (run_dir / "report.md").read_text()
+    for section in ("## The paper's claims, checked", "## Main results", "## Exploration datasets",
+                    "## Ablations of IntegratedRL", "## Offline vs online agreement", "## Wall time per stage"):
+        assert section in report
+    for plot in PLOTS:
+        assert f"(plots/{plot}.png)" in report
+    assert "collection: progressive" in report and "training: iql" in report
+    assert not list(run_dir.rglob(".tmp-*"))
+
+
+def test_publish_copies_report_and_plots(smoke_run: dict, tmp_path: Path) -> None:
+    target = tmp_path / "docs" / "results.md"
+    assert publish(smoke_run["run_dir"], target) == target
+    text = target.read_text()
+    assert "(results/online_lift.png)" in text and "(plots/" not in text
+    for plot in PLOTS:
+        assert (tmp_path / "docs" / "results" / f"{plot}.png").is_file()
+    with pytest.raises(FileNotFoundError, match="run the benchmark first"):
+        publish(tmp_path / "nothing", target)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Kill with SIGTERM, then resume
+# ----------------------------------------------------------------------------------------------------------------------
+def test_sigterm_then_resume(tmp_path: Path) -> None:
+    """Kill a run after its first training result; the rerun redoes nothing finished and leaves no corrupt file."""
+    cmd = [sys.executable, "-m", "benchmarks", "smoke", "--results-dir", str(tmp_path), "--no-progress", *TINY_RUN]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    jobs_dir = tmp_path / "smoke" / "jobs"
+    deadline = time.monotonic() + 90
+    while not list(jobs_dir.glob("*/result.json")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the run ended before it could be killed:\n{proc.communicate()[0]}"
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output
+    assert "rerun the same command to resume" in output
+
+    run_dir = tmp_path / "smoke"
+    assert not list(run_dir.rglob(".tmp-*"))  # interrupted writers cleaned up after themselves
+    for path in run_dir.rglob("*.json"):
+        json.loads(path.read_text())  # every JSON on disk is complete
+    before = {p.parent.name: p.stat().st_mtime_ns for p in jobs_dir.glob("*/result.json")}
+    assert before and len(before) < 2
+
+    # Resume in this process (the report is covered by the smoke tests): only the unfinished job runs.
+    preset = load_preset("smoke", assignments=(f'results_dir="{tmp_path}"', "collection.recipes=uniform",
+                                               "agents.names=iql,es", "ablation.enabled=false",
+                                               "evaluation.sessions=50", "evaluation.bootstrap=100", "workers=0"))
+    summary = run_preset(preset, progress=False, report=False, echo=lambda _: None)
+    assert not summary.failed
+    assert {o.job_id for o in summary.skipped} == {"test__seed0", "uniform__seed0", *before}
+    after = {p.parent.name: p.stat().st_mtime_ns for p in jobs_dir.glob("*/result.json")}
+    assert set(after) == {"iql__uniform__seed0", "es__online__seed0"}
+    assert all(after[job] == mtime for job, mtime in before.items())
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Ray (only where the optional extra is installed)
+# ----------------------------------------------------------------------------------------------------------------------
+def test_ray_executor_runs_the_same_jobs(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    preset = load_preset("smoke", assignments=(f'results_dir="{tmp_path}"', "collection.recipes=uniform",
+                                               "agents.names=iql,es", "ablation.enabled=false", "executor=ray",
+                                               "workers=2", "evaluation.sessions=50"))
+    summary = run_preset(preset, progress=False, report=False, echo=lambda _: None)
+    assert not summary.failed and len(summary.ran) == 4
+    assert (tmp_path / "smoke" / "jobs" / "iql__uniform__seed0" / "result.json").is_file()
+
+
+def test_ray_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                      tmp_path: Path) -> None:
+    from benchmarks.harness import executors
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(RuntimeError, match=r"pip install 'mtf-gym\[ray\]'"):
+        executors.make_executor("ray", 2)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["smoke", "--executor", "ray", "--results-dir", str(tmp_path)])
+    assert exc.value.code == 2 and "needs Ray, which is not installed" in capsys.readouterr().err
