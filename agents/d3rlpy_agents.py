@@ -247,7 +247,7 @@ class IntegratedRLAgentConfig(D3rlpyAgentConfig):
     eta: float = 1.0
     lam: float = 0.2
     band_reduction: Literal["sum", "mean"] = "sum"
-    critic_penalty: Literal["subtractive", "multiplicative"] = "subtractive"
+    critic_penalty: Literal["subtractive", "multiplicative"] = "multiplicative"
     critic_target: Literal["independent", "mean", "min"] = "independent"
     band_override: tuple[float, float] | None = None
 

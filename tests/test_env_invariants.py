@@ -17,7 +17,7 @@ from mtf_gym.simulator import SessionSimulator
 ACTION_DIM = MTFSessionConfig().action_dim
 COL = {name: i for i, name in enumerate(RESPONSE_FIELDS)}
 ENGAGEMENTS = [COL[name] for name in ("like", "comment", "follow", "share")]
-FAST = settings(max_examples=25, deadline=None)
+FAST = settings(max_examples=50, deadline=None)
 
 seeds = st.integers(0, 2**32 - 1)
 # Finite actions well outside [-1, 1]: the env must clip them, never produce NaN or leave its spaces.

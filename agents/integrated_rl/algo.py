@@ -71,7 +71,9 @@ class IntegratedRLConfig(LearnableConfig):
         eta: weight of the band penalty in the actor loss (not given by the paper; 1.0, see the docs).
         lam: weight of the critics' std in the actor loss (paper's lambda: 0.2).
         band_reduction: ``"sum"`` or ``"mean"`` of the per-dimension penalties.
-        critic_penalty: ``"subtractive"`` (paper v4, default) or ``"multiplicative"`` (later version).
+        critic_penalty: ``"multiplicative"`` (later version, default: the bootstrap is scaled by phi in (0, 1], so
+            targets stay at reward scale) or ``"subtractive"`` (paper v4: subtracts ``alpha * d``, which with the
+            paper's beta reaches ~1e9 for a target action far outside its band; see the docs).
         critic_target: ``"independent"`` (each critic bootstraps from its own target, default), ``"mean"`` or
             ``"min"`` over the target ensemble.
         band_override: ``(lower, upper)`` offsets replacing the recorded bands (ablation of the band width).
@@ -95,7 +97,7 @@ class IntegratedRLConfig(LearnableConfig):
     eta: float = 1.0
     lam: float = 0.2
     band_reduction: str = "sum"
-    critic_penalty: str = "subtractive"
+    critic_penalty: str = "multiplicative"
     critic_target: str = "independent"
     band_override: tuple[float, float] | None = None
 
