@@ -9,11 +9,11 @@
     action. On fresh users the greedy fusion must win or tie on first-request reward and lose on session return;
     requests per session, clickbait share of shown items and satisfaction say why.
 (c) personalisation: CMA-ES over a per-segment table of actions (segment = observation[0:4]), warm-started at the
-    best constant fusion of (b), beats that constant *and* each of its own rows used as a constant for everyone; the
+    best constant fusion of (b), beats that constant *and* the best of its own rows used as a constant for everyone; the
     cross-segment matrix (every segment's users under every segment's action) shows where the gain comes from.
 (d) no degenerate exploit: CMA-ES maximising the valid-view rate (and, separately, the like rate) per exposure over
     constant fusions, plus a handful of extreme fusions, stay below documented ceilings; a noise-free ranker ranking
-    by its (state-blind) true probabilities is reported as the reference no fusion of the real ranker can reach.
+    by its (state-blind) true probabilities is reported as a reference that no fusion of the real ranker reproduces.
 
 Common random numbers: session ``i`` of an evaluation is the user of seed ``EVAL_SEED + base + i`` for every arm, so
 lifts are paired. Every search uses users ``SEARCH_SEED + base + i``, disjoint from the evaluation users; the
@@ -445,7 +445,7 @@ def _table(head: list[str], rows: list[list[str]], markdown: bool) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smaller run (about 1-2 min on 2 cores)")
+    parser.add_argument("--quick", action="store_true", help="smaller run (under a minute on 2 cores)")
     parser.add_argument("--seeds", type=int, help="fresh users (seeds) per arm in every evaluation; CIs are over them")
     parser.add_argument("--sessions", type=int, help="users per fitness evaluation of the session-return searches")
     parser.add_argument("--generations", type=int, help="CMA-ES generations per search")

@@ -113,7 +113,7 @@ class SegmentParams:
     # Softmax temperature of topic interests: higher = more concentrated interests.
     interest_concentration: tuple[float, ...] = (0.8, 1.6, 1.4, 1.2)
     hook_bias: tuple[float, ...] = (-2.2, -1.7, -1.85, -2.05)
-    # Median patience (seconds) of a hooked viewer before scrolling on.
+    # Mean patience (seconds): scale of a hooked viewer's exponential stopping time (its median is ln 2 times this).
     patience_s: tuple[float, ...] = (6.0, 10.2, 7.8, 8.4)
     like_bias: tuple[float, ...] = (-6.58, -7.18, -5.18, -6.18)
     comment_bias: tuple[float, ...] = (-8.7, -9.5, -7.1, -8.5)

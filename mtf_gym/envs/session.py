@@ -58,8 +58,9 @@ class MTFSessionEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Action Space
 
     ``Box(-1, 1, (2T,), float32)``: the first ``T`` entries are powers, the last ``T`` biases, mapped affinely to
-    ``FusionRanges`` (default power in [-1, 3], bias in [0, 1]); see ``mtf_gym.action_to_fusion_params``. Entries
-    outside [-1, 1] are clipped and counted in ``info["action_clipped"]``; NaN/inf or a wrong shape raise
+    ``FusionRanges`` (default: power in [-2, 2] affinely, bias in [0.001, 1] log-uniformly); see
+    ``mtf_gym.action_to_fusion_params``. Entries outside [-1, 1] are clipped and counted in
+    ``info["action_clipped"]``; NaN/inf or a wrong shape raise
     ``ValueError``.
 
     ## Observation Space
