@@ -278,9 +278,10 @@ def test_td_targets_match_numpy(penalty: str, aggregation: str, reduction: str) 
     assert loss.critic_loss.item() == pytest.approx(((q + 1.0 - expected) ** 2).mean(1).sum(), rel=1e-5)
 
 
-def test_impl_losses_on_fixed_batch_match_numpy() -> None:
+@pytest.mark.parametrize("penalty", ["subtractive", "multiplicative"])
+def test_impl_losses_on_fixed_batch_match_numpy(penalty: str) -> None:
     """The Impl wires target actor -> target critics -> per-critic targets, and actor -> live critics."""
-    algo, dataset = fitted_algo(n_steps=4, n_critics=3, eta=0.5, lam=0.3, alpha=0.8, critic_penalty="subtractive")
+    algo, dataset = fitted_algo(n_steps=4, n_critics=3, eta=0.5, lam=0.3, alpha=0.8, critic_penalty=penalty)
     impl = algo.impl
     assert impl is not None
     d3rlpy.seed(3)
@@ -292,9 +293,13 @@ def test_impl_losses_on_fixed_batch_match_numpy() -> None:
         q = modules.q_funcs(batch.observations, batch.actions)[..., 0].numpy()
         a = modules.policy(batch.observations).squashed_mu
         q_pi = modules.q_funcs(batch.observations, a)[..., 0].numpy()
-    d_next = np_band_penalty(next_a.numpy(), batch.next_band_lower.numpy(), batch.next_band_upper.numpy(), 0.3, "sum")
+    next_band = (next_a.numpy(), batch.next_band_lower.numpy(), batch.next_band_upper.numpy(), 0.3, "sum")
+    if penalty == "subtractive":
+        boot = next_q - 0.8 * np_band_penalty(*next_band)
+    else:
+        boot = next_q * np_band_factor(*next_band)
     r, term = batch.rewards[:, 0].numpy(), batch.terminals[:, 0].numpy()
-    y = r + 0.9 * (1 - term) * (next_q - 0.8 * d_next)
+    y = r + 0.9 * (1 - term) * boot
     expected_critic = ((q - y) ** 2).mean(1).sum()
     d = np_band_penalty(a.numpy(), batch.band_lower.numpy(), batch.band_upper.numpy(), 0.3, "sum")
     expected_actor = -q_pi.mean(0).mean() + 0.5 * d.mean() + 0.3 * q_pi.std(0, ddof=0).mean()
