@@ -101,7 +101,8 @@ def action_to_fusion_params(
     if ranges.bias_scale == "log":
         log_low = np.float32(np.log(ranges.bias_low))
         log_span = np.float32(np.log(ranges.bias_high) - np.log(ranges.bias_low)) * half
-        biases = np.exp(log_low + (arr[..., num_tasks:] + 1.0) * log_span)
+        # Clipped: float32 exp can land an ulp outside the documented range.
+        biases = np.clip(np.exp(log_low + (arr[..., num_tasks:] + 1.0) * log_span), ranges.bias_low, ranges.bias_high)
     else:
         bias_span = np.float32(ranges.bias_high - ranges.bias_low) * half
         biases = ranges.bias_low + (arr[..., num_tasks:] + 1.0) * bias_span
