@@ -47,8 +47,23 @@ def _hash(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+class _JobIdentity:
+    """What a job's result depends on, and its hash: a finished job is reused only if the hash still matches."""
+
+    kind: str
+
+    @property
+    def config_hash(self) -> str:
+        return _hash(self.identity())
+
+    def identity(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)  # type: ignore[call-overload]
+        data.pop("run_dir")
+        return {"kind": self.kind, **data}
+
+
 @dataclass(frozen=True)
-class DatasetJob:
+class DatasetJob(_JobIdentity):
     """Collect one dataset for one seed.
 
     Attributes:
@@ -79,18 +94,10 @@ class DatasetJob:
     def directory(self) -> Path:
         return Path(self.run_dir) / "datasets" / f"seed{self.seed}" / self.name
 
-    @property
-    def config_hash(self) -> str:
-        return _hash(self.identity())
-
-    def identity(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data.pop("run_dir")
-        return {"kind": self.kind, **data}
 
 
 @dataclass(frozen=True)
-class TrainJob:
+class TrainJob(_JobIdentity):
     """Train one agent on one dataset (or online) for one seed, then evaluate it.
 
     Attributes:
@@ -140,14 +147,6 @@ class TrainJob:
         names = [TEST_DATASET] if self.dataset == ONLINE else [self.dataset, TEST_DATASET]
         return tuple(f"{name}__seed{self.seed}" for name in names)
 
-    @property
-    def config_hash(self) -> str:
-        return _hash(self.identity())
-
-    def identity(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data.pop("run_dir")
-        return {"kind": self.kind, **data}
 
 
 @dataclass(frozen=True)
