@@ -117,14 +117,14 @@ def disk_usage(config: MTFSessionConfig, sessions: int, num_envs: int, compact: 
             "save_ms_per_session": 1e3 * save_s / sessions, "load_ms_per_session": 1e3 * load_s / sessions}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=60_000, help="session budget per timed collection")
     parser.add_argument("--num-envs", type=int, default=1024, help="sessions stepped in parallel")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (best is reported)")
     parser.add_argument("--disk-sessions", type=int, default=5000, help="sessions of the dataset saved to disk")
     parser.add_argument("--json", help="write the results as JSON here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     load = os.getloadavg()
     print(f"cpus {os.cpu_count()}, load average {load[0]:.2f} (other processes share these cores)")

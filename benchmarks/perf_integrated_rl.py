@@ -56,7 +56,7 @@ def timed_rate(fn: Callable[[], object], steps: int, clock: Callable[[], float])
     return steps / (clock() - start)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20, help="timed updates per algorithm, mode and round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median round is reported")
@@ -70,7 +70,7 @@ def main() -> None:
         help="wall: elapsed time; cpu: this process's CPU time, robust to other jobs on a shared machine but only "
         "meaningful with --threads 1 (idle worker threads spin and would be counted)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     if args.threads:
         torch.set_num_threads(args.threads)
