@@ -37,11 +37,14 @@ from mtf_gym.metrics import (
 from mtf_gym.policies import BatchPolicy
 
 __all__ = [
+    "CLICKBAIT_THRESHOLD",
     "ONLINE_METRICS",
     "ArmSummary",
     "LoggedItems",
     "OnlineAB",
     "SessionOutcomes",
+    "SessionRunner",
+    "SessionStats",
     "action_deviation",
     "action_labels",
     "gauc_online_agreement",
@@ -56,8 +59,6 @@ FloatArray = NDArray[np.float64]
 
 # Per-session online metrics, in report order. "return" is the undiscounted session return.
 ONLINE_METRICS: tuple[str, ...] = ("return", "valid_views", "watch_time_min", "requests")
-_VALID = RESPONSE_FIELDS.index("valid_view")
-_WATCH = RESPONSE_FIELDS.index("watch_time_s")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -116,6 +117,100 @@ _FIELD = {"return": "returns", "valid_views": "valid_views", "watch_time_min": "
           "requests": "requests"}
 
 
+# Catalogue clickbait scores are U(0.5, 1) for clickbait items and U(0, 0.15) otherwise (mtf_gym/catalogue.py).
+CLICKBAIT_THRESHOLD = 0.5
+
+
+@dataclass
+class SessionStats:
+    """Per-session totals of one run; every array is indexed by session (= user seed offset).
+
+    ``responses`` and ``clickbait_shown`` need ``item_logs=True``; they are ``None`` otherwise.
+    """
+
+    returns: np.ndarray  # (S,) undiscounted session return
+    requests: np.ndarray  # (S,) requests made before the session ended (or before ``max_requests`` of the run)
+    first_rewards: np.ndarray  # (S,) reward of the first request
+    segments: np.ndarray  # (S,) user segment index
+    satisfaction: np.ndarray  # (S,) mean latent satisfaction after each request
+    page_size: int
+    responses: np.ndarray | None = None  # (S, len(RESPONSE_FIELDS)) summed over the session's shown items
+    clickbait_shown: np.ndarray | None = None  # (S,) shown items with clickbait >= CLICKBAIT_THRESHOLD
+
+    @property
+    def exposures(self) -> int:
+        return int(self.requests.sum() * self.page_size)
+
+    @property
+    def response_totals(self) -> np.ndarray:
+        """``(len(RESPONSE_FIELDS),)`` totals over every shown item of the run."""
+        return self._logged("responses").sum(axis=0)
+
+    def per_session(self, name: str) -> np.ndarray:
+        """``(S,)`` session totals of one response field (e.g. ``"valid_view"``, ``"watch_time_s"``)."""
+        return self._logged("responses")[:, RESPONSE_FIELDS.index(name)]
+
+    def rate(self, name: str) -> float:
+        """Pooled rate per exposure of one response field."""
+        return float(self.per_session(name).sum() / self.exposures)
+
+    def _logged(self, what: str) -> np.ndarray:
+        value = getattr(self, what)
+        if value is None:
+            raise ValueError(f"SessionStats.{what} needs a run with MTFSessionConfig(item_logs=True)")
+        return value
+
+
+class SessionRunner:
+    """Reuses one vector env of ``num_sessions`` sub-envs (constructing it costs more than resetting it)."""
+
+    def __init__(self, num_sessions: int, config: MTFSessionConfig | None = None) -> None:
+        self.env = MTFSessionVectorEnv(num_envs=num_sessions, config=config)
+        self.config = self.env.config
+        self.num_sessions = num_sessions
+        self._clickbait = self.env.sim.catalogue.clickbait >= CLICKBAIT_THRESHOLD
+
+    def run(self, policy: BatchPolicy, seed: int | Sequence[int], max_requests: int | None = None) -> SessionStats:
+        """Run every session to its end, or for at most ``max_requests`` requests (``1``: first request only).
+
+        ``seed``: user seeds ``seed + i``, or one seed per session (e.g. users picked by segment).
+        """
+        env, n = self.env, self.num_sessions
+        logs = self.config.item_logs
+        obs, _ = env.reset(seed=seed if isinstance(seed, int) else [int(s) for s in seed])
+        segments = env.sim.segment.copy()
+        alive = np.ones(n, dtype=bool)
+        returns = np.zeros(n)
+        requests = np.zeros(n, dtype=np.int64)
+        satisfaction = np.zeros(n)
+        first = None
+        responses = np.zeros((n, len(RESPONSE_FIELDS))) if logs else None
+        clickbait = np.zeros(n) if logs else None
+        limit = max_requests if max_requests is not None else self.config.max_requests
+        # Rows that ended are stepped once more by the env's autoreset; ``alive`` masks them out of every total.
+        while alive.any() and int(requests.max()) < limit:
+            obs, reward, terminated, truncated, info = env.step(policy(obs))
+            if first is None:
+                first = reward.astype(np.float64)
+            returns[alive] += reward[alive]
+            requests[alive] += 1
+            satisfaction[alive] += info["satisfaction"][alive]
+            if logs:
+                responses[alive] += info["responses"][alive].sum(axis=1)
+                clickbait[alive] += self._clickbait[info["item_ids"][alive]].sum(axis=1)
+            alive &= ~(terminated | truncated)
+        return SessionStats(
+            returns=returns,
+            requests=requests,
+            first_rewards=first,
+            segments=segments,
+            satisfaction=satisfaction / np.maximum(requests, 1),
+            page_size=self.config.page_size,
+            responses=responses,
+            clickbait_shown=clickbait,
+        )
+
+
 def simulate_sessions(
     policy: BatchPolicy,
     num_sessions: int,
@@ -126,9 +221,9 @@ def simulate_sessions(
 ) -> SessionOutcomes:
     """Run ``num_sessions`` complete sessions of ``policy``; session ``i`` is the user of seed ``user_seed + i``.
 
-    Sessions run ``batch_size`` at a time in one :class:`MTFSessionVectorEnv`; the vector env seeds sub-env ``j``
-    with ``seed + j``, so the user of a session does not depend on ``batch_size`` or on the policy (common random
-    numbers across arms). A row that ends is masked out of every total (the env's autoreset row is ignored).
+    Sessions run ``batch_size`` at a time through :class:`SessionRunner`; the vector env seeds sub-env ``j`` with
+    ``seed + j``, so the user of a session does not depend on ``batch_size`` or on the policy (common random
+    numbers across arms).
     """
     if isinstance(num_sessions, bool) or int(num_sessions) != num_sessions or num_sessions < 1:
         raise ValueError(f"num_sessions must be an integer >= 1, got {num_sessions!r}")
@@ -137,22 +232,14 @@ def simulate_sessions(
     # Valid views and watch time need the per-item responses.
     config = dataclasses.replace(config or MTFSessionConfig(), item_logs=True)
     totals = np.zeros((4, int(num_sessions)))
-    env: MTFSessionVectorEnv | None = None
+    runner: SessionRunner | None = None
     for start in range(0, int(num_sessions), batch_size):
         n = min(batch_size, int(num_sessions) - start)
-        if env is None or env.num_envs != n:
-            env = MTFSessionVectorEnv(num_envs=n, config=config)
-        obs, _ = env.reset(seed=int(user_seed) + start)
-        alive = np.ones(n, dtype=bool)
-        block = totals[:, start:start + n]
-        while alive.any():
-            obs, reward, terminated, truncated, info = env.step(np.asarray(policy(obs), dtype=np.float32))
-            responses = info["responses"][alive]  # (alive, K, fields)
-            block[0, alive] += reward[alive]
-            block[1, alive] += responses[:, :, _VALID].sum(axis=1)
-            block[2, alive] += responses[:, :, _WATCH].sum(axis=1) / 60.0
-            block[3, alive] += 1
-            alive &= ~(terminated | truncated)
+        if runner is None or runner.num_sessions != n:
+            runner = SessionRunner(n, config)
+        stats = runner.run(policy, int(user_seed) + start)
+        totals[:, start:start + n] = (stats.returns, stats.per_session("valid_view"),
+                                      stats.per_session("watch_time_s") / 60.0, stats.requests)
     return SessionOutcomes(returns=totals[0], valid_views=totals[1], watch_time_min=totals[2], requests=totals[3],
                            user_seed=int(user_seed))
 
@@ -335,7 +422,7 @@ class LoggedItems:
         return cls(
             observations=np.asarray(data.observations, dtype=np.float32),
             predictions=np.asarray(data.predictions, dtype=np.float32),
-            valid_view=responses[..., _VALID],
+            valid_view=responses[..., RESPONSE_FIELDS.index("valid_view")],
             item_rewards=np.asarray(data.item_rewards, dtype=np.float64),
             user_ids=np.asarray(data.episode_ids),
         )
