@@ -32,7 +32,6 @@ import numpy as np
 
 import mtf_gym
 from mtf_gym import BaselinePolicy
-from mtf_gym.rng import CounterStreams
 from mtf_gym.simulator import SessionSimulator
 
 SINGLE_TARGET = 10_000.0
@@ -97,12 +96,11 @@ def interleaved_rates(rounds_by_name: dict[str, Round], seconds: float, rounds: 
 
 
 def simulator_buffer_bytes(sim: SessionSimulator) -> dict[str, int]:
-    """``nbytes`` of the NumPy arrays a simulator holds: per-user state and scratch, catalogue, RNG scratch."""
+    """``nbytes`` of the NumPy arrays a simulator holds: per-user state, scratch and item tables; the catalogue."""
     def arrays_of(obj: object) -> int:
         return sum(v.nbytes for v in vars(obj).values() if isinstance(v, np.ndarray))
 
-    rng_bytes = sum(arrays_of(v) for v in vars(sim).values() if isinstance(v, CounterStreams))
-    return {"simulator": arrays_of(sim), "rng_scratch": rng_bytes, "catalogue": arrays_of(sim.catalogue)}
+    return {"simulator": arrays_of(sim), "catalogue": arrays_of(sim.catalogue)}
 
 
 def vector_env_memory(num_envs: int, steps: int = 5) -> dict[str, int]:

@@ -5,6 +5,8 @@
 
 from gymnasium.envs.registration import register, registry
 
+# First: clears a stale numba kernel cache before any kernel module is imported (see the module).
+from mtf_gym import _kernel_cache  # noqa: F401
 from mtf_gym.config import (
     PREDICTABLE_TASKS,
     RESPONSE_FIELDS,
@@ -25,6 +27,7 @@ from mtf_gym.fusion import (
 )
 from mtf_gym.policies import BaselineFusion, BaselinePolicy, ConstantPolicy, RandomFusionPolicy
 from mtf_gym.simulator import OBSERVATION_FEATURES, SessionSimulator
+from mtf_gym.threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -62,4 +65,6 @@ __all__ = [
     "fused_log_scores",
     "fused_scores",
     "fusion_params_to_action",
+    "get_num_threads",
+    "set_num_threads",
 ]

@@ -276,8 +276,8 @@ class MTFSessionConfig:
                "num_candidates", self.num_candidates, f"an integer >= page_size ({self.page_size})")
         _check(isinstance(self.max_requests, int) and self.max_requests >= 1, "MTFSessionConfig", "max_requests",
                self.max_requests, "an integer >= 1")
-        _check(isinstance(self.num_topics, int) and self.num_topics >= 2, "MTFSessionConfig", "num_topics",
-               self.num_topics, "an integer >= 2")
+        _check(isinstance(self.num_topics, int) and 2 <= self.num_topics <= 32767, "MTFSessionConfig",
+               "num_topics", self.num_topics, "an integer in [2, 32767]")
         _check(isinstance(self.items_per_topic, int) and self.items_per_topic >= self.num_candidates,
                "MTFSessionConfig", "items_per_topic", self.items_per_topic,
                f"an integer >= num_candidates ({self.num_candidates}) so a request never repeats an item")

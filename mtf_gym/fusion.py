@@ -12,9 +12,11 @@ cannot overflow.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 __all__ = [
     "FusionRanges",
@@ -27,6 +29,10 @@ __all__ = [
 
 # Predictions are clipped here before the log so that a zero bias never produces log(0).
 PREDICTION_FLOOR = 1e-4
+_FLOOR = np.float32(PREDICTION_FLOOR)
+_ONE = np.float32(1.0)
+# Layout of FusionRanges.kernel_params().
+_P_POWER_LOW, _P_POWER_SPAN, _P_BIAS_LOW, _P_BIAS_HIGH, _P_LOG_LOW, _P_BIAS_SPAN, _P_LOG_SCALE = range(7)
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,20 @@ class FusionRanges:
         if self.bias_scale == "log" and self.bias_low <= 0.0:
             raise ValueError(f"FusionRanges with bias_scale='log' needs bias_low > 0, got bias_low={self.bias_low}")
 
+    def kernel_params(self) -> np.ndarray:
+        """The ranges as the float32 vector the compiled fusion kernel reads (:func:`fusion_params_row`)."""
+        half = np.float32(0.5)
+        log_scale = self.bias_scale == "log"
+        if log_scale:
+            log_low = np.float32(np.log(self.bias_low))
+            bias_span = np.float32(np.log(self.bias_high) - np.log(self.bias_low)) * half
+        else:
+            log_low = np.float32(0.0)
+            bias_span = np.float32(self.bias_high - self.bias_low) * half
+        power_span = np.float32(self.power_high - self.power_low) * half
+        return np.array([self.power_low, power_span, self.bias_low, self.bias_high, log_low, bias_span,
+                         float(log_scale)], dtype=np.float32)
+
 
 def validate_actions(actions: np.ndarray, action_dim: int, *, batch: bool, name: str = "action") -> np.ndarray:
     """Return ``actions`` as float32 of shape ``(action_dim,)`` or ``(N, action_dim)``; raise on NaN/inf or bad shape.
@@ -91,22 +111,52 @@ def action_to_fusion_params(
 
     Values outside ``[-1, 1]`` are clipped first, so the result always lies inside the documented ranges.
     """
-    arr = np.clip(np.asarray(actions, dtype=np.float32), -1.0, 1.0)
-    if arr.shape[-1] % 2:
-        raise ValueError(f"actions' last dimension must be 2*T (powers then biases), got {arr.shape[-1]}")
+    arr = np.asarray(actions, dtype=np.float32)
+    if arr.ndim == 0 or arr.shape[-1] % 2:
+        raise ValueError(f"actions' last dimension must be 2*T (powers then biases), got shape {arr.shape}")
     num_tasks = arr.shape[-1] // 2
-    half = np.float32(0.5)
-    power_span = np.float32(ranges.power_high - ranges.power_low) * half
-    powers = ranges.power_low + (arr[..., :num_tasks] + 1.0) * power_span
-    if ranges.bias_scale == "log":
-        log_low = np.float32(np.log(ranges.bias_low))
-        log_span = np.float32(np.log(ranges.bias_high) - np.log(ranges.bias_low)) * half
-        # Clipped: float32 exp can land an ulp outside the documented range.
-        biases = np.clip(np.exp(log_low + (arr[..., num_tasks:] + 1.0) * log_span), ranges.bias_low, ranges.bias_high)
-    else:
-        bias_span = np.float32(ranges.bias_high - ranges.bias_low) * half
-        biases = ranges.bias_low + (arr[..., num_tasks:] + 1.0) * bias_span
-    return powers.astype(np.float32, copy=False), biases.astype(np.float32, copy=False)
+    flat = np.ascontiguousarray(arr.reshape(-1, 2 * num_tasks))
+    powers = np.empty((flat.shape[0], num_tasks), np.float32)
+    biases = np.empty((flat.shape[0], num_tasks), np.float32)
+    params = ranges.kernel_params()
+    _fusion_params_rows(flat, params, powers, biases)
+    shape = (*arr.shape[:-1], num_tasks)
+    return powers.reshape(shape), biases.reshape(shape)
+
+
+@njit(cache=True)
+def _fusion_params_rows(actions: np.ndarray, params: np.ndarray, powers: np.ndarray, biases: np.ndarray) -> None:
+    for i in range(actions.shape[0]):
+        fusion_params_row(actions[i], params, powers[i], biases[i])
+
+
+@njit(cache=True)
+def fusion_params_row(action: np.ndarray, params: np.ndarray, powers: np.ndarray, biases: np.ndarray) -> int:
+    """One action ``(2T,)`` -> ``powers``, ``biases`` ``(T,)`` in place; returns how many entries were clipped.
+
+    ``params`` is :meth:`FusionRanges.kernel_params`. The simulator's kernel and :func:`action_to_fusion_params`
+    both call this, so the mapping exists once.
+    """
+    num_tasks = powers.shape[0]
+    clipped = 0
+    for j in range(2 * num_tasks):
+        a = action[j]
+        if a > _ONE:
+            a = _ONE
+            clipped += 1
+        elif a < -_ONE:
+            a = -_ONE
+            clipped += 1
+        shifted = a + _ONE
+        if j < num_tasks:
+            powers[j] = params[_P_POWER_LOW] + shifted * params[_P_POWER_SPAN]
+        elif params[_P_LOG_SCALE] != 0:
+            # Clipped: float32 exp can land an ulp outside the documented range.
+            b = np.float32(math.exp(params[_P_LOG_LOW] + shifted * params[_P_BIAS_SPAN]))
+            biases[j - num_tasks] = min(max(b, params[_P_BIAS_LOW]), params[_P_BIAS_HIGH])
+        else:
+            biases[j - num_tasks] = params[_P_BIAS_LOW] + shifted * params[_P_BIAS_SPAN]
+    return clipped
 
 
 def fusion_params_to_action(
@@ -136,30 +186,46 @@ def fused_log_scores(
     powers: np.ndarray,
     biases: np.ndarray,
     out: np.ndarray | None = None,
-    workspace: np.ndarray | None = None,
 ) -> np.ndarray:
     """Log of the fused score, ``sum_i power_i * log(max(pred_i, floor) + bias_i)``.
 
     Args:
         predictions: ``(N, C, T)`` predicted scores in ``[0, 1]``.
         powers, biases: ``(N, T)`` fusion parameters (one set per user/request).
-        out: optional ``(N, C)`` float32 buffer for the result (the env passes one to avoid allocation).
-        workspace: optional ``(N, C, T)`` float32 scratch buffer.
+        out: optional ``(N, C)`` float32 buffer for the result.
 
     Returns:
         ``(N, C)`` log-scores. Ranking by them equals ranking by :func:`fused_scores`.
     """
-    if workspace is None:
-        workspace = np.empty(predictions.shape, dtype=np.float32)
-    np.maximum(predictions, PREDICTION_FLOOR, out=workspace)
-    workspace += biases[:, None, :]
-    np.log(workspace, out=workspace)
-    # A batched (C, T) @ (T, 1) product: much faster than a sum over the short task axis.
-    result = np.matmul(workspace, powers[:, :, None].astype(workspace.dtype, copy=False))[:, :, 0]
+    predictions = np.ascontiguousarray(predictions, dtype=np.float32)
+    powers = np.ascontiguousarray(powers, dtype=np.float32)
+    biases = np.ascontiguousarray(biases, dtype=np.float32)
+    n, c, t = predictions.shape
+    if powers.shape != (n, t) or biases.shape != (n, t):
+        raise ValueError(f"powers and biases must have shape {(n, t)}, got {powers.shape} and {biases.shape}")
     if out is None:
-        return result
-    out[...] = result
+        out = np.empty((n, c), np.float32)
+    _fused_log_scores(predictions, powers, biases, out)
     return out
+
+
+@njit(cache=True)
+def _fused_log_scores(predictions: np.ndarray, powers: np.ndarray, biases: np.ndarray, out: np.ndarray) -> None:
+    for i in range(predictions.shape[0]):
+        for j in range(predictions.shape[1]):
+            out[i, j] = fused_log_score(predictions[i], j, powers[i], biases[i])
+
+
+@njit(cache=True, inline="always")
+def fused_log_score(predictions: np.ndarray, candidate: int, powers: np.ndarray, biases: np.ndarray) -> np.float32:
+    """Log fused score of ``predictions[candidate]`` (``predictions``: ``(C, T)``): the formula every caller shares.
+
+    Takes the 2-D array and an index rather than a row view: a view per candidate costs reference counting.
+    """
+    score = np.float32(0.0)
+    for t in range(predictions.shape[1]):
+        score += powers[t] * np.float32(math.log(max(predictions[candidate, t], _FLOOR) + biases[t]))
+    return score
 
 
 def fused_scores(predictions: np.ndarray, powers: np.ndarray, biases: np.ndarray) -> np.ndarray:

@@ -192,6 +192,7 @@ def test_step_before_reset_raises():
         (lambda: MTFSessionConfig(ranker_tasks=("valid_view", "clicks")), "ranker_tasks must be"),
         (lambda: MTFSessionConfig(clickbait_share=1.5), r"clickbait_share must be in \[0, 1\]"),
         (lambda: MTFSessionConfig(max_requests=0), "max_requests must be an integer >= 1"),
+        (lambda: MTFSessionConfig(num_topics=40_000), r"num_topics must be an integer in \[2, 32767\]"),
         (lambda: UserModelConfig(boredom_decay=1.0), r"boredom_decay must be in \[0, 1\)"),
         (lambda: UserModelConfig(quick_skip_s=20.0), "quick_skip_s must be in"),
         (lambda: RewardWeights(like=float("inf")), "like must be finite"),

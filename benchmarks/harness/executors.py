@@ -25,12 +25,17 @@ __all__ = [
 
 RAY_INSTALL_HINT = "pip install 'mtf-gym[ray]'  (or: pip install 'ray[default]>=2.9')"
 # Set before torch/NumPy load in a worker; torch.set_num_threads(1) in the job covers an already-loaded torch.
-_SINGLE_THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+_SINGLE_THREAD_ENV = {
+    name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MTF_GYM_NUM_THREADS")
+}
 
 
 def limit_threads() -> None:
-    """Worker initialiser: one BLAS/OpenMP thread per job process."""
+    """Worker initialiser: one BLAS/OpenMP thread and one simulator thread per job process."""
     os.environ.update(_SINGLE_THREAD_ENV)
+    from mtf_gym.threads import set_num_threads  # covers an mtf_gym already imported by the spawned main module
+
+    set_num_threads(1)
 
 
 class Executor(Protocol):

@@ -54,13 +54,15 @@ class MTFSessionVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.sim = SessionSimulator(self.config, self.num_envs)
         self._rngs: list[np.random.Generator] = [seeding.np_random()[0] for _ in range(self.num_envs)]
+        self._bit_generators = [rng.bit_generator for rng in self._rngs]
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
         self._all_rows = np.arange(self.num_envs)
         self._needs_reset = True
 
     def _draw_keys(self, rows: np.ndarray) -> np.ndarray:
         # One key per new session, from that sub-env's own generator: the only entropy a session consumes.
-        return np.array([self._rngs[i].bit_generator.random_raw() for i in rows], dtype=np.uint64)
+        bit_generators = self._bit_generators
+        return np.array([bit_generators[i].random_raw() for i in rows], dtype=np.uint64)
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
         if seed is not None:
@@ -70,6 +72,7 @@ class MTFSessionVectorEnv(VectorEnv):
             for i, s in enumerate(seeds):
                 if s is not None:
                     self._rngs[i] = seeding.np_random(s)[0]
+                    self._bit_generators[i] = self._rngs[i].bit_generator
         self.sim.start_sessions(self._all_rows, self._draw_keys(self._all_rows))
         self.sim.last_step = None
         self._autoreset[:] = False
@@ -83,22 +86,17 @@ class MTFSessionVectorEnv(VectorEnv):
         arr = validate_actions(actions, self.config.action_dim, batch=True, name="actions")
         if arr.shape[0] != self.num_envs:
             raise ValueError(f"actions must have shape ({self.num_envs}, {self.config.action_dim}), got {arr.shape}")
-        restart = np.flatnonzero(self._autoreset)
-        out = self.sim.step(arr)
-        info = step_info(out, self.sim, slice(None))
         live = ~self._autoreset
-        if restart.size:
-            # Rows whose session ended last step were stepped as stale rows (their randomness is counter-based, so
-            # nothing leaks); now they start a new session and report Gymnasium's autoreset values.
-            self.sim.start_sessions(restart, self._draw_keys(restart))
-            out.observations[restart] = self.sim.observations()[restart]
-            out.rewards[restart] = 0.0
-            out.terminated[restart] = False
-            out.truncated[restart] = False
-            out.clipped[restart] = 0
-            info["request_index"][restart] = 0
-            info["segment"][restart] = self.sim.segment[restart]
-            info["satisfaction"][restart] = self.sim.satisfaction[restart]
+        if self._autoreset.any():
+            # Rows whose session ended last step are not stepped: they start a new session and report Gymnasium's
+            # autoreset values (zero reward, not done, the new session's first observation).
+            restart_keys = np.zeros(self.num_envs, np.uint64)
+            rows = np.flatnonzero(self._autoreset)
+            restart_keys[rows] = self._draw_keys(rows)
+            out = self.sim.step(arr, restart=self._autoreset, restart_keys=restart_keys)
+        else:
+            out = self.sim.step(arr)
+        info = step_info(out, self.sim, slice(None))
         for key in list(info):
             info[f"_{key}"] = live if key in ("item_ids", "predictions", "responses", "item_rewards") else (
                 np.ones(self.num_envs, dtype=bool)
