@@ -43,3 +43,17 @@ def test_agents_vs_random_script(tmp_path, capsys: pytest.CaptureFixture[str]) -
     main(["--agents", "td3bc,es", "--sessions", "60", "--offline-steps", "5", "--online-steps", "200",
           "--hidden", "16", "16", "--batch-size", "16", "--eval-sessions", "64", "--out", str(tmp_path / "a.json")])
     assert "td3bc" in capsys.readouterr().out
+
+
+def test_compare_to_commit_script(capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    if subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True).returncode != 0:
+        pytest.skip("needs a git checkout with history")
+    from benchmarks.compare_to_commit import main
+
+    main(["HEAD", "--users", "8", "--requests", "3"])
+    out = capsys.readouterr().out
+    assert "item_ids" in out and "terminated" in out

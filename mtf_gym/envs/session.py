@@ -107,7 +107,8 @@ class MTFSessionEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Version History
 
-    * v0: initial release.
+    * v0: initial release; later ported to compiled (numba) kernels with the same dynamics (results agree up to
+      float32 rounding, ``docs/environment.md``).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
