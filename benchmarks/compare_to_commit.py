@@ -5,8 +5,8 @@
 Checks the working tree's ``mtf_gym`` against the one at ``COMMIT`` (checked out into a temporary ``git worktree``):
 both run ``MTFSession-v0`` as a vector env of ``--users`` users seeded 123.. with the same random actions in
 [-1.2, 1.2] (so clipping is exercised) for ``--requests`` steps, autoresets included. It prints, per output, the
-fraction of entries that differ at all and, for real-valued ones, by more than 1e-4 (float32 rounding stays below). Use it after a change
-meant to be a pure refactoring or speed-up: anything beyond float rounding shows up here.
+fraction of entries that differ at all and, for real-valued ones, by more than 1e-4 (float32 rounding stays below).
+Use it after a change meant to be a pure refactoring or speed-up: anything beyond float rounding shows up here.
 """
 
 from __future__ import annotations
