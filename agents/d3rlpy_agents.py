@@ -239,17 +239,18 @@ class IntegratedRLAgentConfig(D3rlpyAgentConfig):
     d3rlpy_config_class: ClassVar[type[LearnableConfig]] = IntegratedRLConfig
     banded: ClassVar[bool] = True
 
-    n_critics: int = 24
-    tau: float = 0.08
-    target_update_interval: int = 15
-    alpha: float = 1.2
-    beta: float = 0.3
-    eta: float = 1.0
-    lam: float = 0.2
-    band_reduction: Literal["sum", "mean"] = "sum"
-    critic_penalty: Literal["subtractive", "multiplicative"] = "multiplicative"
-    critic_target: Literal["independent", "mean", "min"] = "independent"
-    band_override: tuple[float, float] | None = None
+    # The paper's defaults live once, on the algorithm's config.
+    n_critics: int = IntegratedRLConfig.n_critics
+    tau: float = IntegratedRLConfig.tau
+    target_update_interval: int = IntegratedRLConfig.target_update_interval
+    alpha: float = IntegratedRLConfig.alpha
+    beta: float = IntegratedRLConfig.beta
+    eta: float = IntegratedRLConfig.eta
+    lam: float = IntegratedRLConfig.lam
+    band_reduction: Literal["sum", "mean"] = IntegratedRLConfig.band_reduction
+    critic_penalty: Literal["subtractive", "multiplicative"] = IntegratedRLConfig.critic_penalty
+    critic_target: Literal["independent", "mean", "min"] = IntegratedRLConfig.critic_target
+    band_override: tuple[float, float] | None = IntegratedRLConfig.band_override
 
 
 def _to_d3rlpy_dataset(data: TransitionData, banded: bool) -> Any:

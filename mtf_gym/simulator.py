@@ -51,6 +51,7 @@ OBSERVATION_FEATURES: tuple[str, ...] = (
     "topic_repetition",
 )
 _OBS_DIM = len(OBSERVATION_FEATURES)
+_OBS_TOPIC_REPETITION = OBSERVATION_FEATURES.index("topic_repetition")
 _HISTORY_WIDTH = 5  # valid view, long view, engagement, quick skip, watch fraction (per page)
 _NUM_SEGMENTS = len(SEGMENT_NAMES)
 _TOPIC_TABLE_SIZE = 256  # interest distribution quantised to 1/256 for O(1) topic sampling
@@ -382,17 +383,15 @@ def _step_row(i, actions, dims, tasks, fusion, model, reward_weights, items, ite
     requests = request_index[i] + 1
     request_index[i] = requests
 
-    # Leave (terminated) after the page; the request cap truncates.
-    top_boredom = _F0
-    for tp in range(num_topics):
-        top_boredom = max(top_boredom, boredom[i, tp])
+    # Leave (terminated) after the page; the request cap truncates. The new observation's topic_repetition is the
+    # largest topic boredom the leave logit needs.
+    _observe_row(i, segment, user, request_index, history, boredom, dims[_D_MAX_REQUESTS], obs)
     leave_logit = (user[i, _U_LEAVE_BASE] + model[_M_LEAVE_PER_REQUEST] * np.float32(requests)
                    - model[_M_LEAVE_SAT] * satisfaction + model[_M_LEAVE_QUICK_SKIP] * last[3]
-                   + model[_M_LEAVE_BOREDOM] * top_boredom)
+                   + model[_M_LEAVE_BOREDOM] * obs[i, _OBS_TOPIC_REPETITION])
     leave_lane = np.uint64(base_lane + page * _UNIFORMS_PER_ITEM)
     terminated[i] = counter_uniform(key, counter, leave_lane) < _sigmoid(leave_logit)
     truncated[i] = requests >= dims[_D_MAX_REQUESTS] and not terminated[i]
-    _observe_row(i, segment, user, request_index, history, boredom, dims[_D_MAX_REQUESTS], obs)
 
 
 @njit(cache=True)
@@ -411,7 +410,7 @@ def _observe_row(i, segment, user, request_index, history, boredom, max_requests
     top = _F0
     for tp in range(boredom.shape[1]):
         top = max(top, boredom[i, tp])
-    row[17] = top
+    row[_OBS_TOPIC_REPETITION] = top
 
 
 @njit(cache=True)

@@ -45,6 +45,7 @@ def _default_threads() -> int:
 _num_threads = _default_threads()
 _pool: cf.ThreadPoolExecutor | None = None
 _pool_pid = -1
+_pool_workers = 0
 _pool_lock = threading.Lock()
 
 
@@ -62,12 +63,14 @@ def set_num_threads(threads: int) -> None:
 
 
 def _get_pool(workers: int) -> cf.ThreadPoolExecutor:
-    global _pool, _pool_pid
+    global _pool, _pool_pid, _pool_workers
     with _pool_lock:
         # A pool inherited through fork() has no threads in the child: start a fresh one there.
-        if _pool is None or _pool_pid != os.getpid() or _pool._max_workers < workers:
+        forked = _pool_pid != os.getpid()
+        if _pool is None or forked or _pool_workers < workers:
+            # A smaller pool is not shut down: another thread may be about to submit to it. Its idle threads stay.
             _pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mtf_gym")
-            _pool_pid = os.getpid()
+            _pool_pid, _pool_workers = os.getpid(), workers
         return _pool
 
 

@@ -664,3 +664,12 @@ def test_defaults_are_the_paper_values() -> None:
     assert {k: getattr(config, k) for k in paper} == paper
     assert config.target_update_interval == 15
     assert config.critic_penalty == "multiplicative"  # our choice between the two published variants (docs)
+
+
+def test_zoo_agent_config_defaults_are_the_algorithm_config_defaults() -> None:
+    from agents.d3rlpy_agents import IntegratedRLAgentConfig
+
+    agent, algo = IntegratedRLAgentConfig(), IntegratedRLConfig()
+    shared = ("n_critics", "tau", "target_update_interval", "alpha", "beta", "eta", "lam", "band_reduction",
+              "critic_penalty", "critic_target", "band_override")
+    assert {k: getattr(agent, k) for k in shared} == {k: getattr(algo, k) for k in shared}
