@@ -1,6 +1,10 @@
 """mtf-gym: an open testbed for reinforcement-learning multi-task fusion (RL-MTF) in recommender feeds.
 
-``import mtf_gym`` registers ``MTFSession-v0`` with Gymnasium (single env and natively batched vector env).
+``import mtf_gym`` registers with Gymnasium (each with a natively batched vector env):
+
+* ``MTFSession-v1`` (the default version): fusion weights per request, on users who want different fusions;
+* ``MTFSession-v0``: the first version, kept unchanged;
+* ``MTFSlate-v0``: the same v1 users, but the agent picks the page's items from a large catalogue.
 """
 
 from gymnasium.envs.registration import register, registry
@@ -17,7 +21,7 @@ from mtf_gym.config import (
     SegmentParams,
     UserModelConfig,
 )
-from mtf_gym.envs import MTFSessionEnv, MTFSessionVectorEnv
+from mtf_gym.envs import MTFSessionEnv, MTFSessionV1Env, MTFSessionV1VectorEnv, MTFSessionVectorEnv
 from mtf_gym.fusion import (
     FusionRanges,
     action_to_fusion_params,
@@ -26,41 +30,64 @@ from mtf_gym.fusion import (
     fusion_params_to_action,
 )
 from mtf_gym.policies import BaselineFusion, BaselinePolicy, ConstantPolicy, RandomFusionPolicy
+from mtf_gym.sim.config import (
+    CatalogueConfig,
+    MTFSessionV1Config,
+    RankerV1Config,
+    TraitPopulation,
+    UserDynamicsV1,
+)
+from mtf_gym.sim.layout import OBSERVATION_FEATURES_V1
+from mtf_gym.sim.simulator import UserSimulator
 from mtf_gym.simulator import OBSERVATION_FEATURES, SessionSimulator
 from mtf_gym.threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
-ENV_ID = "MTFSession-v0"
+ENV_ID = "MTFSession-v1"  # the default version everywhere (benchmarks, docs)
+ENV_ID_V0 = "MTFSession-v0"
+SLATE_ENV_ID = "MTFSlate-v0"
 
-if ENV_ID not in registry:
-    register(
-        id=ENV_ID,
-        entry_point="mtf_gym.envs.session:MTFSessionEnv",
-        vector_entry_point="mtf_gym.envs.vector:MTFSessionVectorEnv",
+_ENVS = {
+    ENV_ID_V0: ("mtf_gym.envs.session:MTFSessionEnv", "mtf_gym.envs.vector:MTFSessionVectorEnv"),
+    ENV_ID: ("mtf_gym.envs.session:MTFSessionV1Env", "mtf_gym.envs.vector:MTFSessionV1VectorEnv"),
+    SLATE_ENV_ID: ("mtf_gym.envs.slate:MTFSlateEnv", "mtf_gym.envs.slate:MTFSlateVectorEnv"),
+}
+for _env_id, (_entry, _vector_entry) in _ENVS.items():
+    if _env_id not in registry:
         # The request cap lives in the config (``max_requests``) so the single and vector envs share it.
-        max_episode_steps=None,
-    )
+        register(id=_env_id, entry_point=_entry, vector_entry_point=_vector_entry, max_episode_steps=None)
 
 __all__ = [
     "ENV_ID",
+    "ENV_ID_V0",
     "OBSERVATION_FEATURES",
+    "OBSERVATION_FEATURES_V1",
     "PREDICTABLE_TASKS",
     "RESPONSE_FIELDS",
     "SEGMENT_NAMES",
+    "SLATE_ENV_ID",
     "BaselineFusion",
     "BaselinePolicy",
+    "CatalogueConfig",
     "ConstantPolicy",
     "FusionRanges",
     "MTFSessionConfig",
     "MTFSessionEnv",
+    "MTFSessionV1Config",
+    "MTFSessionV1Env",
+    "MTFSessionV1VectorEnv",
     "MTFSessionVectorEnv",
     "RandomFusionPolicy",
     "RankerConfig",
+    "RankerV1Config",
     "RewardWeights",
     "SegmentParams",
     "SessionSimulator",
+    "TraitPopulation",
+    "UserDynamicsV1",
     "UserModelConfig",
+    "UserSimulator",
     "action_to_fusion_params",
     "fused_log_scores",
     "fused_scores",

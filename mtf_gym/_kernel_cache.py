@@ -12,7 +12,10 @@ import hashlib
 import os
 from pathlib import Path
 
-KERNEL_SOURCES = ("rng.py", "fusion.py", "simulator.py")
+KERNEL_SOURCES = ("rng.py", "fusion.py", "simulator.py", "sim/layout.py", "sim/funnel.py", "sim/users.py",
+                  "sim/retrieval.py", "sim/ranker.py", "sim/response.py", "sim/transition.py", "sim/kernels.py", "sim/diagnostics.py")
+# Folders whose __pycache__ holds compiled kernels.
+_CACHE_DIRS = ("", "sim")
 _STAMP = "mtf_gym_kernels.sha256"
 
 
@@ -20,6 +23,7 @@ def invalidate_stale_kernel_cache(package_dir: Path | None = None) -> bool:
     """Delete ``__pycache__/*.nbi|*.nbc`` of the package if the kernel sources changed; return True if it did."""
     package_dir = package_dir or Path(__file__).resolve().parent
     cache_dir = package_dir / "__pycache__"
+    cache_dirs = [package_dir / sub / "__pycache__" for sub in _CACHE_DIRS]
     digest = hashlib.sha256()
     try:
         for name in KERNEL_SOURCES:
@@ -29,9 +33,11 @@ def invalidate_stale_kernel_cache(package_dir: Path | None = None) -> bool:
             return False
         if not cache_dir.is_dir():
             cache_dir.mkdir()
-        for path in cache_dir.iterdir():
-            if path.suffix in (".nbi", ".nbc"):
-                path.unlink(missing_ok=True)
+        for folder in cache_dirs:
+            if folder.is_dir():
+                for path in folder.iterdir():
+                    if path.suffix in (".nbi", ".nbc"):
+                        path.unlink(missing_ok=True)
         tmp = cache_dir / f".{_STAMP}.{os.getpid()}.tmp"
         tmp.write_text(digest.hexdigest())
         os.replace(tmp, stamp)  # atomic: concurrent imports see the old stamp or the new one

@@ -12,8 +12,22 @@ import numpy as np
 
 from mtf_gym.config import PREDICTABLE_TASKS, MTFSessionConfig
 from mtf_gym.fusion import fusion_params_to_action
+from mtf_gym.sim.config import MTFSessionV1Config
 
-__all__ = ["BaselineFusion", "BaselinePolicy", "BatchPolicy", "ConstantPolicy", "RandomFusionPolicy"]
+__all__ = ["CONTROL_FUSION_V1", "BaselineFusion", "BaselinePolicy", "BatchPolicy", "ConstantPolicy",
+           "RandomFusionPolicy"]
+
+# The MTFSession-v1 production control: the constant fusion found by a converged CMA-ES on the session return of
+# training users (never the evaluation users). Regenerate with ``python -m benchmarks.tune_control`` (it prints
+# this block and checks that an independent search on other users does not beat it by more than 1%).
+# Powers then biases, per task of the default ranker_tasks (valid_view, watch_time, long_view, like, follow).
+CONTROL_FUSION_V1: dict[str, tuple[float, float]] = {
+    "valid_view": (0.68, 0.00347),
+    "watch_time": (-2.0, 0.0389),
+    "long_view": (0.88, 0.126),
+    "like": (1.08, 0.001),
+    "follow": (-2.0, 0.0724),
+}
 
 
 class BatchPolicy(Protocol):
@@ -54,15 +68,29 @@ class BaselineFusion:
                 raise ValueError(f"BaselineFusion.{name} must give a value for every task; missing {missing}")
 
 
+def control_fusion_v1() -> BaselineFusion:
+    """:data:`CONTROL_FUSION_V1` as a :class:`BaselineFusion` (tasks it does not tune keep v0's hand-set values)."""
+    base = BaselineFusion()
+    return BaselineFusion(
+        powers={**base.powers, **{t: p for t, (p, _) in CONTROL_FUSION_V1.items()}},
+        biases={**base.biases, **{t: b for t, (_, b) in CONTROL_FUSION_V1.items()}},
+    )
+
+
 class BaselinePolicy:
     """The documented baseline policy ``mu_bp``: deterministic, the same fusion in every state.
 
-    It is the centre of exploration for the paper's datasets and the control arm of every simulated A/B test.
+    It is the centre of exploration for the paper's datasets and the control arm of every simulated A/B test. For
+    ``MTFSession-v1`` (an :class:`~mtf_gym.sim.config.MTFSessionV1Config`) it is the tuned production control
+    :data:`CONTROL_FUSION_V1`; for v0 the hand-set :class:`BaselineFusion`.
     """
 
-    def __init__(self, config: MTFSessionConfig | None = None, fusion: BaselineFusion | None = None) -> None:
+    def __init__(self, config: MTFSessionConfig | MTFSessionV1Config | None = None,
+                 fusion: BaselineFusion | None = None) -> None:
         self.config = config or MTFSessionConfig()
-        self.fusion = fusion or BaselineFusion()
+        if fusion is None:
+            fusion = control_fusion_v1() if isinstance(self.config, MTFSessionV1Config) else BaselineFusion()
+        self.fusion = fusion
         tasks = self.config.ranker_tasks
         powers = np.array([self.fusion.powers[t] for t in tasks])
         biases = np.array([self.fusion.biases[t] for t in tasks])

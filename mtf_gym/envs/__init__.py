@@ -1,6 +1,6 @@
 """Gymnasium environments of mtf-gym."""
 
-from mtf_gym.envs.session import MTFSessionEnv
-from mtf_gym.envs.vector import MTFSessionVectorEnv
+from mtf_gym.envs.session import MTFSessionEnv, MTFSessionV1Env
+from mtf_gym.envs.vector import MTFSessionV1VectorEnv, MTFSessionVectorEnv
 
-__all__ = ["MTFSessionEnv", "MTFSessionVectorEnv"]
+__all__ = ["MTFSessionEnv", "MTFSessionV1Env", "MTFSessionV1VectorEnv", "MTFSessionVectorEnv"]

@@ -1,0 +1,165 @@
+"""The v1 step kernels: one per way of choosing the page, the user side shared.
+
+* :func:`fusion_step_chunk` (``MTFSession-v1``): retrieval -> ranker -> the action's fusion -> top-K -> the page;
+* :func:`slate_step_chunk` (``MTFSlate-v0``): the action *is* the page (item ids).
+
+Both then call :func:`serve_page` (responses, reward, state, observation, leaving), so users, responses,
+satisfaction, boredom and leaving exist once. A chunk is a contiguous range of rows with its own scratch; kernels
+release the GIL so chunks run on several threads (:mod:`mtf_gym.threads`), and results do not depend on chunking:
+all randomness is counter-based on ``(session key, request index, lane)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from mtf_gym.fusion import fused_log_score, fusion_params_row
+from mtf_gym.rng import counter_uniform
+from mtf_gym.sim.layout import (
+    D_CANDIDATES,
+    D_MAX_REQUESTS,
+    D_PER_TOPIC,
+    NUM_RESPONSES,
+    UNIFORMS_PER_ITEM,
+)
+from mtf_gym.sim.ranker import predict
+from mtf_gym.sim.response import respond
+from mtf_gym.sim.retrieval import retrieve
+from mtf_gym.sim.transition import P_CLICKBAIT, P_INTERACTION, end_page, leave_probability, observe
+from mtf_gym.sim.users import start_row
+
+__all__ = ["fusion_step_chunk", "next_candidates_rows", "observe_rows", "serve_page", "slate_step_chunk", "start_rows"]
+
+_F0 = np.float32(0.0)
+
+
+@njit(cache=True)
+def start_rows(rows, keys, model, users, normals):
+    for j in range(rows.shape[0]):
+        start_row(rows[j], keys[j], model, users, normals)
+
+
+@njit(cache=True)
+def observe_rows(model, users, obs):
+    for i in range(obs.shape[0]):
+        observe(i, model, users, obs[i])
+
+
+@njit(cache=True)
+def serve_page(i, key, counter, model, users, page_sum, page_topics, out):
+    """Row ``i`` is shown ``out.item_ids[i]`` (topics ``page_topics``): draw the responses, write the reward and the
+    item logs, move the state, observe, and decide whether the user leaves."""
+    base_lane = np.uint64(model.dims[D_CANDIDATES] + 1)  # lanes 0..C belong to retrieval
+    page = page_topics.shape[0]
+    page_sum[:] = _F0
+    reward = 0.0
+    for k in range(page):
+        item, tp = out.item_ids[i, k], page_topics[k]
+        response = out.responses[i, k]
+        lane = base_lane + np.uint64(k * UNIFORMS_PER_ITEM)
+        clickbait, interaction = respond(i, item, tp, key, counter, lane, model, users, response)
+        item_reward = _F0
+        for f in range(NUM_RESPONSES):
+            item_reward += response[f] * model.reward[f]
+            page_sum[f] += response[f]
+        page_sum[P_CLICKBAIT] += clickbait
+        page_sum[P_INTERACTION] += interaction
+        out.item_rewards[i, k] = item_reward
+        reward += item_reward
+    out.rewards[i] = reward
+    end_page(i, model, users, page_sum, page_topics)
+    observe(i, model, users, out.observations[i])
+    leave_lane = base_lane + np.uint64(page * UNIFORMS_PER_ITEM)
+    out.terminated[i] = counter_uniform(key, counter, leave_lane) < leave_probability(i, model, users)
+    out.truncated[i] = users.request_index[i] >= model.dims[D_MAX_REQUESTS] and not out.terminated[i]
+
+
+@njit(cache=True)
+def fusion_step_row(i, actions, model, users, scratch, chunk, out):
+    """Advance row ``i`` by one request chosen by fusion weights ``actions[i]``."""
+    key, counter = users.keys[i], np.uint64(users.request_index[i])
+    candidates, topics, preds = scratch.candidates[chunk], scratch.topics[chunk], scratch.preds[chunk]
+    scores, order, powers, biases = scratch.scores[chunk], scratch.order[chunk], scratch.powers[chunk], \
+        scratch.biases[chunk]
+    page_topics = scratch.page_topics[chunk]
+    out.clipped[i] = fusion_params_row(actions[i], model.fusion, powers, biases)
+    retrieve(i, key, counter, model, users, candidates, topics)
+    predict(i, model, users, candidates, topics, preds)
+    page = order.shape[0]
+    filled = 0
+    for j in range(candidates.shape[0]):  # top-K by insertion into a sorted page: K is small
+        s = fused_log_score(preds, j, powers, biases)
+        scores[j] = s
+        if filled == page and s <= scores[order[page - 1]]:
+            continue
+        pos = filled if filled < page else page - 1
+        while pos > 0 and scores[order[pos - 1]] < s:
+            order[pos] = order[pos - 1]
+            pos -= 1
+        order[pos] = j
+        if filled < page:
+            filled += 1
+    for k in range(page):
+        j = order[k]
+        out.item_ids[i, k] = candidates[j]
+        page_topics[k] = topics[j]
+        for col in range(preds.shape[1]):
+            out.predictions[i, k, col] = preds[j, col]
+    serve_page(i, key, counter, model, users, scratch.page_sum[chunk], page_topics, out)
+
+
+@njit(cache=True, nogil=True)
+def fusion_step_chunk(chunk, num_chunks, restart, restart_keys, actions, model, users, scratch, out):
+    """Advance the rows of one chunk (``restart[i]``: start a new session from ``restart_keys[i]`` instead)."""
+    n = restart.shape[0]
+    for i in range(chunk * n // num_chunks, (chunk + 1) * n // num_chunks):
+        if restart[i]:
+            start_row(i, restart_keys[i], model, users, scratch.normals[chunk])
+            observe(i, model, users, out.observations[i])
+        else:
+            fusion_step_row(i, actions, model, users, scratch, chunk, out)
+
+
+@njit(cache=True)
+def next_candidates_row(i, model, users, scratch, chunk, candidates_out, predictions_out):
+    """The production pipeline's work for row ``i``'s next request: its retrieved candidates and their predictions
+    (the same draws ``MTFSession-v1`` would make for that request)."""
+    key, counter = users.keys[i], np.uint64(users.request_index[i])
+    retrieve(i, key, counter, model, users, candidates_out[i], scratch.topics[chunk])
+    predict(i, model, users, candidates_out[i], scratch.topics[chunk], predictions_out[i])
+
+
+@njit(cache=True, nogil=True)
+def slate_step_chunk(chunk, num_chunks, restart, restart_keys, actions, model, users, scratch, out, expose,
+                     candidates_out, predictions_out):
+    """Advance the rows of one chunk with pages given as item ids (``actions``: ``(N, K)`` int64, validated by the
+    caller). With ``expose``, also write each row's next candidates and their predictions."""
+    n = restart.shape[0]
+    per_topic = model.dims[D_PER_TOPIC]
+    for i in range(chunk * n // num_chunks, (chunk + 1) * n // num_chunks):
+        if restart[i]:
+            start_row(i, restart_keys[i], model, users, scratch.normals[chunk])
+            observe(i, model, users, out.observations[i])
+        else:
+            key, counter = users.keys[i], np.uint64(users.request_index[i])
+            page_topics = scratch.page_topics[chunk]
+            for k in range(page_topics.shape[0]):
+                out.item_ids[i, k] = actions[i, k]
+                page_topics[k] = actions[i, k] // per_topic
+            # The ranker's scores of the shown items, for the item logs (offline metrics need them).
+            preds = scratch.preds[chunk]
+            predict(i, model, users, out.item_ids[i], page_topics, preds)
+            for k in range(page_topics.shape[0]):
+                for col in range(preds.shape[1]):
+                    out.predictions[i, k, col] = preds[k, col]
+            serve_page(i, key, counter, model, users, scratch.page_sum[chunk], page_topics, out)
+        if expose:
+            next_candidates_row(i, model, users, scratch, chunk, candidates_out, predictions_out)
+
+
+@njit(cache=True)
+def next_candidates_rows(model, users, scratch, candidates_out, predictions_out):
+    """:func:`next_candidates_row` for every row (at reset)."""
+    for i in range(candidates_out.shape[0]):
+        next_candidates_row(i, model, users, scratch, 0, candidates_out, predictions_out)

@@ -1,0 +1,260 @@
+"""``UserSimulator``: N v1 user sessions as NumPy state, advanced by the compiled kernels of :mod:`mtf_gym.sim`.
+
+The single env is a simulator of one row, the vector env one of ``N`` rows; ``MTFSession-v1`` pages come from
+:meth:`UserSimulator.step` (fusion weights), ``MTFSlate-v0`` pages from :meth:`UserSimulator.step_slate` (item ids).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+
+import numpy as np
+
+from mtf_gym.config import PREDICTABLE_TASKS
+from mtf_gym.sim.catalogue import Catalogue
+from mtf_gym.sim.config import MTFSessionV1Config, segment_table
+from mtf_gym.sim.kernels import fusion_step_chunk, observe_rows, slate_step_chunk, start_rows
+from mtf_gym.sim.layout import (
+    DYNAMICS_SCALARS,
+    HISTORY_COLUMNS,
+    ITEM_COLUMNS,
+    NUM_ENGAGEMENT,
+    NUM_PROFILE_OBS,
+    NUM_RESPONSES,
+    OBS_DIM,
+    PROFILE_SCALARS,
+    STATE_NAMES,
+    STATE_WIDTH,
+    TOPIC_TABLE_SIZE,
+    TRAIT_NAMES,
+    TRAIT_WIDTH,
+    UT_WIDTH,
+    Model,
+    Outputs,
+    Scratch,
+    Users,
+)
+from mtf_gym.sim.users import num_start_normals
+from mtf_gym.threads import CHUNKS_PER_THREAD, ROWS_PER_CHUNK, get_num_threads, run_chunks
+
+__all__ = ["UserSimulator", "build_model"]
+
+_QUICK_SKIP_MEAN_FRACTION = 0.6  # mean watch of an unhooked view, as a fraction of quick_skip_s
+
+
+def build_model(config: MTFSessionV1Config, catalogue: Catalogue) -> Model:
+    """The read-only parameter structure of the kernels, from a config and its catalogue."""
+    f32 = np.float32
+    dyn, pop, ranker = config.dynamics, config.population, config.ranker
+    q, cb, d = catalogue.quality, catalogue.clickbait, catalogue.duration_s
+    hook = dyn.hook_quality * q + dyn.hook_clickbait * cb
+    log_patience = dyn.patience_quality * q + dyn.patience_clickbait * cb
+    engagement = dyn.engagement_quality * q + dyn.engagement_clickbait * cb
+    columns = {
+        "hook": hook,
+        "hook_ranker_exp": np.exp(-(hook + ranker.clickbait_overestimate * cb)),
+        "log_patience": log_patience,
+        "patience_scale": np.exp(log_patience),
+        "engagement": engagement,
+        "engagement_exp": np.exp(-engagement),
+        "hate": dyn.hate_bias + dyn.hate_clickbait * cb,
+        "glance_mean": np.minimum(d, _QUICK_SKIP_MEAN_FRACTION * dyn.quick_skip_s),
+        "duration_s": d,
+        "valid_view_time_s": np.minimum(d, dyn.valid_view_s),
+        "long_view_time_s": np.minimum(d, dyn.long_view_s),
+        "clickbait": cb,
+        "length_excess": np.maximum(np.log(d / 15.0), 0.0),
+    }
+    items = np.empty((catalogue.num_items, len(ITEM_COLUMNS)), f32)
+    for name, col in ITEM_COLUMNS.items():
+        items[:, col] = columns[name]
+    scalars = {f.name: getattr(dyn, f.name) for f in dyn.__dataclass_fields__.values()}
+    scalars["delight_scale"] = dyn.engagement_noise_scale * 0.55  # logistic noise with std ~ scale
+    scalars["inverse_watch_time_scale"] = 1.0 / ranker.watch_time_scale_s
+    dynamics = np.array([scalars[name] for name in DYNAMICS_SCALARS], f32)
+    profile_values = {**scalars, **{f: getattr(pop, f) for f in pop.__dataclass_fields__},
+                      **{f: getattr(ranker, f) for f in ranker.__dataclass_fields__},
+                      "history_impressions": config.history_impressions,
+                      "max_history_impressions": config.max_history_impressions}
+    profile = np.array([profile_values[name] for name in PROFILE_SCALARS], f32)
+    cat_cfg = config.catalogue
+    per_topic = cat_cfg.items_per_topic
+    stride = max(1, round(per_topic * 0.618))
+    while np.gcd(stride, per_topic) != 1:
+        stride += 1
+    return Model(
+        dims=np.array([config.num_candidates, config.page_size, per_topic, stride, config.max_requests], np.int64),
+        tasks=np.array([PREDICTABLE_TASKS.index(t) for t in config.ranker_tasks], np.int64),
+        fusion=config.fusion.kernel_params(),
+        dynamics=dynamics,
+        profile=profile,
+        reward=config.reward.as_vector(),
+        items=items,
+        item_error=np.ascontiguousarray(catalogue.ranker_error_features, f32),
+        segments=segment_table(pop),
+        cum_share=np.cumsum(np.asarray(pop.share, np.float64))[:-1],
+        task_noise=np.asarray(ranker.task_noise, f32),
+        ranker_offset=np.asarray(ranker.calibration_offset, f32),
+    )
+
+
+class UserSimulator:
+    """``num_rows`` v1 user sessions advanced in lock-step; rows are (re)started with :meth:`start_sessions`.
+
+    State, by name: ``users`` (:class:`~mtf_gym.sim.layout.Users`), with views :attr:`segment`,
+    :attr:`request_index`, :attr:`satisfaction`, :attr:`fatigue`, :meth:`traits` and :meth:`latent_state`.
+    """
+
+    def __init__(self, config: MTFSessionV1Config, num_rows: int, catalogue: Catalogue | None = None) -> None:
+        if not isinstance(num_rows, (int, np.integer)) or num_rows < 1:
+            raise ValueError(f"num_rows must be an integer >= 1, got {num_rows!r}")
+        self.config = config
+        self.num_rows = n = int(num_rows)
+        self.catalogue = catalogue or Catalogue.generate(config.catalogue, config.ranker.error_rank)
+        self.model = build_model(config, self.catalogue)
+        c, k, t = config.num_candidates, config.page_size, config.num_tasks
+        self.num_candidates, self.page_size, self.num_tasks = c, k, t
+        nt, rank = config.catalogue.num_topics, config.ranker.error_rank
+        f32 = np.float32
+        self.users = Users(
+            keys=np.zeros(n, np.uint64),
+            segment=np.zeros(n, np.int64),
+            request_index=np.zeros(n, np.int64),
+            topic_table=np.zeros((n, TOPIC_TABLE_SIZE), np.int16),
+            affinity=np.zeros((n, nt), f32),
+            user_topic=np.zeros((n, UT_WIDTH, nt), f32),
+            traits=np.zeros((n, TRAIT_WIDTH), f32),
+            engagement_exp=np.zeros((n, NUM_ENGAGEMENT), f32),
+            ranker_error=np.zeros((n, rank, t), f32),
+            ranker_scale=np.ones((n, t), f32),
+            state=np.zeros((n, STATE_WIDTH), f32),
+            boredom=np.zeros((n, nt), f32),
+            history=np.zeros((n, HISTORY_COLUMNS), f32),
+            profile_obs=np.zeros((n, NUM_PROFILE_OBS), f32),
+        )
+        chunks = self._max_chunks = max(1, min(n // ROWS_PER_CHUNK, CHUNKS_PER_THREAD * (os.cpu_count() or 1)))
+        self.scratch = Scratch(
+            candidates=np.empty((chunks, c), np.int64),
+            topics=np.empty((chunks, c), np.int64),
+            preds=np.empty((chunks, c, t), f32),
+            scores=np.empty((chunks, c), f32),
+            powers=np.empty((chunks, t), f32),
+            biases=np.empty((chunks, t), f32),
+            order=np.empty((chunks, k), np.int64),
+            page_sum=np.empty((chunks, NUM_RESPONSES + 2), f32),
+            page_topics=np.empty((chunks, k), np.int64),
+            normals=np.empty((chunks, num_start_normals(nt, rank, len(PREDICTABLE_TASKS))), f32),
+        )
+        self._no_restart = np.zeros(n, bool)
+        self._log_scratch = None if config.item_logs else self._new_item_logs()
+        self.last_step: Outputs | None = None
+
+    # ------------------------------------------------------------------ views of the state
+    @property
+    def segment(self) -> np.ndarray:
+        return self.users.segment
+
+    @property
+    def request_index(self) -> np.ndarray:
+        return self.users.request_index
+
+    @property
+    def keys(self) -> np.ndarray:
+        return self.users.keys
+
+    @property
+    def boredom(self) -> np.ndarray:
+        return self.users.boredom
+
+    @property
+    def satisfaction(self) -> np.ndarray:
+        return self.users.state[:, STATE_NAMES.index("satisfaction")]
+
+    @property
+    def fatigue(self) -> np.ndarray:
+        return self.users.state[:, STATE_NAMES.index("fatigue")]
+
+    def traits(self) -> dict[str, np.ndarray]:
+        """The latent traits of every row, by name (copies; for analysis and oracles, never observed)."""
+        return {name: self.users.traits[:, j].copy() for j, name in enumerate(TRAIT_NAMES)}
+
+    def latent_state(self) -> dict[str, np.ndarray]:
+        """The latent in-session state of every row, by name (copies)."""
+        return {name: self.users.state[:, j].copy() for j, name in enumerate(STATE_NAMES)}
+
+    @cached_property
+    def item_embeddings(self) -> np.ndarray:
+        return self.catalogue.embeddings
+
+    def _new_item_logs(self) -> tuple[np.ndarray, ...]:
+        n, k, t = self.num_rows, self.page_size, self.num_tasks
+        return (np.zeros((n, k), np.int64), np.zeros((n, k, t), np.float32),
+                np.zeros((n, k, NUM_RESPONSES), np.float32), np.zeros((n, k), np.float32))
+
+    # ------------------------------------------------------------------ session start
+    def start_sessions(self, rows: np.ndarray, keys: np.ndarray) -> None:
+        """(Re)start the sessions of ``rows`` (int indices) with new users drawn from ``keys`` (uint64)."""
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        keys = np.ascontiguousarray(keys, dtype=np.uint64)
+        if rows.shape != keys.shape or rows.ndim != 1:
+            raise ValueError(f"rows and keys must be 1-D of the same length, got {rows.shape} and {keys.shape}")
+        if rows.size and (rows.min() < 0 or rows.max() >= self.num_rows):
+            raise ValueError(f"rows must be in [0, {self.num_rows}), got {rows}")
+        start_rows(rows, keys, self.model, self.users, self.scratch.normals[0])
+
+    def observations(self) -> np.ndarray:
+        obs = np.empty((self.num_rows, OBS_DIM), np.float32)
+        observe_rows(self.model, self.users, obs)
+        return obs
+
+    # ------------------------------------------------------------------ one request
+    def _outputs(self) -> Outputs:
+        n = self.num_rows
+        logs = self._new_item_logs() if self._log_scratch is None else self._log_scratch
+        return Outputs(np.empty((n, OBS_DIM), np.float32), np.zeros(n, np.float64), np.zeros(n, bool),
+                       np.zeros(n, bool), np.zeros(n, np.int64), *logs)
+
+    def _restart_args(self, restart, restart_keys):
+        if restart is None:
+            return self._no_restart, self.users.keys
+        restart = np.ascontiguousarray(restart, dtype=bool)
+        restart_keys = np.ascontiguousarray(restart_keys, dtype=np.uint64)
+        if restart.shape != (self.num_rows,) or restart_keys.shape != (self.num_rows,):
+            raise ValueError(f"restart and restart_keys must have shape ({self.num_rows},), got {restart.shape} "
+                             f"and {restart_keys.shape}")
+        return restart, restart_keys
+
+    def _num_chunks(self) -> int:
+        return min(self._max_chunks, CHUNKS_PER_THREAD * get_num_threads())
+
+    def step(self, actions: np.ndarray, restart: np.ndarray | None = None,
+             restart_keys: np.ndarray | None = None) -> Outputs:
+        """Advance every row by one request whose page is chosen by fusion weights ``actions`` (``(N, 2T)``, finite;
+        clipped here). ``restart[i]`` rows start a new session from ``restart_keys[i]`` instead (autoreset)."""
+        actions = np.ascontiguousarray(actions, dtype=np.float32)
+        restart, restart_keys = self._restart_args(restart, restart_keys)
+        out = self._outputs()
+        run_chunks(fusion_step_chunk, self._num_chunks(),
+                   (restart, restart_keys, actions, self.model, self.users, self.scratch, out))
+        self.last_step = out
+        return out
+
+    def step_slate(self, item_ids: np.ndarray, restart: np.ndarray | None = None,
+                   restart_keys: np.ndarray | None = None, candidates: np.ndarray | None = None,
+                   candidate_predictions: np.ndarray | None = None) -> Outputs:
+        """Advance every row by one request showing ``item_ids`` (``(N, K)`` int64, validated by the caller). With
+        ``candidates`` (``(N, C)`` int64) and ``candidate_predictions`` (``(N, C, T)`` float32), also write every
+        row's next request's candidates and their predictions."""
+        item_ids = np.ascontiguousarray(item_ids, dtype=np.int64)
+        restart, restart_keys = self._restart_args(restart, restart_keys)
+        out = self._outputs()
+        expose = candidates is not None
+        if not expose:
+            candidates = np.empty((1, self.num_candidates), np.int64)
+            candidate_predictions = np.empty((1, self.num_candidates, self.num_tasks), np.float32)
+        run_chunks(slate_step_chunk, self._num_chunks(),
+                   (restart, restart_keys, item_ids, self.model, self.users, self.scratch, out, expose, candidates,
+                    candidate_predictions))
+        self.last_step = out
+        return out
