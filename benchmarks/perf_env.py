@@ -1,4 +1,4 @@
-"""Speed and memory of MTFSession-v0, measured (a report, not a timed test).
+"""Speed and memory of MTFSession-v1 and v0 side by side, measured (a report, not a timed test).
 
     python -m benchmarks.perf_env [--seconds 1] [--rounds 5] [--quick] [--markdown] [--out perf.json]
 
@@ -12,7 +12,8 @@
 
 Each rate is the median of ``--rounds`` timed rounds of about ``--seconds`` each; the rounds of all measurements are
 interleaved, so a slow drift of a shared machine affects every row alike, and the min-max column shows the noise.
-Targets (issue "MTFSession-v0", 2 CPU cores): single >= 10,000 steps/s, vector >= 300,000 user-steps/s.
+Targets (2 CPU cores): single >= 10,000 steps/s, vector >= 300,000 user-steps/s; v1 at least 0.9x v0's rate
+(single env and vector env at N = 1024), printed as ratios measured in the same run.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 
 import mtf_gym
 from mtf_gym import BaselinePolicy
+from mtf_gym.sim.simulator import UserSimulator
 from mtf_gym.simulator import SessionSimulator
 
 SINGLE_TARGET = 10_000.0
@@ -65,9 +67,9 @@ def single_env_round(env_id: str, **kwargs: Any) -> Round:
     return run_round
 
 
-def vector_env_round(num_envs: int, item_logs: bool) -> Round:
-    """User-steps/s of ``gym.make_vec("MTFSession-v0", num_envs)`` driven by the baseline policy."""
-    env = gym.make_vec("MTFSession-v0", num_envs=num_envs, item_logs=item_logs)
+def vector_env_round(num_envs: int, item_logs: bool, env_id: str = mtf_gym.ENV_ID) -> Round:
+    """User-steps/s of ``gym.make_vec(env_id, num_envs)`` driven by the control (``BaselinePolicy``)."""
+    env = gym.make_vec(env_id, num_envs=num_envs, item_logs=item_logs)
     policy = BaselinePolicy(env.unwrapped.config)
     obs, _ = env.reset(seed=0)
 
@@ -95,19 +97,23 @@ def interleaved_rates(rounds_by_name: dict[str, Round], seconds: float, rounds: 
     return samples
 
 
-def simulator_buffer_bytes(sim: SessionSimulator) -> dict[str, int]:
+def simulator_buffer_bytes(sim: SessionSimulator | UserSimulator) -> dict[str, int]:
     """``nbytes`` of the NumPy arrays a simulator holds: per-user state, scratch and item tables; the catalogue."""
     def arrays_of(obj: object) -> int:
-        return sum(v.nbytes for v in vars(obj).values() if isinstance(v, np.ndarray))
+        values = list(vars(obj).values())
+        for v in list(values):
+            if isinstance(v, tuple):  # the v1 simulator's named-tuple structures
+                values.extend(v)
+        return sum(v.nbytes for v in values if isinstance(v, np.ndarray))
 
     return {"simulator": arrays_of(sim), "catalogue": arrays_of(sim.catalogue)}
 
 
-def vector_env_memory(num_envs: int, steps: int = 5) -> dict[str, int]:
+def vector_env_memory(num_envs: int, steps: int = 5, env_id: str = mtf_gym.ENV_ID) -> dict[str, int]:
     """tracemalloc peak of building, resetting and stepping a vector env, plus its buffers' ``nbytes``."""
     tracemalloc.start()
     try:
-        env = gym.make_vec("MTFSession-v0", num_envs=num_envs)
+        env = gym.make_vec(env_id, num_envs=num_envs)
         policy = BaselinePolicy(env.unwrapped.config)
         obs, _ = env.reset(seed=0)
         for _ in range(steps):
@@ -134,19 +140,20 @@ def main(argv: list[str] | None = None) -> None:
     seconds, rounds = (0.3, 2) if args.quick else (args.seconds, args.rounds)
     wall = time.perf_counter()
 
-    single_names = {
-        "CartPole-v1": ("CartPole-v1", {}),
-        "MTFSession-v0 (item_logs=True)": ("MTFSession-v0", {"item_logs": True}),
-        "MTFSession-v0 (item_logs=False)": ("MTFSession-v0", {"item_logs": False}),
-    }
-    vector_keys = [(n, logs) for n in args.sizes for logs in (True, False)]
+    versions = (mtf_gym.ENV_ID, mtf_gym.ENV_ID_V0)
+    single_names = {"CartPole-v1": ("CartPole-v1", {})}
+    for env_id in versions:
+        for logs in (True, False):
+            single_names[f"{env_id} (item_logs={logs})"] = (env_id, {"item_logs": logs})
+    vector_keys = [(env_id, n, logs) for env_id in versions for n in args.sizes for logs in (True, False)]
     runs: dict[str, Round] = {name: single_env_round(env_id, **kw) for name, (env_id, kw) in single_names.items()}
-    runs.update({f"N={n}, item_logs={logs}": vector_env_round(n, logs) for n, logs in vector_keys})
+    runs.update({f"{env_id} N={n}, item_logs={logs}": vector_env_round(n, logs, env_id)
+                 for env_id, n, logs in vector_keys})
     samples = interleaved_rates(runs, seconds, rounds)
     rate = {name: statistics.median(values) for name, values in samples.items()}
     single = {name: rate[name] for name in single_names}
-    vector = {(n, logs): rate[f"N={n}, item_logs={logs}"] for n, logs in vector_keys}
-    memory = vector_env_memory(1024)
+    vector = {key: rate[f"{key[0]} N={key[1]}, item_logs={key[2]}"] for key in vector_keys}
+    memory = {env_id: vector_env_memory(1024, env_id=env_id) for env_id in versions}
 
     md = args.markdown
     sep = " | " if md else "  "
@@ -170,14 +177,25 @@ def main(argv: list[str] | None = None) -> None:
     print()
     header(["vector env (gym.make_vec)", "user-steps/s (median)", "min-max over rounds", "env steps/s",
             "vs target 300k"])
-    for (n, logs), r in vector.items():
-        name = f"N={n}, item_logs={logs}"
+    for (env_id, n, logs), r in vector.items():
+        name = f"{env_id} N={n}, item_logs={logs}"
         print(row([name, _fmt_rate(r), spread(name), _fmt_rate(r / n), f"{r / VECTOR_TARGET:.2f}x"]))
     print()
     mib = 1 << 20
     header(["memory, 1024-user vector env", "MiB"])
-    for name, value in memory.items():
-        print(row([name, f"{value / mib:.1f}"]))
+    for env_id, parts in memory.items():
+        for name, value in parts.items():
+            print(row([f"{env_id} {name}", f"{value / mib:.1f}"]))
+    print()
+    header(["v1 / v0 (same run)", "item_logs=True", "item_logs=False", "must be >= 0.9x"])
+    new, old = versions
+    ratios = {"single env": [single[f"{new} (item_logs={lg})"] / single[f"{old} (item_logs={lg})"]
+                             for lg in (True, False)]}
+    if 1024 in args.sizes:
+        ratios["vector env N=1024"] = [vector[(new, 1024, lg)] / vector[(old, 1024, lg)] for lg in (True, False)]
+    for name, (with_logs, without) in ratios.items():
+        ok = min(with_logs, without) >= 0.9
+        print(row([name, f"{with_logs:.3f}x", f"{without:.3f}x", "met" if ok else "NOT met"]))
     best_single = max(v for k, v in single.items() if k.startswith("MTF"))
     best_vector = max(vector.values())
     print()
@@ -202,8 +220,10 @@ def main(argv: list[str] | None = None) -> None:
             "rounds": rounds,
             "single_steps_per_s": single,
             "vector_user_steps_per_s": [
-                {"num_envs": n, "item_logs": logs, "rate": r} for (n, logs), r in vector.items()
+                {"env_id": env_id, "num_envs": n, "item_logs": logs, "rate": r}
+                for (env_id, n, logs), r in vector.items()
             ],
+            "v1_over_v0": ratios,
             "samples_per_round": samples,
             "memory_bytes_1024_users": memory,
             "targets": {"single": SINGLE_TARGET, "vector": VECTOR_TARGET},
