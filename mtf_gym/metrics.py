@@ -23,7 +23,11 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import special, stats
+
+from mtf_gym.validation import check_int
+
+# SciPy (the ``bench`` extra) is imported inside the two functions that need it (rank_agreement and the Gaussian
+# band probability), so ``import mtf_gym`` and ``mtf_gym.evaluation`` work on a core install.
 
 __all__ = [
     "ConfidenceInterval",
@@ -102,9 +106,7 @@ def _check_confidence(confidence: float) -> float:
 
 
 def _check_num_resamples(num_resamples: int) -> int:
-    if isinstance(num_resamples, bool) or int(num_resamples) != num_resamples or num_resamples < 1:
-        raise ValueError(f"num_resamples must be a positive integer, got {num_resamples!r}")
-    return int(num_resamples)
+    return check_int("num_resamples", num_resamples, minimum=1)
 
 
 def _check_rng(rng: object) -> np.random.Generator:
@@ -455,6 +457,15 @@ def paired_lift_ci(
         L_b = mean(t[idx_b]) / mean(c[idx_b]) - 1
 
     which keeps the between-seed correlation and gives a much tighter interval than resampling the arms apart.
+
+    A 2-D ``treatment`` ``(K, n)`` holds ``K`` runs of the treatment (e.g. one policy per training seed), each on
+    the control's ``n`` users. The bootstrap then has two levels: it resamples runs, then users, applying the
+    same user indices to both arms, so the interval carries the variation between runs as well as between users::
+
+        L_b = mean_{k in K_b, i in I_b} t[k, i] / mean_{i in I_b} c[i] - 1
+
+    The estimate is the lift of the average over runs; ``n`` of the result counts users. ``K == 1`` is the 1-D
+    case exactly.
     The interval is the ``(1 -/+ confidence) / 2`` quantiles of ``L_b``. A resample whose control mean is exactly 0
     (possible only when control values are zero or of mixed sign) gives ``+-inf`` (kept in the ordering) or NaN
     (dropped). ``n == 1`` gives ``low == high == estimate`` and does not consume ``rng``.
@@ -466,8 +477,19 @@ def paired_lift_ci(
     Returns:
         A :class:`ConfidenceInterval` whose ``estimate`` is the plain lift on the full sample.
     """
-    t = _as_1d_float(treatment, "treatment")
+    t_arr = np.asarray(treatment, dtype=np.float64) if np.ndim(treatment) == 2 else None
+    if t_arr is not None:
+        if t_arr.shape[0] == 0 or not np.isfinite(t_arr).all():
+            raise ValueError(f"treatment must hold at least one run of finite values, got shape {t_arr.shape}")
+        if t_arr.shape[0] == 1:
+            treatment, t_arr = t_arr[0], None
     c = _as_1d_float(control, "control")
+    if t_arr is not None:
+        if t_arr.shape[1] != len(c):
+            raise ValueError(f"treatment must have one column per control value: got {t_arr.shape[1]} vs {len(c)}")
+        return _two_level_lift_ci(t_arr, c, _check_confidence(confidence), _check_num_resamples(num_resamples),
+                                  _check_rng(rng))
+    t = _as_1d_float(treatment, "treatment")
     _check_same_length(treatment=t, control=c)
     n = len(t)
     if n == 0:
@@ -491,6 +513,27 @@ def paired_lift_ci(
             boot[start:stop] = t[idx].mean(axis=1) / c[idx].mean(axis=1) - 1.0
     low, high = _interval(boot, conf)
     return ConfidenceInterval(estimate=estimate, low=low, high=high, confidence=conf, n=n)
+
+
+def _two_level_lift_ci(t: FloatArray, c: FloatArray, confidence: float, num_resamples: int,
+                       rng: np.random.Generator) -> ConfidenceInterval:
+    """:func:`paired_lift_ci` of ``K > 1`` treatment runs ``t`` ``(K, n)``: resample runs, then users."""
+    k, n = t.shape
+    c_mean = float(np.mean(c))
+    if c_mean == 0.0:
+        raise ValueError("control must have a non-zero mean (relative lift is undefined)")
+    boot = np.empty(num_resamples, dtype=np.float64)
+    chunk = _chunk_size(k * n, num_resamples)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for start in range(0, num_resamples, chunk):
+            stop = min(start + chunk, num_resamples)
+            runs = rng.integers(0, k, size=(stop - start, k))
+            users = rng.integers(0, n, size=(stop - start, n))
+            t_b = t[runs[:, :, None], users[:, None, :]].mean(axis=(1, 2))
+            boot[start:stop] = t_b / c[users].mean(axis=1) - 1.0
+    low, high = _interval(boot, confidence)
+    return ConfidenceInterval(estimate=float(t.mean() / c_mean - 1.0), low=low, high=high, confidence=confidence,
+                              n=n)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -534,6 +577,8 @@ def rank_agreement(x: ArrayLike, y: ArrayLike) -> RankAgreement:
     if np.all(a == a[0]) or np.all(b == b[0]):
         which = "x" if np.all(a == a[0]) else "y"
         return RankAgreement(nan, nan, nan, nan, n, f"{which} is constant; rank correlation is undefined")
+    from scipy import stats
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sp = stats.spearmanr(a, b)
@@ -571,6 +616,8 @@ class ExplorationEfficiency:
 
 def _gaussian_interval_probability(sigma: FloatArray, lower: FloatArray, upper: FloatArray) -> FloatArray:
     """``Phi(upper/sigma) - Phi(lower/sigma)``, using the upper tail when the interval is right of 0 (accuracy)."""
+    from scipy import special
+
     zl, zu = lower / sigma, upper / sigma
     right = zl > 0
     return np.where(right, special.ndtr(-zl) - special.ndtr(-zu), special.ndtr(zu) - special.ndtr(zl))

@@ -188,13 +188,16 @@ def test_es_stays_within_action_scale_of_baseline() -> None:
 
 
 def test_es_generation_uses_common_random_numbers() -> None:
-    from agents.es import session_returns
+    # ES evaluates a generation through SessionRunner with explicit user seeds: a user's session is the same
+    # whichever row (candidate block) it is played in.
+    from mtf_gym.evaluation import SessionRunner
 
     policy = BaselinePolicy(ONLINE_ENV_CONFIG)
-    first, requests = session_returns(policy, ONLINE_ENV_CONFIG, np.array([5, 6, 7]))
-    again, _ = session_returns(policy, ONLINE_ENV_CONFIG, np.array([7, 5, 7]))
-    np.testing.assert_array_equal(again, first[[2, 0, 2]])
-    assert 3 <= requests <= 3 * ONLINE_ENV_CONFIG.max_requests
+    runner = SessionRunner(3, ONLINE_ENV_CONFIG)
+    first = runner.run(policy, np.array([5, 6, 7]))
+    again = runner.run(policy, np.array([7, 5, 7]))
+    np.testing.assert_array_equal(again.returns, first.returns[[2, 0, 2]])
+    assert 3 <= int(first.requests.sum()) <= 3 * ONLINE_ENV_CONFIG.max_requests
 
 
 def test_cli_lists_agents(capsys: pytest.CaptureFixture[str]) -> None:

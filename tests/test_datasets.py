@@ -25,7 +25,6 @@ from mtf_gym.datasets import (
     load_dataset,
     save_dataset,
     storage,
-    to_banded_dataset,
     to_mdp_dataset,
 )
 from mtf_gym.exploration import BoundedUniform
@@ -204,7 +203,7 @@ def test_progressive_rounds_explore_around_the_latest_trained_policy():
     first = starts[rounds[1]["first_episode"]]
     np.testing.assert_array_equal(d.centres[:first], BaselinePolicy(ENV)(d.observations[:first]))
     assert np.ptp(d.centres[first:starts[rounds[2]["first_episode"]]], axis=0).max() == 0  # one constant centre
-    assert rounds[1]["behaviour"]["center_policy"] == "ConstantPolicy"
+    assert rounds[1]["behaviour"]["centre_policy"] == "ConstantPolicy"
     off = d.offsets
     assert (off >= -0.15).all() and (off <= 0.15).all()
     with pytest.raises(ValueError, match="progressive collection needs a trainer"):
@@ -251,6 +250,8 @@ def test_load_dataset_and_banded_conversion(saved, uniform):
     assert back.content_hash() == uniform.content_hash()
     for name, arr in uniform.arrays().items():
         np.testing.assert_array_equal(getattr(back, name), arr, err_msg=name)
+    from agents.integrated_rl import to_banded_dataset
+
     banded = to_banded_dataset(back)
     assert type(banded).__name__ == "BandedReplayBuffer" and len(banded.episodes) == 60
     np.testing.assert_array_equal(banded.episodes[0].centres, uniform.centres[uniform.episode_slices()[0]])

@@ -5,6 +5,7 @@ models (import it before loading, as with any d3rlpy plug-in).
 """
 
 from .algo import IntegratedRL, IntegratedRLConfig
+from .convert import to_banded_dataset
 from .data import (
     BandedEpisode,
     BandedReplayBuffer,
@@ -38,4 +39,5 @@ __all__ = [
     "make_banded_dataset",
     "require_banded_dataset",
     "td_targets",
+    "to_banded_dataset",
 ]

@@ -286,7 +286,7 @@ class _Report:
                                          confidence=self.ev.confidence, num_resamples=self.ev.bootstrap))
             rows.append({
                 "job_id": r.job.job_id, "status": "ok" if r.ok else "failed", "agent": r.job.agent,
-                "label": r.job.label, "kind": r.job.kind_, "dataset": r.job.dataset, "seed": r.job.seed,
+                "label": r.job.label, "kind": r.job.agent_kind, "dataset": r.job.dataset, "seed": r.job.seed,
                 "n_steps": r.job.n_steps,
                 **{m: online.get(m) for m in ONLINE_METRICS},
                 "lift_return": None if lift is None else lift.value,
