@@ -5,7 +5,8 @@ Everything that scores a policy goes through this module (the benchmark harness,
 * :func:`simulate_sessions` / :func:`online_ab` - the online simulated A/B with **common random numbers**: session
   ``i`` of every arm is the user of ``reset(seed=user_seed + i)``, so arms differ only by the policy and lifts are
   paired (:func:`lift_ci`, bootstrap over user seeds, and over training seeds when an arm has several).
-* :func:`offline_weighted_gauc` - the paper's MTF-GAUC (Sec. 4.3.1, DESIGN.md 5) of a policy on a logged dataset.
+* :func:`offline_weighted_gauc` - the paper's MTF-GAUC (Sec. 4.3.1, docs/design.md#evaluation) of a policy on a
+  logged dataset.
 * :func:`action_deviation` - mean ``|policy(s) - baseline(s)|`` per action dimension (the paper's Fig. 2).
 * :func:`gauc_online_agreement` - rank agreement between weighted GAUC and online return across policies.
 
@@ -405,7 +406,7 @@ class LoggedItems:
 def offline_weighted_gauc(
     policy: BatchPolicy, logs: LoggedItems, ranges: FusionRanges | None = None, *, batch_size: int = 65_536
 ) -> GaucResult:
-    """Weighted GAUC of ``policy`` on logged items (paper 4.3.1, DESIGN.md 5).
+    """Weighted GAUC of ``policy`` on logged items (paper 4.3.1, docs/design.md#evaluation).
 
     1. The policy acts on every logged state: ``a_n = policy(s_n)``;
     2. its fusion re-scores the items that were shown at that request, on their *logged* predictions:

@@ -1,6 +1,6 @@
 """Exploration policies around a centre policy: Gaussian action noise vs the paper's bounded-uniform noise.
 
-DESIGN.md 3 / paper Sec. 4. Each behaviour policy wraps a *centre policy* ``mu`` (any callable
+docs/design.md#exploration / paper Sec. 4. Each behaviour policy wraps a *centre policy* ``mu`` (any callable
 ``policy(obs_batch) -> actions_batch``, e.g. :class:`mtf_gym.BaselinePolicy` or a trained agent's ``predict``) and
 adds per-dimension noise:
 

@@ -2,14 +2,14 @@
 
 Contents:
 
-* :func:`weighted_auc` / :func:`weighted_gauc` - the paper's offline MTF-GAUC (Sec. 4.3.1, DESIGN.md 5),
+* :func:`weighted_auc` / :func:`weighted_gauc` - the paper's offline MTF-GAUC (Sec. 4.3.1, docs/design.md#evaluation),
   O(n log n) via one ``np.lexsort`` over ``(user, score)`` and segment sums (``np.add.reduceat``).
 * :func:`normalise_scores` - min-max to ``[0, 1]`` (globally or per user), as the paper does before GAUC.
 * :func:`bootstrap_ci` / :func:`paired_lift_ci` - percentile bootstrap confidence intervals for the simulated A/B
   (per-seed values; arms share user seeds, so lifts use a *paired* bootstrap).
 * :func:`rank_agreement` - Spearman / Kendall agreement between an offline metric and online return across policies.
 * :func:`exploration_efficiency_analytic` / :func:`fraction_inside_band` - Gaussian vs bounded-uniform exploration
-  efficiency (DESIGN.md 3), analytic and measured.
+  efficiency (docs/design.md#exploration), analytic and measured.
 
 Conventions: ties count 1/2 in every AUC; invalid input raises ``ValueError`` whose message starts with the
 argument's name; a wrong ``rng`` type raises ``TypeError``.
@@ -242,7 +242,7 @@ def weighted_gauc(
     *,
     min_weight: float = 0.0,
 ) -> GaucResult:
-    """The paper's MTF-GAUC (Sec. 4.3.1; DESIGN.md 5): per-user weighted AUC, averaged with user weights.
+    """The paper's MTF-GAUC (Sec. 4.3.1; docs/design.md#evaluation): per-user weighted AUC, averaged with user weights.
 
     For every user ``u`` the weighted AUC ``AUC_u`` is computed over that user's samples exactly as in
     :func:`weighted_auc` (ties inside a user count 1/2; pairs never cross users). Then::
@@ -634,7 +634,7 @@ def exploration_efficiency_analytic(
         joint = prod_d p_d
         ratio = 1 / joint
 
-    DESIGN.md 3: ``sigma = 0.2``, band ``+-0.15``: ``p = P(|Z| < 0.75) = 0.547`` and, over 10 dims,
+    docs/design.md#exploration: ``sigma = 0.2``, band ``+-0.15``: ``p = P(|Z| < 0.75) = 0.547`` and, over 10 dims,
     ``joint = 0.00239``, ``ratio ~ 419`` (the paper's "about 2^10" is a loose bound). The analysis ignores the
     clipping of actions to ``[-1, 1]`` (exact whenever the band around the centre lies inside the action box);
     measure the clipped reality with :func:`fraction_inside_band`.

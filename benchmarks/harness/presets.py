@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
-# Exploration recipes of the grid (DESIGN.md 3); the baseline test set is always collected as well.
+# Exploration recipes of the grid (docs/design.md#exploration); the baseline test set is always collected as well.
 ALL_RECIPES: tuple[str, ...] = ("gaussian", "uniform", "progressive")
 ZOO: tuple[str, ...] = ("bcq", "cql", "iql", "ddpg", "td3bc", "integrated_rl", "ddpg_va", "es", "sac", "td3", "ppo")
 
@@ -52,7 +52,7 @@ def _fail(owner: str, name: str, allowed: str, value: object) -> PresetError:
 
 @dataclass(frozen=True)
 class CollectionSettings:
-    """Exploration datasets, collected once per seed and shared by every agent (DESIGN.md 3).
+    """Exploration datasets, collected once per seed and shared by every agent (docs/design.md#exploration).
 
     Attributes:
         sessions: complete sessions per exploration dataset (the same budget for every recipe).

@@ -1,4 +1,4 @@
-"""The paper's exploration datasets (Sec. 4, DESIGN.md 3) as recipes with one shared session budget.
+"""The paper's exploration datasets (Sec. 4, docs/design.md#exploration) as recipes with one shared session budget.
 
 * ``baseline``: the baseline policy ``mu_bp``, no noise (the test set / A-B control data);
 * ``gaussian``: ``clip(mu_bp(s) + N(0, sigma^2))``, sigma 0.2;
