@@ -19,6 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from agents._quiet import import_gym_quietly
+
+import_gym_quietly()  # before d3rlpy, which imports gym and would print its banner
+
 import d3rlpy
 import numpy as np
 import torch

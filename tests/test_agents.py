@@ -210,3 +210,42 @@ def test_cli_lists_agents(capsys: pytest.CaptureFixture[str]) -> None:
     assert "offline" in out and "online" in out and "builtin" in out
     assert main(["show", "es"]) == 0
     assert "population_size" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["list"], ["show", "iql"], ["show", "integrated_rl"]])
+def test_cli_output_has_no_gym_banner(argv: list[str]) -> None:
+    # d3rlpy imports the old gym package, which prints a deprecation banner; the agents filter it where they import
+    # d3rlpy. A fresh interpreter, as a user's shell would start it.
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "agents.cli", *argv], cwd=root, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Gym has been unmaintained" not in proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("NAME" if argv == ["list"] else argv[1])
+
+
+def test_banner_filter_keeps_other_output() -> None:
+    from agents._quiet import _without_banner
+
+    banner = ("Gym has been unmaintained since 2022 and does not support NumPy 2.0.\nPlease upgrade to Gymnasium.\n"
+              "See the migration guide.\n\n")
+    assert _without_banner("before\n" + banner + "after\n") == "before\nafter\n"
+    assert _without_banner("nothing to drop\n") == "nothing to drop\n"
+
+
+def test_collect_cli_trains_progressive_rounds_with_a_registry_agent(tmp_path: Path) -> None:
+    from agents.collect_cli import main
+    from mtf_gym.datasets import load_dataset, progressive_train_seed
+
+    assert main(["progressive", "--agent", "td3bc", "--rounds", "2", "--train-steps", "2", "--sessions", "6",
+                 "--out", str(tmp_path), "--num-envs", "4", "--env", "max_requests=3", "--no-progress"]) == 0
+    data = load_dataset("mtf/progressive-seed0-v0", tmp_path)
+    rounds = data.metadata["rounds"]
+    assert [r["round"] for r in rounds] == [0, 1] and rounds[1]["behaviour"]["centre_policy"] == "td3bc"
+    assert progressive_train_seed(0, 1) != progressive_train_seed(0, 2) != progressive_train_seed(1, 1)
+    with pytest.raises(SystemExit, match="'es' is online"):
+        main(["progressive", "--agent", "es", "--out", str(tmp_path), "--sessions", "10"])
+    with pytest.raises(SystemExit, match="no_such_agent"):
+        main(["progressive", "--agent", "no_such_agent", "--out", str(tmp_path), "--sessions", "10"])

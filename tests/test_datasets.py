@@ -371,6 +371,40 @@ def test_cli_collects_and_reports(tmp_path, capsys):
     assert d.num_episodes == 12 and d.metadata["env_config"]["max_requests"] == 3
 
 
+def test_cli_collects_into_a_relative_directory(tmp_path, monkeypatch, capsys):
+    # `mtf-collect uniform --out ds` from one working directory; Minari reads it from another.
+    workdir, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    workdir.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(workdir)
+    assert cli.main(["uniform", "--sessions", "5", "--out", "ds", "--num-envs", "4", "--env", "max_requests=3",
+                     "--no-progress"]) == 0
+    assert "written to" in capsys.readouterr().out
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(workdir / "ds"))
+    dataset = minari.load_dataset("mtf/uniform-seed0-v0")
+    assert dataset.total_episodes == 5
+    assert load_dataset("mtf/uniform-seed0-v0", workdir / "ds").num_episodes == 5
+
+
+def test_cli_progressive_trains_the_registry_agent_it_is_given(tmp_path, capsys):
+    # The dataset CLI gets its trainer from the agent layer (agents/collect_cli.py), never by importing agents.
+    calls = []
+
+    def make_trainer(agent, config, steps, progress):
+        def train_fn(data, round_index):
+            calls.append((agent, steps, round_index, data.num_episodes))
+            return ConstantPolicy(np.zeros(data.action_dim, dtype=np.float32))
+        return train_fn
+
+    assert cli.main(["progressive", "--agent", "my_agent", "--rounds", "2", "--train-steps", "7", "--sessions", "6",
+                     "--out", str(tmp_path), "--num-envs", "4", "--env", "max_requests=3", "--no-progress"],
+                    make_trainer=make_trainer) == 0
+    assert calls == [("my_agent", 7, 1, 3)]
+    with pytest.raises(SystemExit, match="needs the agent zoo"):
+        cli.main(["progressive", "--agent", "iql", "--out", str(tmp_path), "--sessions", "10"])
+
+
 def test_cli_help_and_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--help"])
