@@ -3,8 +3,9 @@ multi-line "Gym has been unmaintained" banner to stderr (a ``print``, not a warn
 catch it).
 
 :func:`import_gym_quietly` imports ``gym`` once with stderr captured and passes on everything except that banner.
-It is called right before ``d3rlpy`` is imported (``agents/d3rlpy_agents.py``, ``agents/integrated_rl/__init__.py``)
-and nowhere else: a program that imports ``gym`` itself, before any agent, still sees the banner.
+It is called right before ``d3rlpy`` or Stable-Baselines3 (which imports ``gym`` too when it is installed) is
+imported (``agents/d3rlpy_agents.py``, ``agents/integrated_rl/__init__.py``, ``agents/sb3_agents.py``) and nowhere
+else: a program that imports ``gym`` itself, before any agent, still sees the banner.
 """
 
 from __future__ import annotations
