@@ -18,6 +18,7 @@ argument's name; a wrong ``rng`` type raises ``TypeError``.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -107,6 +108,10 @@ def _check_confidence(confidence: float) -> float:
 
 def _check_num_resamples(num_resamples: int) -> int:
     return check_int("num_resamples", num_resamples, minimum=1)
+
+
+def _bootstrap_settings(confidence: float, num_resamples: int, rng: object) -> tuple[float, int, np.random.Generator]:
+    return _check_confidence(confidence), _check_num_resamples(num_resamples), _check_rng(rng)
 
 
 def _check_rng(rng: object) -> np.random.Generator:
@@ -379,6 +384,19 @@ def _chunk_size(n: int, num_resamples: int) -> int:
     return max(1, min(num_resamples, _BOOTSTRAP_CHUNK_ELEMENTS // max(n, 1)))
 
 
+def _resample(num_resamples: int, elements_per_resample: int,
+              statistic: Callable[[int], FloatArray]) -> FloatArray:
+    """The bootstrap loop, once: ``statistic(size)`` returns ``size`` resampled statistics; it is called in chunks
+    so that each chunk's index matrices stay below ~4M elements whatever ``n`` and ``num_resamples`` are."""
+    boot = np.empty(num_resamples, dtype=np.float64)
+    chunk = _chunk_size(elements_per_resample, num_resamples)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a resampled control mean of 0 gives +-inf or NaN
+        for start in range(0, num_resamples, chunk):
+            stop = min(start + chunk, num_resamples)
+            boot[start:stop] = statistic(stop - start)
+    return boot
+
+
 def _interval(boot: FloatArray, confidence: float) -> tuple[float, float]:
     alpha = 1.0 - confidence
     finite = boot[~np.isnan(boot)]
@@ -421,9 +439,7 @@ def bootstrap_ci(
     n = len(x)
     if n == 0:
         raise ValueError("values must contain at least one value")
-    conf = _check_confidence(confidence)
-    num_resamples = _check_num_resamples(num_resamples)
-    rng = _check_rng(rng)
+    conf, num_resamples, rng = _bootstrap_settings(confidence, num_resamples, rng)
     if statistic not in _STATISTICS:
         raise ValueError(f"statistic must be one of {_STATISTICS}, got {statistic!r}")
     reduce = np.mean if statistic == "mean" else np.median
@@ -431,12 +447,7 @@ def bootstrap_ci(
     if n == 1:
         return ConfidenceInterval(estimate=estimate, low=estimate, high=estimate, confidence=conf, n=1)
 
-    boot = np.empty(num_resamples, dtype=np.float64)
-    chunk = _chunk_size(n, num_resamples)
-    for start in range(0, num_resamples, chunk):
-        stop = min(start + chunk, num_resamples)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        boot[start:stop] = reduce(x[idx], axis=1)
+    boot = _resample(num_resamples, n, lambda size: reduce(x[rng.integers(0, n, size=(size, n))], axis=1))
     low, high = _interval(boot, conf)
     return ConfidenceInterval(estimate=estimate, low=low, high=high, confidence=conf, n=n)
 
@@ -487,16 +498,13 @@ def paired_lift_ci(
     if t_arr is not None:
         if t_arr.shape[1] != len(c):
             raise ValueError(f"treatment must have one column per control value: got {t_arr.shape[1]} vs {len(c)}")
-        return _two_level_lift_ci(t_arr, c, _check_confidence(confidence), _check_num_resamples(num_resamples),
-                                  _check_rng(rng))
+        return _two_level_lift_ci(t_arr, c, *_bootstrap_settings(confidence, num_resamples, rng))
     t = _as_1d_float(treatment, "treatment")
     _check_same_length(treatment=t, control=c)
     n = len(t)
     if n == 0:
         raise ValueError("treatment must contain at least one value")
-    conf = _check_confidence(confidence)
-    num_resamples = _check_num_resamples(num_resamples)
-    rng = _check_rng(rng)
+    conf, num_resamples, rng = _bootstrap_settings(confidence, num_resamples, rng)
     c_mean = float(np.mean(c))
     if c_mean == 0.0:
         raise ValueError("control must have a non-zero mean (relative lift is undefined)")
@@ -504,14 +512,11 @@ def paired_lift_ci(
     if n == 1:
         return ConfidenceInterval(estimate=estimate, low=estimate, high=estimate, confidence=conf, n=1)
 
-    boot = np.empty(num_resamples, dtype=np.float64)
-    chunk = _chunk_size(2 * n, num_resamples)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for start in range(0, num_resamples, chunk):
-            stop = min(start + chunk, num_resamples)
-            idx = rng.integers(0, n, size=(stop - start, n))
-            boot[start:stop] = t[idx].mean(axis=1) / c[idx].mean(axis=1) - 1.0
-    low, high = _interval(boot, conf)
+    def lifts(size: int) -> FloatArray:
+        idx = rng.integers(0, n, size=(size, n))  # the same users for both arms
+        return t[idx].mean(axis=1) / c[idx].mean(axis=1) - 1.0
+
+    low, high = _interval(_resample(num_resamples, 2 * n, lifts), conf)
     return ConfidenceInterval(estimate=estimate, low=low, high=high, confidence=conf, n=n)
 
 
@@ -522,16 +527,12 @@ def _two_level_lift_ci(t: FloatArray, c: FloatArray, confidence: float, num_resa
     c_mean = float(np.mean(c))
     if c_mean == 0.0:
         raise ValueError("control must have a non-zero mean (relative lift is undefined)")
-    boot = np.empty(num_resamples, dtype=np.float64)
-    chunk = _chunk_size(k * n, num_resamples)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for start in range(0, num_resamples, chunk):
-            stop = min(start + chunk, num_resamples)
-            runs = rng.integers(0, k, size=(stop - start, k))
-            users = rng.integers(0, n, size=(stop - start, n))
-            t_b = t[runs[:, :, None], users[:, None, :]].mean(axis=(1, 2))
-            boot[start:stop] = t_b / c[users].mean(axis=1) - 1.0
-    low, high = _interval(boot, confidence)
+    def lifts(size: int) -> FloatArray:
+        runs = rng.integers(0, k, size=(size, k))
+        users = rng.integers(0, n, size=(size, n))  # the same users for both arms
+        return t[runs[:, :, None], users[:, None, :]].mean(axis=(1, 2)) / c[users].mean(axis=1) - 1.0
+
+    low, high = _interval(_resample(num_resamples, k * n, lifts), confidence)
     return ConfidenceInterval(estimate=float(t.mean() / c_mean - 1.0), low=low, high=high, confidence=confidence,
                               n=n)
 
