@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from agents import registry as registry_module
+from agents.conformance import check_agent, tiny_dataset
 from agents.registry import AgentRegistry, build_agent, get_registry, load_agent
 from mtf_gym.datasets import TransitionData
-from tests.test_agents import check_agent_conformance, collect_tiny_data
 
 PLUGIN_PKG = Path(__file__).resolve().parent / "plugin_pkg"
 
@@ -66,7 +66,7 @@ def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
 @pytest.fixture(scope="module")
 def tiny_data() -> TransitionData:
-    return collect_tiny_data()
+    return tiny_dataset()
 
 
 def test_plugin_is_registered_with_its_distribution(plugin_site: Path) -> None:
@@ -81,7 +81,7 @@ def test_plugin_is_registered_with_its_distribution(plugin_site: Path) -> None:
 
 def test_plugin_passes_agent_conformance(plugin_site: Path, tiny_data: TransitionData, tmp_path: Path) -> None:
     get_registry(refresh=True)
-    check_agent_conformance("elite_constant", {}, tiny_data, tmp_path, ("elite_fraction", 0.0))
+    check_agent("elite_constant", data=tiny_data, bad_value=("elite_fraction", 0.0))
     agent = build_agent("elite_constant", elite_fraction=0.5)
     agent.fit(tiny_data, n_steps=1, show_progress=False)
     assert type(load_agent(agent.save(tmp_path / "again"))).__name__ == "EliteConstantAgent"
