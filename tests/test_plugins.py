@@ -8,6 +8,8 @@ entry_points.txt) into a temporary directory that is also put on ``sys.path``: e
 
 from __future__ import annotations
 
+import re
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,3 +131,47 @@ def test_registry_rejects_duplicate_names() -> None:
     spec = registry_module.BUILTIN_AGENTS[0]
     with pytest.raises(ValueError, match="registered twice"):
         AgentRegistry([spec, spec])
+
+
+def _page_blocks() -> dict[str, str]:
+    """The code blocks of docs/plugins.md, keyed by the file name the page gives right above them (``x``: then a
+    fence), or by their language for unnamed blocks (the first of each)."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text()
+    blocks: dict[str, str] = {}
+    for m in re.finditer(r"(?:^`([^`\n]+)`:\n\n)?^```(\w*)\n(.*?)^```$", text, re.M | re.S):
+        blocks.setdefault(m.group(1) or m.group(2), m.group(3))
+    return blocks
+
+
+def test_the_plugins_page_works_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           tiny_data: TransitionData, capsys: pytest.CaptureFixture[str]) -> None:
+    # Follow docs/plugins.md literally: the two files it shows, "installed" from the page's pyproject.toml (its
+    # name and entry points, written as the .dist-info pip would write), then the page's commands and snippets.
+    import tomllib
+
+    blocks = _page_blocks()
+    project = tmp_path / "mtf-agents-example"
+    (project / "mtf_agents_example").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(blocks["pyproject.toml"])
+    (project / "mtf_agents_example" / "__init__.py").write_text(blocks["mtf_agents_example/__init__.py"])
+    meta = tomllib.loads(blocks["pyproject.toml"])["project"]
+    site = tmp_path / "site"
+    site.mkdir()
+    _install(site, meta["name"], meta["entry-points"]["mtf_gym.agents"])
+    monkeypatch.syspath_prepend(str(project))
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "mtf_agents_example", raising=False)  # the page's copy, not tests/plugin_pkg
+    monkeypatch.setattr(registry_module, "_REGISTRY", None)
+    monkeypatch.chdir(tmp_path)
+
+    from agents.cli import main
+
+    assert main(["list"]) == 0
+    listed = next(line for line in blocks["console"].splitlines() if line.startswith("elite_constant"))
+    assert listed.split() in [line.split() for line in capsys.readouterr().out.splitlines()]
+    exec(blocks["python"], {"data": tiny_data})  # build, fit, save to runs/elite, load
+    assert (tmp_path / "runs" / "elite" / "agent.json").is_file()
+    check_snippet = next(b for b in re.findall(r"^```python\n(.*?)^```$", (Path(__file__).resolve().parents[1] / "docs"
+                                                                          / "plugins.md").read_text(), re.M | re.S)
+                         if "check_agent" in b)
+    exec(check_snippet, {})  # the conformance checker, as the page runs it
