@@ -175,3 +175,15 @@ def test_the_plugins_page_works_as_written(tmp_path: Path, monkeypatch: pytest.M
                                                                           / "plugins.md").read_text(), re.M | re.S)
                          if "check_agent" in b)
     exec(check_snippet, {})  # the conformance checker, as the page runs it
+
+    # "Benchmark it": the page's mtf-bench command, in-process (the harness reads the same registry).
+    import shlex
+
+    from benchmarks.harness.cli import main as bench
+
+    argv = shlex.split(blocks["bash"].strip())
+    assert argv[0] == "mtf-bench"
+    assert bench(argv[1:]) == 0
+    runs = (tmp_path / "results" / "smoke" / "runs.csv").read_text()
+    assert "elite_constant" in runs
+    assert "| elite_constant | uniform |" in (tmp_path / "results" / "smoke" / "report.md").read_text()
