@@ -177,7 +177,7 @@ def test_recipes_share_the_session_budget_and_record_the_recipe(uniform, gaussia
         ({"lower": 0.2}, "RecipeConfig.lower must be < RecipeConfig.upper"),
         ({"upper": 3.0}, r"RecipeConfig.upper must lie in \[-2, 2\]"),
         ({"rounds": 0}, "RecipeConfig.rounds"),
-        ({"rounds": 11, "sessions": 10}, "rounds must be <= sessions"),
+        ({"recipe": "progressive", "rounds": 11, "sessions": 10}, "rounds must be <= sessions"),
         ({"seed": -1}, "RecipeConfig.seed"),
     ],
 )
@@ -380,6 +380,10 @@ def test_cli_collects_into_a_relative_directory(tmp_path, monkeypatch, capsys):
     assert cli.main(["uniform", "--sessions", "5", "--out", "ds", "--num-envs", "4", "--env", "max_requests=3",
                      "--no-progress"]) == 0
     assert "written to" in capsys.readouterr().out
+    assert load_dataset("mtf/uniform-seed0-v0", "ds").num_episodes == 5  # relative root, read back
+    # Fewer sessions than the (progressive-only) default of 5 rounds is fine for the other recipes.
+    assert cli.main(["gaussian", "--sessions", "3", "--out", "ds", "--num-envs", "4", "--env", "max_requests=3",
+                     "--no-progress"]) == 0
     monkeypatch.chdir(elsewhere)
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(workdir / "ds"))
     dataset = minari.load_dataset("mtf/uniform-seed0-v0")

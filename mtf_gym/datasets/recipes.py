@@ -33,7 +33,7 @@ from mtf_gym.exploration import (
     check_sigma,
 )
 from mtf_gym.policies import BaselinePolicy
-from mtf_gym.validation import check_int
+from mtf_gym.validation import check, check_int
 
 from .collect import child_seed, collect, seed_to_json
 from .transitions import TransitionData
@@ -99,8 +99,9 @@ class RecipeConfig:
         _count(self.seed, "seed", minimum=0)
         _count(self.rounds, "rounds")
         _count(self.num_envs, "num_envs")
-        if self.rounds > self.sessions:
-            raise ValueError(f"RecipeConfig.rounds must be <= sessions ({self.sessions}), got {self.rounds}")
+        # Only the progressive recipe has rounds; the others ignore the field (its default is 5).
+        check(self.recipe != "progressive" or self.rounds <= self.sessions, "rounds", f"<= sessions ({self.sessions})",
+              self.rounds, owner="RecipeConfig")
         check_sigma(self.sigma, "RecipeConfig.sigma")
         check_band(self.lower, self.upper, "RecipeConfig.lower", "RecipeConfig.upper")
         if not isinstance(self.env, MTFSessionConfig):
