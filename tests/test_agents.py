@@ -174,7 +174,7 @@ def test_cli_lists_agents(capsys: pytest.CaptureFixture[str]) -> None:
     assert "population_size" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [["list"], ["show", "iql"], ["show", "integrated_rl"], ["show", "ppo"]])
+@pytest.mark.parametrize("argv", [["list"], ["show", "integrated_rl"], ["show", "ppo"]])  # d3rlpy and SB3 paths
 def test_cli_output_has_no_gym_banner(argv: list[str]) -> None:
     # d3rlpy imports the old gym package, which prints a deprecation banner; the agents filter it where they import
     # d3rlpy. A fresh interpreter, as a user's shell would start it.
