@@ -19,6 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from agents._quiet import import_gym_quietly
+
+import_gym_quietly()  # before d3rlpy, which imports gym and would print its banner
+
 import d3rlpy
 import numpy as np
 import torch
@@ -255,9 +259,13 @@ class IntegratedRLAgentConfig(D3rlpyAgentConfig):
 
 def _to_d3rlpy_dataset(data: TransitionData, banded: bool) -> Any:
     # Imported here: mtf_gym.datasets is optional-dependency territory and only offline training needs it.
-    from mtf_gym.datasets import to_banded_dataset, to_mdp_dataset
+    if banded:
+        from agents.integrated_rl import to_banded_dataset
 
-    return to_banded_dataset(data) if banded else to_mdp_dataset(data)
+        return to_banded_dataset(data)
+    from mtf_gym.datasets import to_mdp_dataset
+
+    return to_mdp_dataset(data)
 
 
 class D3rlpyAgent(OfflineAgent):

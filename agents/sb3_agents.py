@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from agents._quiet import import_gym_quietly
+
+import_gym_quietly()  # before stable_baselines3, which imports gym when it is installed and would print its banner
+
 import numpy as np
 from stable_baselines3 import PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm

@@ -25,7 +25,6 @@ from mtf_gym.datasets import (
     load_dataset,
     save_dataset,
     storage,
-    to_banded_dataset,
     to_mdp_dataset,
 )
 from mtf_gym.exploration import BoundedUniform
@@ -178,7 +177,7 @@ def test_recipes_share_the_session_budget_and_record_the_recipe(uniform, gaussia
         ({"lower": 0.2}, "RecipeConfig.lower must be < RecipeConfig.upper"),
         ({"upper": 3.0}, r"RecipeConfig.upper must lie in \[-2, 2\]"),
         ({"rounds": 0}, "RecipeConfig.rounds"),
-        ({"rounds": 11, "sessions": 10}, "rounds must be <= sessions"),
+        ({"recipe": "progressive", "rounds": 11, "sessions": 10}, "rounds must be <= sessions"),
         ({"seed": -1}, "RecipeConfig.seed"),
     ],
 )
@@ -204,7 +203,7 @@ def test_progressive_rounds_explore_around_the_latest_trained_policy():
     first = starts[rounds[1]["first_episode"]]
     np.testing.assert_array_equal(d.centres[:first], BaselinePolicy(ENV)(d.observations[:first]))
     assert np.ptp(d.centres[first:starts[rounds[2]["first_episode"]]], axis=0).max() == 0  # one constant centre
-    assert rounds[1]["behaviour"]["center_policy"] == "ConstantPolicy"
+    assert rounds[1]["behaviour"]["centre_policy"] == "ConstantPolicy"
     off = d.offsets
     assert (off >= -0.15).all() and (off <= 0.15).all()
     with pytest.raises(ValueError, match="progressive collection needs a trainer"):
@@ -251,6 +250,8 @@ def test_load_dataset_and_banded_conversion(saved, uniform):
     assert back.content_hash() == uniform.content_hash()
     for name, arr in uniform.arrays().items():
         np.testing.assert_array_equal(getattr(back, name), arr, err_msg=name)
+    from agents.integrated_rl import to_banded_dataset
+
     banded = to_banded_dataset(back)
     assert type(banded).__name__ == "BandedReplayBuffer" and len(banded.episodes) == 60
     np.testing.assert_array_equal(banded.episodes[0].centres, uniform.centres[uniform.episode_slices()[0]])
@@ -368,6 +369,44 @@ def test_cli_collects_and_reports(tmp_path, capsys):
     assert "mtf/uniform-seed2-v0 written to" in out and "12 sessions" in out and "bytes/transition" in out
     d = load_dataset("mtf/uniform-seed2-v0", tmp_path)
     assert d.num_episodes == 12 and d.metadata["env_config"]["max_requests"] == 3
+
+
+def test_cli_collects_into_a_relative_directory(tmp_path, monkeypatch, capsys):
+    # `mtf-collect uniform --out ds` from one working directory; Minari reads it from another.
+    workdir, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    workdir.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(workdir)
+    assert cli.main(["uniform", "--sessions", "5", "--out", "ds", "--num-envs", "4", "--env", "max_requests=3",
+                     "--no-progress"]) == 0
+    assert "written to" in capsys.readouterr().out
+    assert load_dataset("mtf/uniform-seed0-v0", "ds").num_episodes == 5  # relative root, read back
+    # Fewer sessions than the (progressive-only) default of 5 rounds is fine for the other recipes.
+    assert cli.main(["gaussian", "--sessions", "3", "--out", "ds", "--num-envs", "4", "--env", "max_requests=3",
+                     "--no-progress"]) == 0
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(workdir / "ds"))
+    dataset = minari.load_dataset("mtf/uniform-seed0-v0")
+    assert dataset.total_episodes == 5
+    assert load_dataset("mtf/uniform-seed0-v0", workdir / "ds").num_episodes == 5
+
+
+def test_cli_progressive_trains_the_registry_agent_it_is_given(tmp_path, capsys):
+    # The dataset CLI gets its trainer from the agent layer (agents/collect_cli.py), never by importing agents.
+    calls = []
+
+    def make_trainer(agent, config, steps, progress):
+        def train_fn(data, round_index):
+            calls.append((agent, steps, round_index, data.num_episodes))
+            return ConstantPolicy(np.zeros(data.action_dim, dtype=np.float32))
+        return train_fn
+
+    assert cli.main(["progressive", "--agent", "my_agent", "--rounds", "2", "--train-steps", "7", "--sessions", "6",
+                     "--out", str(tmp_path), "--num-envs", "4", "--env", "max_requests=3", "--no-progress"],
+                    make_trainer=make_trainer) == 0
+    assert calls == [("my_agent", 7, 1, 3)]
+    with pytest.raises(SystemExit, match="needs the agent zoo"):
+        cli.main(["progressive", "--agent", "iql", "--out", str(tmp_path), "--sessions", "10"])
 
 
 def test_cli_help_and_errors(tmp_path, capsys):

@@ -293,7 +293,7 @@ def test_impl_losses_on_fixed_batch_match_numpy(penalty: str) -> None:
         q = modules.q_funcs(batch.observations, batch.actions)[..., 0].numpy()
         a = modules.policy(batch.observations).squashed_mu
         q_pi = modules.q_funcs(batch.observations, a)[..., 0].numpy()
-    next_band = (next_a.numpy(), batch.next_band_lower.numpy(), batch.next_band_upper.numpy(), 0.3, "sum")
+    next_band = (next_a.numpy(), batch.next_band_low_edge.numpy(), batch.next_band_high_edge.numpy(), 0.3, "sum")
     if penalty == "subtractive":
         boot = next_q - 0.8 * np_band_penalty(*next_band)
     else:
@@ -301,7 +301,7 @@ def test_impl_losses_on_fixed_batch_match_numpy(penalty: str) -> None:
     r, term = batch.rewards[:, 0].numpy(), batch.terminals[:, 0].numpy()
     y = r + 0.9 * (1 - term) * boot
     expected_critic = ((q - y) ** 2).mean(1).sum()
-    d = np_band_penalty(a.numpy(), batch.band_lower.numpy(), batch.band_upper.numpy(), 0.3, "sum")
+    d = np_band_penalty(a.numpy(), batch.band_low_edge.numpy(), batch.band_high_edge.numpy(), 0.3, "sum")
     expected_actor = -q_pi.mean(0).mean() + 0.5 * d.mean() + 0.3 * q_pi.std(0, ddof=0).mean()
     impl.modules.set_eval()
     assert impl.compute_critic_loss(batch).critic_loss.item() == pytest.approx(expected_critic, rel=1e-4)
@@ -408,15 +408,15 @@ def test_torch_batch_edges_follow_override_and_action_scaler() -> None:
     arrays = episode_arrays()
     batch = make_banded_dataset(**arrays).sample_transition_batch(8)
     plain = BandedTorchMiniBatch.from_banded_batch(batch, gamma=0.9, device="cpu:0")
-    np.testing.assert_allclose(plain.band_lower.numpy(), batch.centres + batch.lowers)
-    np.testing.assert_allclose(plain.next_band_upper.numpy(), batch.next_centres + batch.next_uppers)
+    np.testing.assert_allclose(plain.band_low_edge.numpy(), batch.centres + batch.lowers)
+    np.testing.assert_allclose(plain.next_band_high_edge.numpy(), batch.next_centres + batch.next_uppers)
     overridden = BandedTorchMiniBatch.from_banded_batch(batch, gamma=0.9, device="cpu:0", band_override=(-0.05, 0.1))
-    np.testing.assert_allclose(overridden.band_upper.numpy(), batch.centres + 0.1, rtol=1e-6)
-    np.testing.assert_allclose(overridden.next_band_lower.numpy(), batch.next_centres - 0.05, rtol=1e-6)
+    np.testing.assert_allclose(overridden.band_high_edge.numpy(), batch.centres + 0.1, rtol=1e-6)
+    np.testing.assert_allclose(overridden.next_band_low_edge.numpy(), batch.next_centres - 0.05, rtol=1e-6)
     scaler = MinMaxActionScaler(minimum=np.array([-2.0, 0.0]), maximum=np.array([2.0, 1.0]))
     scaled = BandedTorchMiniBatch.from_banded_batch(batch, gamma=0.9, device="cpu:0", action_scaler=scaler)
     expected = (batch.centres + batch.uppers - np.array([-2.0, 0.0])) / np.array([4.0, 1.0]) * 2 - 1
-    np.testing.assert_allclose(scaled.band_upper.numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scaled.band_high_edge.numpy(), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(scaled.actions.numpy(), scaler.transform_numpy(batch.actions), rtol=1e-5, atol=1e-6)
 
 

@@ -4,7 +4,12 @@ Importing this package registers ``IntegratedRLConfig`` with d3rlpy, so ``d3rlpy
 models (import it before loading, as with any d3rlpy plug-in).
 """
 
+from agents._quiet import import_gym_quietly
+
+import_gym_quietly()  # before d3rlpy (imported by .algo), which imports gym and would print its banner
+
 from .algo import IntegratedRL, IntegratedRLConfig
+from .convert import to_banded_dataset
 from .data import (
     BandedEpisode,
     BandedReplayBuffer,
@@ -38,4 +43,5 @@ __all__ = [
     "make_banded_dataset",
     "require_banded_dataset",
     "td_targets",
+    "to_banded_dataset",
 ]

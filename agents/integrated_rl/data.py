@@ -141,10 +141,10 @@ class BandedTorchMiniBatch(TorchMiniBatch):
     Edges are expressed in the algorithm's action space, i.e. after the config's ``action_scaler``.
     """
 
-    band_lower: torch.Tensor
-    band_upper: torch.Tensor
-    next_band_lower: torch.Tensor
-    next_band_upper: torch.Tensor
+    band_low_edge: torch.Tensor
+    band_high_edge: torch.Tensor
+    next_band_low_edge: torch.Tensor
+    next_band_high_edge: torch.Tensor
 
     @classmethod
     def from_banded_batch(
@@ -179,10 +179,10 @@ class BandedTorchMiniBatch(TorchMiniBatch):
             edges.append(action_scaler.transform(edge) if action_scaler else edge)
         return cls(
             **asdict_without_copy(base),
-            band_lower=edges[0],
-            band_upper=edges[1],
-            next_band_lower=edges[2],
-            next_band_upper=edges[3],
+            band_low_edge=edges[0],
+            band_high_edge=edges[1],
+            next_band_low_edge=edges[2],
+            next_band_high_edge=edges[3],
         )
 
 

@@ -223,8 +223,8 @@ class IntegratedRLImpl(QLearningAlgoImplBase):
                 discounts=self._gamma**batch.intervals,
                 next_q=next_q,
                 next_actions=next_actions,
-                next_lower=batch.next_band_lower,
-                next_upper=batch.next_band_upper,
+                next_lower=batch.next_band_low_edge,
+                next_upper=batch.next_band_high_edge,
                 settings=self._settings,
             )
         q_values = self._modules.q_funcs(batch.observations, batch.actions)
@@ -236,7 +236,7 @@ class IntegratedRLImpl(QLearningAlgoImplBase):
         # leaves only d loss / d action to backpropagate.
         params = {name: p.detach() for name, p in self._modules.q_funcs.named_parameters()}
         q_values = torch.func.functional_call(self._modules.q_funcs, params, (batch.observations, actions))
-        return actor_objective(q_values, actions, batch.band_lower, batch.band_upper, self._settings)
+        return actor_objective(q_values, actions, batch.band_low_edge, batch.band_high_edge, self._settings)
 
     def update_critic(self, batch: BandedTorchMiniBatch) -> dict[str, float]:
         self._modules.critic_optim.zero_grad()

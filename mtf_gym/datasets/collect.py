@@ -12,6 +12,7 @@ into episode order once, at the end, so there is no per-step Python work per use
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from mtf_gym.config import RESPONSE_FIELDS, MTFSessionConfig
 from mtf_gym.envs.vector import MTFSessionVectorEnv
 from mtf_gym.exploration import CentrePolicy, ExplorationPolicy, as_exploration_policy
 from mtf_gym.simulator import OBSERVATION_FEATURES
+from mtf_gym.validation import check, check_int
 
 from .transitions import ARRAY_FIELDS, TransitionData
 
@@ -48,15 +50,13 @@ def seed_to_json(seed: int | np.random.SeedSequence) -> int | dict[str, Any]:
 
 
 def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0 or a numpy SeedSequence, got {seed!r}")
-    return int(seed)
+    check(isinstance(seed, Integral) and not isinstance(seed, bool) and seed >= 0, "seed",
+          "an integer >= 0 or a numpy SeedSequence", seed)
+    return int(seed)  # type: ignore[arg-type]
 
 
 def _check_count(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
+    return check_int(name, value, minimum=1)
 
 
 def action_names(config: MTFSessionConfig) -> list[str]:

@@ -1,4 +1,4 @@
-"""The paper's exploration datasets (Sec. 4, DESIGN.md 3) as recipes with one shared session budget.
+"""The paper's exploration datasets (Sec. 4, docs/design.md#exploration) as recipes with one shared session budget.
 
 * ``baseline``: the baseline policy ``mu_bp``, no noise (the test set / A-B control data);
 * ``gaussian``: ``clip(mu_bp(s) + N(0, sigma^2))``, sigma 0.2;
@@ -33,11 +33,12 @@ from mtf_gym.exploration import (
     check_sigma,
 )
 from mtf_gym.policies import BaselinePolicy
+from mtf_gym.validation import check, check_int
 
 from .collect import child_seed, collect, seed_to_json
 from .transitions import TransitionData
 
-__all__ = ["RECIPES", "RecipeConfig", "TrainFn", "behaviour_policy", "collect_recipe"]
+__all__ = ["RECIPES", "RecipeConfig", "TrainFn", "behaviour_policy", "collect_recipe", "progressive_train_seed"]
 
 RECIPES: tuple[str, ...] = ("baseline", "gaussian", "uniform", "progressive")
 
@@ -45,11 +46,23 @@ RECIPES: tuple[str, ...] = ("baseline", "gaussian", "uniform", "progressive")
 TrainFn = Callable[[TransitionData, int], CentrePolicy]
 
 Param = float | tuple[float, ...]
+# SeedSequence path of the training seeds: round r trains with child (PROGRESSIVE_TRAIN_PATH, r) of the dataset seed,
+# apart from round r's collection seeds (child (r,)).
+PROGRESSIVE_TRAIN_PATH = 1000
+
+
+def progressive_train_seed(seed: int | np.random.SeedSequence, round_index: int) -> int:
+    """The seed that trains round ``round_index``'s exploration centre of a progressive dataset of seed ``seed``.
+
+    The one seed rule of progressive training (the ``mtf-collect`` CLI and the benchmark harness both train
+    through ``agents.progressive.progressive_trainer``, which uses it): derived from the dataset seed like
+    every other seed of a collection, so one dataset seed fixes the whole progressive dataset.
+    """
+    return int(child_seed(seed, PROGRESSIVE_TRAIN_PATH, round_index).generate_state(1)[0])
 
 
 def _count(value: object, name: str, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"RecipeConfig.{name} must be an integer >= {minimum}, got {value!r}")
+    check_int(name, value, minimum=minimum, owner="RecipeConfig")
 
 
 @dataclass(frozen=True)
@@ -86,8 +99,9 @@ class RecipeConfig:
         _count(self.seed, "seed", minimum=0)
         _count(self.rounds, "rounds")
         _count(self.num_envs, "num_envs")
-        if self.rounds > self.sessions:
-            raise ValueError(f"RecipeConfig.rounds must be <= sessions ({self.sessions}), got {self.rounds}")
+        # Only the progressive recipe has rounds; the others ignore the field (its default is 5).
+        check(self.recipe != "progressive" or self.rounds <= self.sessions, "rounds", f"<= sessions ({self.sessions})",
+              self.rounds, owner="RecipeConfig")
         check_sigma(self.sigma, "RecipeConfig.sigma")
         check_band(self.lower, self.upper, "RecipeConfig.lower", "RecipeConfig.upper")
         if not isinstance(self.env, MTFSessionConfig):
@@ -193,7 +207,8 @@ def _merge(parts: list[TransitionData], rounds: list[dict[str, Any]], config: Re
                       "upper": rounds[0]["behaviour"]["upper"], "rounds_planned": config.rounds},
         "seed": config.seed,
         "seed_derivation": "round r collects with SeedSequence(seed) child (r,), which derives its env seeds "
-                           "(r, 0) and exploration noise (r, 1)",
+                           "(r, 0) and exploration noise (r, 1); round r's centre trains with seed "
+                           "progressive_train_seed(seed, r) (child (1000, r))",
         "num_envs": config.num_envs,
         "env_steps": sum(p.metadata["env_steps"] for p in parts),
         "budget": {"sessions": sessions},

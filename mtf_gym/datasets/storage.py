@@ -149,7 +149,9 @@ def save_dataset(
     from mtf_gym.envs.session import action_space, observation_space
 
     namespace = _parse_id(dataset_id)
-    root = Path(root)
+    # Absolute: Minari joins MINARI_DATASETS_PATH with paths it derived from it, so a relative root ("ds") would be
+    # joined twice (ds/mtf/.mtf-tmp-.../data/ds/mtf/...).
+    root = Path(root).absolute()
     final = root / dataset_id
     if final.exists() and not overwrite:
         raise FileExistsError(f"{final} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
