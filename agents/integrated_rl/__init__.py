@@ -4,7 +4,7 @@ Importing this package registers ``IntegratedRLConfig`` with d3rlpy, so ``d3rlpy
 models (import it before loading, as with any d3rlpy plug-in).
 """
 
-from .algo import IntegratedRL, IntegratedRLConfig
+from .algo import IntegratedRL, IntegratedRLConfig, progressive_training_episodes
 from .data import (
     BandedEpisode,
     BandedReplayBuffer,
@@ -16,7 +16,14 @@ from .data import (
     require_banded_dataset,
 )
 from .ensemble import EnsembleQFunction, VectorizedLayerNorm, VectorizedLinear, build_ensemble_q_function
-from .impl import actor_objective, band_factor, band_penalty, critic_objective, td_targets
+from .impl import (
+    actor_objective,
+    band_factor,
+    band_penalty,
+    critic_objective,
+    smoothed_target_actions,
+    td_targets,
+)
 
 __all__ = [
     "BandedEpisode",
@@ -36,6 +43,8 @@ __all__ = [
     "build_ensemble_q_function",
     "critic_objective",
     "make_banded_dataset",
+    "progressive_training_episodes",
     "require_banded_dataset",
+    "smoothed_target_actions",
     "td_targets",
 ]

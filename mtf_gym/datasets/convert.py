@@ -41,7 +41,8 @@ def to_mdp_dataset(data: TransitionData) -> Any:
 
 
 def to_banded_dataset(data: TransitionData) -> Any:
-    """IntegratedRL's ``BandedReplayBuffer`` (``agents.integrated_rl.make_banded_dataset``) with the recorded bands.
+    """IntegratedRL's ``BandedReplayBuffer`` (``agents.integrated_rl.make_banded_dataset``) with the recorded bands
+    and, when the data has more than one, the per-group rewards (one critic set each).
 
     Imported lazily so that ``mtf_gym`` does not depend on ``agents``.
     """
@@ -56,4 +57,5 @@ def to_banded_dataset(data: TransitionData) -> Any:
         centres=data.centres,
         lowers=data.lower,
         uppers=data.upper,
+        reward_components=data.reward_components if data.num_reward_components > 1 else None,
     )
