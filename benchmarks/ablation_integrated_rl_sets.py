@@ -1,4 +1,4 @@
-"""Ablation of IntegratedRL's critic sets q and critics per set m: training cost and online return.
+"""Ablation of IntegratedRL's critic sets q and critics per set m (and of paper readings): cost and online return.
 
 The later paper version trains q sets of m independent critics, one set per reward component, and leaves the
 trade-off between q, m and cost open ("the number of sets (q) and the number of critics per set (m) need to balance
@@ -11,20 +11,25 @@ performance and cost"). This script measures it in the simulator, in one process
 3. score every learned policy and the baseline policy on the same ``--eval-sessions`` fresh users (common random
    numbers) and report the return lift over the baseline.
 
-Every (q, m) cell is repeated for each seed in ``--seeds`` (dataset and training seeded alike). Results go to
-``--out`` as JSON (written atomically) and are printed as a Markdown table with the budget in its caption.
+Every (q, m) cell is repeated for each seed in ``--seeds`` (dataset and training seeded alike). ``--variant
+NAME:KEY=VALUE,...`` adds config variants (e.g. ``noise:target_noise=0.2``, ``alpha_eta:actor_band_weight=alpha``,
+``subtractive:critic_penalty=subtractive``) run in every cell next to the defaults; values are parsed as JSON, else
+kept as strings. Results go to ``--out`` as JSON (written atomically) and are printed as a Markdown table with the
+budget in its caption (lift: mean over seeds, [min, max] across seeds).
 
 Usage (from the repository root; the defaults are a small CPU budget, the paper's sizes are
 ``--hidden 256 256 --steps 300000``)::
 
     python -m benchmarks.ablation_integrated_rl_sets [--sets 1 3] [--critics 2 8 24] [--steps 300] [--sessions 600]
-        [--eval-sessions 400] [--hidden 64 64] [--seeds 0] [--threads N] [--out results/irl_sets.json]
+        [--eval-sessions 400] [--hidden 64 64] [--seeds 0] [--threads N] [--variant NAME:KEY=VALUE,...]
+        [--out results/irl_sets.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import tempfile
 import time
@@ -33,6 +38,7 @@ from typing import Any
 
 import d3rlpy
 import numpy as np
+import structlog
 import torch
 from d3rlpy.logging import NoopAdapterFactory
 from d3rlpy.models import VectorEncoderFactory
@@ -46,14 +52,35 @@ from mtf_gym.policies import BaselinePolicy
 EVAL_USER_SEED = 10_000_000  # disjoint from the collection's users
 
 
+def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
+    """``"name:key=value,key=value"`` -> (name, overrides); values as JSON where they parse, else strings."""
+    name, _, body = text.partition(":")
+    overrides: dict[str, Any] = {}
+    for item in filter(None, body.split(",")):
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"--variant items must be KEY=VALUE, got {item!r}")
+        try:
+            overrides[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key] = raw
+    if not name:
+        raise argparse.ArgumentTypeError(f"--variant needs NAME:KEY=VALUE,..., got {text!r}")
+    try:
+        IntegratedRLConfig(**overrides)  # fail on a bad field before any training
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"--variant {name}: {exc}") from exc
+    return name, overrides
+
+
 def run_cell(
     dataset: Any, q: int, m: int, steps: int, hidden: list[int], seed: int, config: MTFSessionConfig,
-    eval_sessions: int, baseline_return: float,
+    eval_sessions: int, baseline_return: float, variant: tuple[str, dict[str, Any]],
 ) -> dict[str, Any]:
     encoder = VectorEncoderFactory(hidden_units=hidden)
     d3rlpy.seed(seed)
     algo = IntegratedRLConfig(
-        n_critics=m, num_critic_sets=q, actor_encoder_factory=encoder, critic_encoder_factory=encoder
+        n_critics=m, num_critic_sets=q, actor_encoder_factory=encoder, critic_encoder_factory=encoder, **variant[1]
     ).create(device="cpu:0")
     start = time.perf_counter()
     algo.fit(dataset, n_steps=steps, n_steps_per_epoch=steps, logger_adapter=NoopAdapterFactory(),
@@ -61,7 +88,7 @@ def run_cell(
     wall = time.perf_counter() - start
     scores = simulate_sessions(algo.predict, eval_sessions, EVAL_USER_SEED, config).means()
     return {
-        "q": q, "m": m, "critics": q * m, "seed": seed, "steps": steps, "train_wall_s": wall,
+        "variant": variant[0], "overrides": variant[1], "q": q, "m": m, "critics": q * m, "seed": seed, "steps": steps, "train_wall_s": wall,
         "updates_per_s": steps / wall, "return": scores["return"],
         "return_lift_pct": 100.0 * (scores["return"] / baseline_return - 1.0),
     }
@@ -85,8 +112,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64], help="MLP widths (paper: 256 256)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    parser.add_argument("--variant", type=parse_variant, action="append", default=[],
+                        help="config variant NAME:KEY=VALUE,... (repeatable); the defaults always run")
     parser.add_argument("--out", type=Path, default=None, help="JSON results file")
     args = parser.parse_args(argv)
+    variants = [("default", {}), *args.variant]
+    # d3rlpy logs every fit's parameters and metrics at INFO through structlog; keep the output readable.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     if any(q not in (1, 3) for q in args.sets):
         parser.error("--sets takes 1 (scalar reward) or 3 (one set per reward group: consumption, interaction, "
                      "negative)")
@@ -102,11 +134,12 @@ def main(argv: list[str] | None = None) -> None:
         dataset = to_banded_dataset(data)
         for q in args.sets:
             for m in args.critics:
-                rows.append(run_cell(dataset, q, m, args.steps, args.hidden, seed, config, args.eval_sessions,
-                                     baseline_return))
-                r = rows[-1]
-                print(f"seed {seed} q={q} m={m}: {r['train_wall_s']:.1f} s, {r['updates_per_s']:.1f} updates/s, "
-                      f"return lift {r['return_lift_pct']:+.2f}%", flush=True)
+                for variant in variants:
+                    rows.append(run_cell(dataset, q, m, args.steps, args.hidden, seed, config, args.eval_sessions,
+                                         baseline_return, variant))
+                    r = rows[-1]
+                    print(f"seed {seed} q={q} m={m} {variant[0]}: {r['train_wall_s']:.1f} s, "
+                          f"{r['updates_per_s']:.1f} updates/s, return lift {r['return_lift_pct']:+.2f}%", flush=True)
     budget = {
         "sessions": args.sessions, "steps": args.steps, "hidden": args.hidden, "eval_sessions": args.eval_sessions,
         "seeds": args.seeds, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
@@ -117,14 +150,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nBudget: {args.sessions} training sessions (bounded-uniform +-0.15), {args.steps} gradient steps, "
           f"{'x'.join(map(str, args.hidden))} MLPs, batch 256, {args.eval_sessions} evaluation users, seeds "
           f"{args.seeds}, {budget['torch_threads']} torch threads; total {budget['total_wall_s']:.0f} s wall")
-    print("| q | m | critics | train wall s | updates/s | return lift vs baseline (mean over seeds) |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("| variant | q | m | critics | train wall s | updates/s | return lift vs baseline [min, max over seeds] |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for q in args.sets:
         for m in args.critics:
-            cell = [r for r in rows if r["q"] == q and r["m"] == m]
-            print(f"| {q} | {m} | {q * m} | {np.mean([r['train_wall_s'] for r in cell]):.1f} | "
-                  f"{np.mean([r['updates_per_s'] for r in cell]):.1f} | "
-                  f"{np.mean([r['return_lift_pct'] for r in cell]):+.2f}% |")
+            for name, _ in variants:
+                cell = [r for r in rows if r["q"] == q and r["m"] == m and r["variant"] == name]
+                lifts = [r["return_lift_pct"] for r in cell]
+                print(f"| {name} | {q} | {m} | {q * m} | {np.mean([r['train_wall_s'] for r in cell]):.1f} | "
+                      f"{np.mean([r['updates_per_s'] for r in cell]):.1f} | "
+                      f"{np.mean(lifts):+.2f}% [{min(lifts):+.2f}, {max(lifts):+.2f}] |")
 
 
 if __name__ == "__main__":
