@@ -13,7 +13,7 @@ Storage needs the ``datasets`` extra (Minari + h5py), conversion needs ``d3rlpy`
 ``docs/datasets.md`` documents the recipes, the format and the datasheet.
 """
 
-from .collect import action_names, child_seed, collect
+from .collect import REWARD_GROUPS, action_names, child_seed, collect, reward_group_matrix
 from .convert import to_banded_dataset, to_mdp_dataset
 from .recipes import RECIPES, RecipeConfig, TrainFn, behaviour_policy, collect_recipe
 from .storage import SIDECAR_NAME, DatasetError, dataset_path, from_minari, load_dataset, save_dataset
@@ -22,6 +22,7 @@ from .transitions import ARRAY_FIELDS, TransitionData
 __all__ = [
     "ARRAY_FIELDS",
     "RECIPES",
+    "REWARD_GROUPS",
     "SIDECAR_NAME",
     "DatasetError",
     "RecipeConfig",
@@ -35,6 +36,7 @@ __all__ = [
     "dataset_path",
     "from_minari",
     "load_dataset",
+    "reward_group_matrix",
     "save_dataset",
     "to_banded_dataset",
     "to_mdp_dataset",
