@@ -911,3 +911,18 @@ def test_progressive_hook_and_warm_start() -> None:
     assert not np.array_equal(fresh.predict(obs), previous.predict(obs))
     fresh.warm_start_from(previous)
     np.testing.assert_array_equal(fresh.predict(obs), previous.predict(obs))
+
+
+def test_ensemble_is_built_on_the_requested_device() -> None:
+    from agents.integrated_rl import build_ensemble_q_function
+
+    ensemble = build_ensemble_q_function((3,), 2, TINY, 4, device="meta")
+    assert {p.device.type for p in ensemble.parameters()} == {"meta"}
+
+
+def test_compile_graph_is_ignored_on_cpu_like_in_d3rlpy() -> None:
+    plain, dataset = fitted_algo(n_steps=3)
+    compiled, _ = fitted_algo(n_steps=3, compile_graph=True)
+    assert not compiled.compiled  # CUDA-only in d3rlpy: the CPU path runs uncompiled, unchanged
+    obs = np.zeros((2, OBS_DIM), dtype=np.float32)
+    np.testing.assert_array_equal(compiled.predict(obs), plain.predict(obs))
