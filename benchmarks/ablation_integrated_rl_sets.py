@@ -88,7 +88,8 @@ def run_cell(
     wall = time.perf_counter() - start
     scores = simulate_sessions(algo.predict, eval_sessions, EVAL_USER_SEED, config).means()
     return {
-        "variant": variant[0], "overrides": variant[1], "q": q, "m": m, "critics": q * m, "seed": seed, "steps": steps, "train_wall_s": wall,
+        "variant": variant[0], "overrides": variant[1], "q": q, "m": m, "critics": q * m, "seed": seed,
+        "steps": steps, "train_wall_s": wall,
         "updates_per_s": steps / wall, "return": scores["return"],
         "return_lift_pct": 100.0 * (scores["return"] / baseline_return - 1.0),
     }

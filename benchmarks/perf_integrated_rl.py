@@ -1,4 +1,4 @@
-"""Update throughput of IntegratedRL (24 critics; one set, and 3 critic sets x 8) vs d3rlpy TD3+BC with 24 and 2 critics.
+"""Update throughput of IntegratedRL (24 critics: one set, and 3 sets x 8) vs d3rlpy TD3+BC with 24 and 2 critics.
 
 All algorithms run in one process on the same synthetic data (obs dim 20, action dim 10), batch 256 and 256x256
 ReLU MLPs. Two rates are reported per algorithm:
@@ -52,7 +52,8 @@ def synthetic_data(seed: int) -> tuple[MDPDataset, ReplayBufferBase, ReplayBuffe
     timeouts[EPISODE_LEN - 1 :: EPISODE_LEN] = 1.0
     plain = MDPDataset(observations, actions, rewards, terminals, timeouts)
     banded = make_banded_dataset(observations, actions, rewards, terminals, timeouts, centres, -0.15, 0.15)
-    components = np.stack([actions[:, 0], -0.1 * np.abs(actions[:, 1:5]).sum(1), -0.1 * np.abs(actions[:, 5:]).sum(1)], 1)
+    penalty = -0.1 * np.abs(actions[:, 1:])
+    components = np.stack([actions[:, 0], penalty[:, :4].sum(1), penalty[:, 4:].sum(1)], axis=1)
     rewards3 = components.sum(1).astype(np.float32)
     sets = make_banded_dataset(observations, actions, rewards3, terminals, timeouts, centres, -0.15, 0.15,
                                reward_components=components)
@@ -140,7 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, (update_rate, fit_rate) in results.items():
         td3 = (f"{update_rate / reference[0]:>14.2f}{fit_rate / reference[1]:>11.2f}" if reference
                else f"{'-':>14}{'-':>11}")
-        print(f"{name:<18}{update_rate:>10.1f}{fit_rate:>12.1f}{td3}{update_rate / irl[0]:>19.2f}{fit_rate / irl[1]:>6.2f}")
+        print(f"{name:<18}{update_rate:>10.1f}{fit_rate:>12.1f}{td3}"
+              f"{update_rate / irl[0]:>19.2f}{fit_rate / irl[1]:>6.2f}")
     print("update/fit ratio: relative to TD3PlusBC(24) (acceptance: IntegratedRL(24) >= 1); vs IRL(24): relative to "
           "IntegratedRL(24) in the same process (acceptance: IntegratedRL(3x8) >= ~1, same q*m = 24)")
 

@@ -817,9 +817,9 @@ def test_critic_sets_in_the_impl_match_numpy_on_a_fixed_batch() -> None:
 
 def test_critic_sets_need_matching_reward_components() -> None:
     algo = tiny_config(num_critic_sets=2).create(device="cpu:0")
-    with pytest.raises(ValueError, match="num_critic_sets=2 needs 2 reward components.*none"):
+    with pytest.raises(ValueError, match=r"num_critic_sets=2 needs 2 reward components.*none"):
         algo.fit(random_banded_dataset(), n_steps=1, logger_adapter=NoopAdapterFactory(), show_progress=False)
-    with pytest.raises(ValueError, match="num_critic_sets=2 needs 2 reward components.*has 3"):
+    with pytest.raises(ValueError, match=r"num_critic_sets=2 needs 2 reward components.*has 3"):
         algo.fit(components_dataset(q=3), n_steps=1, logger_adapter=NoopAdapterFactory(), show_progress=False)
     with pytest.raises(ValueError, match="reward_scaler must be None or a MultiplyRewardScaler"):
         tiny_config(num_critic_sets=2, reward_scaler=d3rlpy.preprocessing.StandardRewardScaler(mean=0.0, std=1.0))
@@ -921,7 +921,7 @@ def test_ensemble_is_built_on_the_requested_device() -> None:
 
 
 def test_compile_graph_is_ignored_on_cpu_like_in_d3rlpy() -> None:
-    plain, dataset = fitted_algo(n_steps=3)
+    plain, _ = fitted_algo(n_steps=3)
     compiled, _ = fitted_algo(n_steps=3, compile_graph=True)
     assert not compiled.compiled  # CUDA-only in d3rlpy: the CPU path runs uncompiled, unchanged
     obs = np.zeros((2, OBS_DIM), dtype=np.float32)

@@ -54,7 +54,8 @@ class IntegratedRLConfig(LearnableConfig):
     r"""Config of IntegratedRL (Liu et al., arXiv 2404.17589; "UnifiedRL" in later versions).
 
     Deterministic actor ``mu`` with target ``mu'``; ``q`` sets of ``m`` independent critics ``Q_ki`` (set ``k`` per
-    reward component), each with its own target ``Q'_ki``, run as one batched ensemble of ``q * m``. Every transition carries its exploration centre ``c = mu_bp(s)`` and
+    reward component), each with its own target ``Q'_ki``, run as one batched ensemble of ``q * m``. Every
+    transition carries its exploration centre ``c = mu_bp(s)`` and
     band ``[c + lower, c + upper]`` (see ``make_banded_dataset``). With ``W = upper - lower`` and per dimension
 
     .. math::
@@ -380,7 +381,8 @@ def progressive_training_episodes(config: IntegratedRLConfig, rounds: Sequence[M
         raise ValueError("rounds must hold at least one finished round")
     last = rounds[-1]
     end = int(last["first_episode"]) + int(last["sessions"])
-    start = int(last["first_episode"]) if config.progressive_data == "current_round" else int(rounds[0]["first_episode"])
+    first = rounds[-1] if config.progressive_data == "current_round" else rounds[0]
+    start = int(first["first_episode"])
     return range(start, end)
 
 

@@ -462,7 +462,9 @@ def make_banded_dataset(
     if reward_components is not None:
         comp = np.asarray(reward_components, dtype=np.float32)
         if comp.ndim != 2 or comp.shape[0] != n or comp.shape[1] < 1:
-            raise ValueError(f"reward_components must have shape ({n}, C) with C >= 1; got {np.shape(reward_components)}")
+            raise ValueError(
+                f"reward_components must have shape ({n}, C) with C >= 1; got {np.shape(reward_components)}"
+            )
         if not np.all(np.isfinite(comp)):
             raise ValueError("reward_components contains NaN or inf")
     for name, arr in (("observations", obs), ("actions", act), ("rewards", rew), ("centres", cen)):
