@@ -193,17 +193,25 @@ class ActorObjective:
 
 
 def actor_objective(
-    q_values: torch.Tensor, actions: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, settings: LossSettings
+    q_values: torch.Tensor,
+    actions: torch.Tensor,
+    lower: torch.Tensor,
+    upper: torch.Tensor,
+    settings: LossSettings,
+    set_weights: torch.Tensor | None = None,
 ) -> ActorObjective:
     """Paper eq. (4): ``-mean_i Q_i + eta d(mu(s), c(s)) + lambda std_i Q_i``, each term averaged over the batch.
 
     ``q_values`` is ``[q*m, B, 1]`` at ``a = mu(s)``; the std is the population std (``1/m``) as in the paper. With
     ``q`` critic sets the value is ``sum_k w_k mean_i Q_ki`` and the uncertainty penalty ``sum_k |w_k| std_i Q_ki``
     (per set: the sets estimate different quantities, so their spreads are not pooled), ``w`` the
-    ``critic_set_weights``; ``q = 1, w = (1,)`` is eq. (4) exactly.
+    ``critic_set_weights`` (``set_weights``: the same as a ``(q,)`` tensor on the device, made once by the Impl so
+    that no step allocates it, nor copies it inside a captured CUDA graph); ``q = 1, w = (1,)`` is eq. (4) exactly.
     """
     per_set = _per_set(q_values, settings.num_critic_sets)
-    weights = torch.tensor(settings.critic_set_weights, dtype=q_values.dtype, device=q_values.device)[:, None, None]
+    if set_weights is None:
+        set_weights = torch.tensor(settings.critic_set_weights, dtype=q_values.dtype, device=q_values.device)
+    weights = set_weights[:, None, None]
     q_mean = (weights * per_set.mean(dim=1)).sum(dim=0)
     # A single critic has std 0, and d sqrt(x)/dx at 0 would turn the gradient into NaN.
     if per_set.shape[1] > 1:
@@ -263,6 +271,7 @@ class IntegratedRLImpl(QLearningAlgoImplBase):
         self._compute_actor_grad: Callable[[BandedTorchMiniBatch], ActorObjective] = (
             CudaGraphWrapper(self.compute_actor_grad) if compiled else self.compute_actor_grad
         )
+        self._set_weights = torch.tensor(settings.critic_set_weights, dtype=torch.float32, device=self.device)
         hard_sync(self._modules.targ_q_funcs, self._modules.q_funcs)
         hard_sync(self._modules.targ_policy, self._modules.policy)
 
@@ -299,7 +308,9 @@ class IntegratedRLImpl(QLearningAlgoImplBase):
         # leaves only d loss / d action to backpropagate.
         params = {name: p.detach() for name, p in self._modules.q_funcs.named_parameters()}
         q_values = torch.func.functional_call(self._modules.q_funcs, params, (batch.observations, actions))
-        return actor_objective(q_values, actions, batch.band_lower, batch.band_upper, self._settings)
+        return actor_objective(
+            q_values, actions, batch.band_lower, batch.band_upper, self._settings, set_weights=self._set_weights
+        )
 
     def compute_critic_grad(self, batch: BandedTorchMiniBatch) -> CriticObjective:
         self._modules.critic_optim.zero_grad()
@@ -349,8 +360,7 @@ class IntegratedRLImpl(QLearningAlgoImplBase):
     def inner_predict_value(self, x: TorchObservation, action: torch.Tensor) -> torch.Tensor:
         # The value the actor maximises: sum over critic sets of w_k * (set k's mean estimate).
         per_set = _per_set(self._modules.q_funcs(x, action), self._settings.num_critic_sets).mean(dim=1)
-        weights = torch.tensor(self._settings.critic_set_weights, dtype=per_set.dtype, device=per_set.device)
-        return (weights[:, None, None] * per_set).sum(dim=0).reshape(-1)
+        return (self._set_weights[:, None, None] * per_set).sum(dim=0).reshape(-1)
 
     @property
     def policy(self) -> Policy:
