@@ -91,7 +91,8 @@ def load_job_dataset(run_dir: str | Path, name: str, seed: int):  # -> Transitio
     directory = Path(run_dir) / "datasets" / f"seed{seed}" / name
     result = read_json(directory / RESULT_FILE) or {}
     with np.load(directory / DATA_FILE) as arrays:
-        data = TransitionData(**{key: arrays[key] for key in ARRAY_FIELDS},
+        # Files written before per-group rewards existed have no reward_components: they load with one component.
+        data = TransitionData(**{key: arrays[key] for key in ARRAY_FIELDS if key in arrays.files},
                               metadata=read_json(directory / DATASHEET_FILE) or {})
     if data.content_hash() != result.get("content_sha256"):
         raise ValueError(f"{directory / DATA_FILE} does not match the content hash in its {RESULT_FILE}; "
