@@ -205,6 +205,9 @@ def test_progressive_rounds_explore_around_the_latest_trained_policy():
     np.testing.assert_array_equal(d.centres[:first], BaselinePolicy(ENV)(d.observations[:first]))
     assert np.ptp(d.centres[first:starts[rounds[2]["first_episode"]]], axis=0).max() == 0  # one constant centre
     assert rounds[1]["behaviour"]["center_policy"] == "ConstantPolicy"
+    assert rounds[0]["centre"]["source"] == "baseline" and rounds[1]["centre"] == {
+        "policy": "ConstantPolicy", "source": "train_fn", "varies_across_states": False}
+    assert d.metadata["centre"] == rounds[0]["centre"]
     off = d.offsets
     assert (off >= -0.15).all() and (off <= 0.15).all()
     with pytest.raises(ValueError, match="progressive collection needs a trainer"):
