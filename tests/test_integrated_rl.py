@@ -3,6 +3,7 @@ conformance and learned behaviour on a one-step bandit. Networks are tiny so the
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -976,3 +977,22 @@ def test_compile_graph_is_ignored_on_cpu_like_in_d3rlpy() -> None:
     assert not compiled.compiled  # CUDA-only in d3rlpy: the CPU path runs uncompiled, unchanged
     obs = np.zeros((2, OBS_DIM), dtype=np.float32)
     np.testing.assert_array_equal(compiled.predict(obs), plain.predict(obs))
+
+
+def test_zoo_agent_trains_critic_sets_on_collected_per_group_rewards(tmp_path: Path) -> None:
+    from agents.d3rlpy_agents import IntegratedRLAgent, IntegratedRLAgentConfig
+    from mtf_gym import MTFSessionConfig
+    from mtf_gym.datasets import RecipeConfig, collect_recipe
+
+    data = collect_recipe(RecipeConfig("uniform", sessions=12, num_envs=6, env=MTFSessionConfig(max_requests=4)),
+                          progress=False)
+    assert data.num_reward_components == 3
+    config = IntegratedRLAgentConfig(hidden_units=(16, 16), batch_size=16, n_critics=2, num_critic_sets=3,
+                                     critic_set_weights=(1.0, 1.0, 1.0))
+    agent = IntegratedRLAgent(config)
+    metrics = agent.fit(data, 3, seed=0, show_progress=False)
+    assert math.isfinite(metrics["critic_loss"]) and math.isfinite(metrics["actor_loss"])
+    assert agent.act(data.observations[:4]).shape == (4, data.action_dim)
+    one_component = dataclasses.replace(data, reward_components=None)
+    with pytest.raises(ValueError, match="needs 3 reward components"):
+        IntegratedRLAgent(config).fit(one_component, 1, seed=0, show_progress=False)
