@@ -255,6 +255,15 @@ class IntegratedRLAgentConfig(D3rlpyAgentConfig):
     critic_penalty: Literal["subtractive", "multiplicative"] = IntegratedRLConfig.critic_penalty
     critic_target: Literal["independent", "mean", "min"] = IntegratedRLConfig.critic_target
     band_override: tuple[float, float] | None = IntegratedRLConfig.band_override
+    # Critic sets per reward component and the paper readings that are options (docs/agents/integrated_rl.md).
+    num_critic_sets: int = IntegratedRLConfig.num_critic_sets
+    critic_set_weights: tuple[float, ...] | None = IntegratedRLConfig.critic_set_weights
+    actor_band_weight: Literal["eta", "alpha"] = IntegratedRLConfig.actor_band_weight
+    target_noise: float = IntegratedRLConfig.target_noise
+    target_noise_clip: float = IntegratedRLConfig.target_noise_clip
+    # Read by the progressive-training driver (agents.integrated_rl.progressive_training_episodes), not by fit.
+    progressive_data: Literal["cumulative", "current_round"] = IntegratedRLConfig.progressive_data
+    progressive_init: Literal["scratch", "warm_start"] = IntegratedRLConfig.progressive_init
 
 
 def _to_d3rlpy_dataset(data: TransitionData, banded: bool) -> Any:

@@ -412,8 +412,9 @@ def offline_weighted_gauc(
     2. its fusion re-scores the items that were shown at that request, on their *logged* predictions:
        ``score_{n,k} = sum_t power_t(a_n) * log(pred_{n,k,t} + bias_t(a_n))`` (:func:`~mtf_gym.fusion.fused_log_scores`,
        the log of the paper's product, same order);
-    3. scores are min-max normalised to ``[0, 1]`` per user (:func:`~mtf_gym.metrics.normalise_scores`; the AUC is
-       invariant to it, the paper does it);
+    3. scores are min-max normalised to ``[0, 1]`` per user (:func:`~mtf_gym.metrics.normalise_scores`). The paper
+       normalises all test-set final scores at once ("normalise all final scores in the test set to [0, 1]"), not
+       per user; both maps are increasing within every user, so the per-user AUCs and the GAUC are identical;
     4. label = valid view of the item; sample weight = item reward + 1, floored at 0 (a strongly disliked item,
        reward < -1, would otherwise get a negative weight, which an AUC cannot take; it is rare: hate ~0.05%);
     5. :func:`~mtf_gym.metrics.weighted_gauc`: weighted AUC per user over all of the user's logged items (pairs

@@ -10,6 +10,11 @@ adds per-dimension noise:
   contains the centre);
 * :class:`NoExploration`: ``a = mu(s)`` (the paper's baseline/test data).
 
+The centre may be the constant control (``BaselinePolicy``: the same fusion in every state, so every user gets the
+same box) or state-dependent (a trained agent's ``predict``, e.g. a previous round's IntegratedRL or the ES agent's
+profile-linear policy): the paper's arrangement, in which each user's band is personalised around the baseline *RL*
+policy ``mu_bp(s)``. ``describe()`` names the centre policy; recipes also record whether it varied across states.
+
 All are vectorised over a batch of states. :meth:`~ExplorationPolicy.sample` returns the executed actions together
 with the centres and the band offsets that a dataset records for every transition, so IntegratedRL can train from
 the dataset alone, without the behaviour policy object. The *recorded* band of Gaussian and noise-free data is a

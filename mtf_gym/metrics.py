@@ -312,8 +312,9 @@ def weighted_gauc(
 def normalise_scores(scores: ArrayLike, user_ids: ArrayLike | None = None) -> FloatArray:
     """Min-max normalise scores to ``[0, 1]``: ``(s - min) / (max - min)``, globally or per user.
 
-    The paper normalises fused scores to ``[0, 1]`` before computing GAUC. The (G)AUC is invariant to this (it is
-    monotone within each group), but the harness calls it so that its pipeline matches the paper's description.
+    The paper normalises all final scores of the test set to ``[0, 1]`` at once (``user_ids=None``) before computing
+    GAUC. The (G)AUC is invariant to either map (both are increasing within each user), so per-user normalisation
+    gives the same GAUC; the pipeline calls this only so that its steps match the paper's description.
 
     Args:
         scores: ``(n,)`` finite scores.

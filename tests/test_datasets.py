@@ -204,6 +204,9 @@ def test_progressive_rounds_explore_around_the_latest_trained_policy():
     np.testing.assert_array_equal(d.centres[:first], BaselinePolicy(ENV)(d.observations[:first]))
     assert np.ptp(d.centres[first:starts[rounds[2]["first_episode"]]], axis=0).max() == 0  # one constant centre
     assert rounds[1]["behaviour"]["centre_policy"] == "ConstantPolicy"
+    assert rounds[0]["centre"]["source"] == "baseline" and rounds[1]["centre"] == {
+        "policy": "ConstantPolicy", "source": "train_fn", "varies_across_states": False}
+    assert d.metadata["centre"] == rounds[0]["centre"]
     off = d.offsets
     assert (off >= -0.15).all() and (off <= 0.15).all()
     with pytest.raises(ValueError, match="progressive collection needs a trainer"):
@@ -340,7 +343,8 @@ def test_sidecar_checksum_mismatch_and_missing_sidecar(saved):
 def test_modified_hdf5_values_fail_the_content_checksum(saved):
     root, data_dir = saved
     with h5py.File(data_dir / "main_data.hdf5", "a") as f:
-        f["episode_3/rewards"][0] += 1.0
+        # Actions: a changed reward would already break the rewards == sum of reward_components check.
+        f["episode_3/actions"][0, 0] += 0.01
     with pytest.raises(DatasetError, match="content checksum mismatch"):
         load_dataset("mtf/uniform-seed0-v0", root)
     assert load_dataset("mtf/uniform-seed0-v0", root, verify=False).rewards.shape[0] > 0
@@ -460,3 +464,64 @@ def test_analysis_cli_report(saved, gaussian, tmp_path, capsys):
     assert "efficiency ratio: empirical" in text and "analytic 418.9 without clipping" in text
     report = json.loads(out_json.read_text())
     assert report["efficiency"]["bounded"]["joint"] == 1.0 and set(report["cost"]) == {"uniform", "gaussian"}
+
+
+# ------------------------------------------------------------------------------------- per-group rewards, centres
+def test_reward_components_are_the_groups_weighted_responses(uniform):
+    from mtf_gym.config import RESPONSE_FIELDS
+    from mtf_gym.datasets.collect import REWARD_GROUPS
+
+    assert uniform.num_reward_components == 3
+    assert uniform.reward_component_names() == ["consumption", "interaction", "negative"]
+    assert uniform.metadata["reward_components"] == {k: list(v) for k, v in REWARD_GROUPS.items()}
+    w = ENV.reward.as_vector().astype(np.float64)
+    per_field = uniform.responses.astype(np.float64).sum(axis=1) * w  # (N, R): each field's weighted sum over items
+    for g, fields in enumerate(REWARD_GROUPS.values()):
+        cols = [RESPONSE_FIELDS.index(f) for f in fields]
+        np.testing.assert_allclose(uniform.reward_components[:, g], per_field[:, cols].sum(1), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(uniform.reward_components.sum(1), uniform.rewards, rtol=1e-5, atol=1e-5)
+    assert (uniform.reward_components[:, 1] != 0).any()  # the interaction group is not trivially empty
+
+
+def test_reward_components_must_sum_to_the_reward(uniform):
+    bad = uniform.reward_components.copy()
+    bad[0, 0] += 1.0
+    with pytest.raises(ValueError, match="rewards must equal the row sums of reward_components"):
+        dataclasses.replace(uniform, reward_components=bad)
+
+
+def test_dataset_without_reward_components_loads_as_one_component(tmp_path, uniform):
+    from agents.integrated_rl import to_banded_dataset
+
+    # The format before per-group rewards: no infos/reward_components, the same content hash as then.
+    old = dataclasses.replace(uniform, reward_components=None)
+    assert old.num_reward_components == 1 and old.reward_component_names() == ["total"]
+    path = save_dataset(old, tmp_path, "mtf/old-v0")
+    with h5py.File(path / "data" / "main_data.hdf5", "r") as f:
+        assert "reward_components" not in f["episode_0/infos"]
+    back = load_dataset("mtf/old-v0", tmp_path)
+    assert back.num_reward_components == 1 and back.content_hash() == old.content_hash()
+    np.testing.assert_array_equal(back.reward_components[:, 0], uniform.rewards)
+    assert to_banded_dataset(back).num_reward_components == 0
+    assert to_banded_dataset(uniform).num_reward_components == 3
+
+
+def test_datasheet_records_constant_or_personalised_centre():
+    class ProfileLinear:
+        """A state-dependent centre: fusion weights linear in the observation (like the ES agent's policy)."""
+
+        name = "profile_linear"
+
+        def __call__(self, obs):
+            return np.clip(obs[:, :1] - 0.5, -1, 1) * np.ones((1, ENV.action_dim), dtype=np.float32)
+
+    base = _recipe("uniform", sessions=8)
+    assert base.metadata["centre"] == {"policy": "BaselinePolicy", "source": "baseline",
+                                       "varies_across_states": False}
+    personal = collect_recipe(RecipeConfig("uniform", sessions=8, num_envs=4, env=ENV),
+                              centre_policy=ProfileLinear(), progress=False)
+    assert personal.metadata["centre"] == {"policy": "profile_linear", "source": "given",
+                                           "varies_across_states": True}
+    assert personal.metadata["behaviour"]["centre_policy"] == "profile_linear"
+    assert (np.ptp(personal.centres, axis=0) > 0).any()
+    assert np.all(np.abs(personal.offsets) <= 0.15 + 1e-6)  # the band follows each state's own centre

@@ -20,7 +20,8 @@ __all__ = ["to_banded_dataset"]
 
 
 def to_banded_dataset(data: TransitionData) -> BandedReplayBuffer:
-    """A ``BandedReplayBuffer`` with one episode per session and the band recorded with every transition.
+    """A ``BandedReplayBuffer`` with one episode per session, the band recorded with every transition and, when
+    the data has more than one, the per-group rewards (``reward_components``, one critic set each).
 
     ``terminals`` are the user-left flags and ``timeouts`` the truncations (request cap), as in
     :func:`mtf_gym.datasets.to_mdp_dataset`; ``centres``, ``lower`` and ``upper`` are the exploration centre
@@ -35,4 +36,5 @@ def to_banded_dataset(data: TransitionData) -> BandedReplayBuffer:
         centres=data.centres,
         lowers=data.lower,
         uppers=data.upper,
+        reward_components=data.reward_components if data.num_reward_components > 1 else None,
     )

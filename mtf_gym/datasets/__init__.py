@@ -14,7 +14,7 @@ Storage needs the ``datasets`` extra (Minari + h5py), conversion needs ``d3rlpy`
 ``docs/datasets.md`` documents the recipes, the format and the datasheet.
 """
 
-from .collect import action_names, child_seed, collect
+from .collect import REWARD_GROUPS, action_names, child_seed, collect, reward_group_matrix
 from .convert import to_mdp_dataset
 from .recipes import RECIPES, RecipeConfig, TrainFn, behaviour_policy, collect_recipe, progressive_train_seed
 from .storage import SIDECAR_NAME, DatasetError, dataset_path, from_minari, load_dataset, save_dataset
@@ -24,6 +24,7 @@ from .working_copy import load_working_copy, save_working_copy
 __all__ = [
     "ARRAY_FIELDS",
     "RECIPES",
+    "REWARD_GROUPS",
     "SIDECAR_NAME",
     "DatasetError",
     "RecipeConfig",
@@ -39,6 +40,7 @@ __all__ = [
     "load_dataset",
     "load_working_copy",
     "progressive_train_seed",
+    "reward_group_matrix",
     "save_dataset",
     "save_working_copy",
     "to_mdp_dataset",

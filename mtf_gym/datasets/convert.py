@@ -40,4 +40,3 @@ def to_mdp_dataset(data: TransitionData) -> Any:
         action_space=ActionSpace.CONTINUOUS,
         action_size=data.action_dim,
     )
-

@@ -27,6 +27,7 @@ __all__ = ["DATASHEET_FILE", "DATA_FILE", "load_working_copy", "save_working_cop
 
 DATA_FILE = "data.npz"
 DATASHEET_FILE = "datasheet.json"
+_OPTIONAL_FIELDS = ("reward_components",)
 
 
 def _replace_atomically(target: Path, write: object) -> None:
@@ -60,10 +61,11 @@ def load_working_copy(directory: str | os.PathLike[str], content_sha256: str | N
     """
     directory = Path(directory)
     with np.load(directory / DATA_FILE) as arrays:
-        missing = [key for key in ARRAY_FIELDS if key not in arrays.files]
+        # Copies written before per-group rewards existed have no reward_components: they load with one component.
+        missing = [key for key in ARRAY_FIELDS if key not in arrays.files and key not in _OPTIONAL_FIELDS]
         if missing:
             raise ValueError(f"{directory / DATA_FILE}: not a TransitionData working copy (missing {missing})")
-        fields = {key: arrays[key] for key in ARRAY_FIELDS}
+        fields = {key: arrays[key] for key in ARRAY_FIELDS if key in arrays.files}
     sheet = directory / DATASHEET_FILE
     metadata = json.loads(sheet.read_text()) if sheet.is_file() else {}
     data = TransitionData(**fields, metadata=metadata)
