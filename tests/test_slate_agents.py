@@ -344,3 +344,16 @@ def test_agent_learns_the_best_item(name: str) -> None:
     best_found = (agent.act(first_obs)[:, 0] == env.best_items).sum()
     assert normalised >= MARGIN, f"{name}: normalised return {normalised:.3f} < {MARGIN}"
     assert best_found >= MIN_BEST_FOUND, f"{name}: best item for {best_found} of 4 user types"
+
+
+def test_tpgr_numpy_serving_path_matches_torch_walk() -> None:
+    agent = build_agent("tpgr", hidden_units=(16,), tree_depth=3)
+    env = KnownBestItemEnv(num_items=60, page_size=4)
+    agent.initialise(env.observation_space.shape[0], env.item_embeddings, 4)
+    obs = torch.from_numpy(np.random.default_rng(0).normal(size=(32, env.observation_space.shape[0])).astype(np.float32))
+    exclude = np.random.default_rng(1).integers(-1, 60, size=(32, 5))
+    with torch.no_grad():
+        fast = agent._select(obs, exclude, explore=False)[0]
+    with torch.enable_grad():
+        walked = agent._select(obs, exclude, explore=False)[0]  # the torch walk (used in training)
+    np.testing.assert_array_equal(fast, walked)

@@ -144,7 +144,7 @@ class ApproximateKNN(KNNIndex):
     """faiss HNSW (``"hnsw"``: ``hnsw_m`` links, ``ef_search``) or IVF (``"ivf"``: ``nlist`` cells, ``nprobe``)."""
 
     def __init__(self, items: np.ndarray, metric: Metric = "ip", *, backend: Literal["hnsw", "ivf"] = "hnsw",
-                 hnsw_m: int = 32, ef_search: int = 128, nlist: int | None = None, nprobe: int = 16,
+                 hnsw_m: int = 32, ef_search: int = 128, nlist: int | None = None, nprobe: int = 32,
                  seed: int = 0) -> None:
         super().__init__(items, metric)
         if not faiss_available():
@@ -159,7 +159,7 @@ class ApproximateKNN(KNNIndex):
             self._index.add(self.items)
             self._ef_search = ef_search
         elif backend == "ivf":
-            nlist = nlist or max(1, int(round(4 * np.sqrt(self.num_items))))
+            nlist = nlist or max(1, int(round(np.sqrt(self.num_items))))
             nlist = min(nlist, self.num_items)
             quantizer = faiss.IndexFlatIP(self.dim) if metric == "ip" else faiss.IndexFlatL2(self.dim)
             self._index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss_metric)

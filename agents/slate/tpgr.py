@@ -128,11 +128,51 @@ class TPGRAgent(SlateAgent):
         taken = (blocked_child.unsqueeze(-1) == children.unsqueeze(-2)).sum(-2)
         return size - taken > 0
 
+    def _greedy_pages(self, h: np.ndarray, exclude: np.ndarray | None) -> np.ndarray:
+        """Greedy walks of the per-node policies in numpy: the same pages as the torch path with ``explore=False``,
+        without torch's per-operation overhead (a decision is ``K * d`` small steps; this is the serving path)."""
+        t, c = self.tree, self.tree.branching
+        b = len(h)
+        weights = [w.detach().numpy() for w in self.heads.weight]
+        biases = [bias.detach().numpy() for bias in self.heads.bias]
+        sizes = self.tree.node_size
+        blocked = (np.where(exclude >= 0, self._item_leaf[np.maximum(exclude, 0)], -1) if exclude is not None
+                   else np.empty((b, 0), dtype=np.int64))
+        rows, offsets = np.arange(b), np.arange(c)
+        pages = np.empty((b, self.page_size), dtype=np.int64)
+        # A node's logits depend on the state only: later walks mostly revisit the same nodes, so keep the last
+        # logits computed per level and row and recompute only the rows that moved to another node.
+        cached_node = [np.full(b, -1, dtype=np.int64) for _ in range(t.depth)]
+        cached_logits = [np.empty((b, c), dtype=np.float32) for _ in range(t.depth)]
+        for k in range(self.page_size):
+            node = np.zeros(b, dtype=np.int64)
+            for level in range(t.depth):
+                children = node[:, None] * c + offsets
+                free = sizes[level + 1][children]
+                if blocked.shape[1]:
+                    span = c ** (t.depth - level - 1)
+                    blocked_child = np.where(blocked >= 0, blocked // span, -1)
+                    free = free - (blocked_child[:, :, None] == children[:, None, :]).sum(1)
+                moved = np.flatnonzero(cached_node[level] != node)
+                if len(moved):
+                    at = node[moved]
+                    cached_logits[level][moved] = (np.einsum("bch,bh->bc", weights[level][at], h[moved])
+                                                   + biases[level][at])
+                    cached_node[level][moved] = at
+                logits = cached_logits[level].copy()
+                logits[free <= 0] = -np.inf
+                node = children[rows, logits.argmax(1)]
+            pages[:, k] = t.leaf_item[node]
+            blocked = np.concatenate([blocked, node[:, None]], axis=1)
+        return pages
+
     def _select(self, obs: torch.Tensor, exclude: np.ndarray | None, *, explore: bool,
                 generator: torch.Generator | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         t = self.tree
         b = obs.shape[0]
         h = self.trunk(obs)
+        if not explore and self.config.node_policy == "per_node" and not torch.is_grad_enabled():
+            return self._greedy_pages(h.numpy(), exclude), {}
         if exclude is None:
             blocked = torch.empty(b, 0, dtype=torch.int64)
         else:
