@@ -31,8 +31,8 @@ from agents.base import KINDS, Agent, AgentConfig, Kind, read_agent_metadata
 __all__ = [
     "BUILTIN_AGENTS",
     "DEFAULT_ENV",
-    "SLATE_ENV",
     "ENTRY_POINT_GROUP",
+    "SLATE_ENV",
     "AgentRegistry",
     "AgentSpec",
     "FailedPlugin",

@@ -63,6 +63,12 @@ def _full_scan_latency(trunk: torch.nn.Module, n: int, units: int, page_size: in
     return float(np.median(times)) / len(obs)
 
 
+def _report(rows: list, n: int, full: float | None, name: str, seconds: float, note: str = "") -> None:
+    ratio = seconds / full if full else 1.0
+    rows.append((n, name, seconds, ratio, note))
+    print(f"{n:>9}  {name:<30} {seconds * 1e3:>11.3f} {ratio:>8.3f}  {note}", flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="perf_slate_agents", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000])
@@ -86,11 +92,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         k_req = args.repeats
         full = None
 
-        def report(name: str, seconds: float, note: str = "") -> None:
-            ratio = seconds / full if full else 1.0
-            rows.append((n, name, seconds, ratio, note))
-            print(f"{n:>9}  {name:<30} {seconds * 1e3:>11.3f} {ratio:>8.3f}  {note}", flush=True)
-
         for depth in (2, 3):
             start = time.perf_counter()
             tpgr = build_agent("tpgr", tree_depth=depth)
@@ -98,15 +99,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_s = time.perf_counter() - start
             if full is None:
                 full = _full_scan_latency(tpgr.trunk, n, tpgr.config.node_head_units, args.page_size, obs, k_req)
-                report("full_scan", full, f"N x H = {n} x {tpgr.config.node_head_units} scores + top-{args.page_size}")
-            report(f"tpgr d={depth}", decision_latency(tpgr, obs, repeats=k_req),
+                _report(rows, n, full, "full_scan", full,
+                        f"N x H = {n} x {tpgr.config.node_head_units} scores + top-{args.page_size}")
+            _report(rows, n, full, f"tpgr d={depth}", decision_latency(tpgr, obs, repeats=k_req),
                    f"c = {tpgr.tree.branching}, K*d*c = {args.page_size * depth * tpgr.tree.branching}, "
                    f"tree + init {build_s:.1f}s")
             del tpgr
             gc.collect()
         fcpo = build_agent("fcpo")
         fcpo.initialise(obs_dim, emb, args.page_size)
-        report("fcpo", decision_latency(fcpo, obs, repeats=k_req), f"K*N*d = {args.page_size * n * args.dim:.2e}")
+        _report(rows, n, full, "fcpo", decision_latency(fcpo, obs, repeats=k_req),
+                f"K*N*d = {args.page_size * n * args.dim:.2e}")
         del fcpo
         variants: list[tuple[str, dict]] = []
         if not args.skip_wolpertinger_10pct:
@@ -123,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             recall = wolp.knn_report()
             if recall is not None:
                 note += f", recall@{recall.k} {recall.recall:.3f} ({recall.queries} queries)"
-            report(name, decision_latency(wolp, obs, repeats=repeats), note)
+            _report(rows, n, full, name, decision_latency(wolp, obs, repeats=repeats), note)
             del wolp
             gc.collect()
     tpgr_big = [r for r in rows if r[1].startswith("tpgr") and r[0] == max(args.sizes)]

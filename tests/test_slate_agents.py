@@ -7,7 +7,6 @@ The agents play ``MTFSlate-v0``'s interface; these tests use :mod:`agents.slate.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -160,8 +159,8 @@ def test_balanced_tree_on_awkward_sizes(method: str, depth: int, c: int) -> None
 
 
 def test_pca_tree_groups_similar_items() -> None:
-    # Two well-separated blobs of 8 items, depth 2 -> c = 4: the root's split along the first principal component follows
-    # the blobs, so each blob lies under exactly two of the four root children.
+    # Two well-separated blobs of 8 items, depth 2 -> c = 4: the root's split along the first principal component
+    # follows the blobs, so each blob lies under exactly two of the four root children.
     rng = np.random.default_rng(0)
     items = np.concatenate([rng.normal(-10, 1, size=(8, 3)), rng.normal(10, 1, size=(8, 3))])
     tree = build_balanced_tree(items, 2, method="pca")
@@ -350,7 +349,8 @@ def test_tpgr_numpy_serving_path_matches_torch_walk() -> None:
     agent = build_agent("tpgr", hidden_units=(16,), tree_depth=3)
     env = KnownBestItemEnv(num_items=60, page_size=4)
     agent.initialise(env.observation_space.shape[0], env.item_embeddings, 4)
-    obs = torch.from_numpy(np.random.default_rng(0).normal(size=(32, env.observation_space.shape[0])).astype(np.float32))
+    obs_dim = env.observation_space.shape[0]
+    obs = torch.from_numpy(np.random.default_rng(0).normal(size=(32, obs_dim)).astype(np.float32))
     exclude = np.random.default_rng(1).integers(-1, 60, size=(32, 5))
     with torch.no_grad():
         fast = agent._select(obs, exclude, explore=False)[0]

@@ -215,7 +215,7 @@ class SlateAgent(Agent):
         if exclude is None:
             return None
         ex = np.asarray(exclude, dtype=np.int64)
-        if ex.ndim != 2 or ex.shape[0] != batch or ex.size and (ex.min() < -1 or ex.max() >= self.num_items):
+        if ex.ndim != 2 or ex.shape[0] != batch or (ex.size and (ex.min() < -1 or ex.max() >= self.num_items)):
             raise ValueError(f"exclude must be (B, M) item ids in [0, {self.num_items}) or -1, got shape {ex.shape}")
         if self.num_items - (ex >= 0).sum(1).max(initial=0) < self.page_size:
             raise ValueError("exclude leaves fewer than page_size items to choose from")

@@ -159,7 +159,7 @@ class ApproximateKNN(KNNIndex):
             self._index.add(self.items)
             self._ef_search = ef_search
         elif backend == "ivf":
-            nlist = nlist or max(1, int(round(np.sqrt(self.num_items))))
+            nlist = nlist or max(1, round(float(np.sqrt(self.num_items))))
             nlist = min(nlist, self.num_items)
             quantizer = faiss.IndexFlatIP(self.dim) if metric == "ip" else faiss.IndexFlatL2(self.dim)
             self._index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss_metric)
