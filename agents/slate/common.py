@@ -159,7 +159,8 @@ def _as_vector_env(env: Any, n_envs: int) -> tuple[gym.vector.VectorEnv, bool]:
         return env, False
     if isinstance(env, gym.Env):
         return gym.vector.SyncVectorEnv([lambda: env]), True
-    raise TypeError(f"env must be an env id, a gymnasium.vector.VectorEnv or a gymnasium.Env, got {type(env).__name__}")
+    raise TypeError(f"slate agents train in {SLATE_ENV_ID} or an env with its interface: env must be an env id, a "
+                    f"gymnasium.vector.VectorEnv or a gymnasium.Env, got {type(env).__name__}")
 
 
 class SlateAgent(Agent):
@@ -239,9 +240,6 @@ class SlateAgent(Agent):
         """Train for about ``n_steps`` requests in ``env`` (an env id, a vector env, or an env); see the module."""
         from agents.base import _check_steps
 
-        if type(env).__name__.endswith("Config") and not isinstance(env, str):
-            raise TypeError(f"{self.name!r} is a slate agent: fit_online takes an {self.env_id} env or env id, "
-                            f"not a {type(env).__name__}")
         _check_steps(n_steps)
         envs, owned = _as_vector_env(env, self.config.n_envs)
         try:
