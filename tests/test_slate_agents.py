@@ -357,3 +357,39 @@ def test_tpgr_numpy_serving_path_matches_torch_walk() -> None:
     with torch.enable_grad():
         walked = agent._select(obs, exclude, explore=False)[0]  # the torch walk (used in training)
     np.testing.assert_array_equal(fast, walked)
+
+
+VARIANTS: list[tuple[str, dict[str, Any]]] = [
+    ("tpgr", {"node_policy": "shared"}),
+    ("tpgr", {"tree_method": "kmeans", "tree_depth": 3, "shaping_alpha": 0.1}),
+    ("fcpo", {"value_baseline": False, "normalize_advantages": True}),
+    ("wolpertinger", {"knn_metric": "ip", "knn_backend": "ivf", "max_neighbours": 8}),
+    ("wolpertinger", {"knn_backend": "hnsw"}),
+]
+
+
+@pytest.mark.parametrize("name,overrides", VARIANTS)
+def test_variants_train_act_and_round_trip(name: str, overrides: dict[str, Any], tmp_path: Path) -> None:
+    if overrides.get("knn_backend") in ("ivf", "hnsw") and not faiss_available():
+        pytest.skip("faiss not installed")
+    agent = build_agent(name, **{**TINY[name], **overrides})
+    agent.fit_online(KnownBestItemVectorEnv(4, num_items=40, page_size=3), n_steps=48, seed=1, show_progress=False)
+    obs = np.random.default_rng(2).normal(size=(20, 12)).astype(np.float32)
+    pages = agent.act(obs)
+    assert all(len(set(row)) == 3 for row in pages.tolist()) and pages.max() < 40
+    loaded = load_agent(agent.save(tmp_path / "saved"))
+    np.testing.assert_array_equal(loaded.act(obs), pages)
+    if name == "tpgr":
+        np.testing.assert_array_equal(loaded.tree.leaf_item, agent.tree.leaf_item)  # the saved tree, not a rebuild
+
+
+def test_tree_from_leaf_items_checks_its_input() -> None:
+    tree = build_balanced_tree(np.random.default_rng(0).normal(size=(10, 3)), 2)
+    again = type(tree).from_leaf_items(tree.leaf_item, 2)
+    np.testing.assert_array_equal(again.item_leaf, tree.item_leaf)
+    with pytest.raises(ValueError, match="c \\*\\* depth"):
+        type(tree).from_leaf_items(tree.leaf_item[:-1], 2)
+    broken = tree.leaf_item.copy()
+    broken[broken == 3] = 4
+    with pytest.raises(ValueError, match="exactly once"):
+        type(tree).from_leaf_items(broken, 2)

@@ -175,6 +175,8 @@ class SlateAgent(Agent):
         self.item_embeddings: np.ndarray | None = None
         self.page_size: int | None = None
         self.training_seed = 0
+        # Arrays of a saved agent's catalogue structures (tree, approximate index) for _build to reuse on load.
+        self._saved_structure: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------ set-up
     def initialise(self, observation_dim: int, item_embeddings: np.ndarray, page_size: int, *, seed: int = 0) -> None:
@@ -272,10 +274,17 @@ class SlateAgent(Agent):
     def _modules(self) -> dict[str, nn.Module]:
         """Every module whose state must be saved (target networks included)."""
 
+    def _structure_arrays(self) -> dict[str, np.ndarray]:
+        """Catalogue structures to save verbatim (a tree, an approximate index), so that a loaded agent does not
+        depend on rebuilding them identically (k-means, faiss versions); ``_build`` finds them in
+        ``self._saved_structure``."""
+        return {}
+
     def _save_payload(self, path: Path) -> None:
         assert self.item_embeddings is not None
         tmp = path / (CATALOGUE_FILE + ".tmp.npz")
-        np.savez(tmp, item_embeddings=self.item_embeddings, page_size=self.page_size, seed=self.training_seed)
+        np.savez(tmp, item_embeddings=self.item_embeddings, page_size=self.page_size, seed=self.training_seed,
+                 **self._structure_arrays())
         tmp.replace(path / CATALOGUE_FILE)
         state = {name: module.state_dict() for name, module in self._modules().items()}
         torch.save(state, path / (NETWORKS_FILE + ".tmp"))
@@ -284,7 +293,12 @@ class SlateAgent(Agent):
     def _load_payload(self, path: Path, metadata: dict[str, Any]) -> None:
         with np.load(path / CATALOGUE_FILE) as data:
             emb, page_size, seed = data["item_embeddings"], int(data["page_size"]), int(data["seed"])
-        self.initialise(metadata["observation_dim"], emb, page_size, seed=seed)
+            self._saved_structure = {key: data[key] for key in data.files
+                                     if key not in ("item_embeddings", "page_size", "seed")}
+        try:
+            self.initialise(metadata["observation_dim"], emb, page_size, seed=seed)
+        finally:
+            self._saved_structure = {}
         state = torch.load(path / NETWORKS_FILE, weights_only=True)
         for name, module in self._modules().items():
             module.load_state_dict(state[name])

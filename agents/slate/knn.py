@@ -145,7 +145,7 @@ class ApproximateKNN(KNNIndex):
 
     def __init__(self, items: np.ndarray, metric: Metric = "ip", *, backend: Literal["hnsw", "ivf"] = "hnsw",
                  hnsw_m: int = 32, ef_search: int = 128, nlist: int | None = None, nprobe: int = 32,
-                 seed: int = 0) -> None:
+                 seed: int = 0, serialized: np.ndarray | None = None) -> None:
         super().__init__(items, metric)
         if not faiss_available():
             raise ImportError(f"knn backend {backend!r} needs faiss (pip install faiss-cpu); use backend='exact'")
@@ -153,7 +153,15 @@ class ApproximateKNN(KNNIndex):
 
         faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
         self.backend = backend
-        if backend == "hnsw":
+        if serialized is not None:  # an index saved with serialize(): the same graph / cells as when it was saved
+            if backend not in ("hnsw", "ivf"):
+                raise ValueError(f"backend must be 'hnsw' or 'ivf' for an approximate index, got {backend!r}")
+            self._index = faiss.deserialize_index(np.asarray(serialized, dtype=np.uint8))
+            if self._index.ntotal != self.num_items or self._index.d != self.dim:
+                raise ValueError("serialized index does not match the items")
+            if backend == "hnsw":
+                self._ef_search = self._index.hnsw.efSearch
+        elif backend == "hnsw":
             self._index = faiss.IndexHNSWFlat(self.dim, hnsw_m, faiss_metric)
             self._index.hnsw.efSearch = ef_search
             self._index.add(self.items)
@@ -170,6 +178,12 @@ class ApproximateKNN(KNNIndex):
             self._quantizer = quantizer  # faiss does not own it from Python: keep it alive
         else:
             raise ValueError(f"backend must be 'hnsw' or 'ivf' for an approximate index, got {backend!r}")
+
+    def serialize(self) -> np.ndarray:
+        """The faiss index as bytes (``uint8`` array), for ``ApproximateKNN(..., serialized=...)``."""
+        import faiss
+
+        return faiss.serialize_index(self._index)
 
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.backend == "hnsw" and k > self._index.hnsw.efSearch:
@@ -188,17 +202,20 @@ class ApproximateKNN(KNNIndex):
 
 
 def make_knn(items: np.ndarray, *, backend: Backend = "exact", metric: Metric = "ip", recall_k: int = 10,
-             recall_queries: int = 256, seed: int = 0, **options: int) -> KNNIndex:
+             recall_queries: int = 256, seed: int = 0, serialized: np.ndarray | None = None,
+             **options: int) -> KNNIndex:
     """A kNN index over ``items``; an approximate one gets ``index.recall`` measured on ``recall_queries`` queries.
 
     The sample queries are item vectors plus Gaussian noise of the items' own per-dimension scale (the proto-actions
-    an actor proposes lie near, not on, the items), drawn from ``seed``.
+    an actor proposes lie near, not on, the items), drawn from ``seed``. ``serialized``: restore an approximate index
+    saved with :meth:`ApproximateKNN.serialize` instead of building one (its recall is measured again).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "exact":
         return ExactKNN(items, metric)
-    index = ApproximateKNN(items, metric, backend=backend, seed=seed, **options)  # type: ignore[arg-type]
+    index = ApproximateKNN(items, metric, backend=backend, seed=seed, serialized=serialized,
+                           **options)  # type: ignore[arg-type]
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, index.num_items, size=recall_queries)
     queries = index.items[rows] + rng.normal(size=(recall_queries, index.dim)).astype(np.float32) * index.items.std(0)

@@ -100,8 +100,11 @@ class TPGRAgent(SlateAgent):
     def _build(self, seed: int) -> None:
         cfg = self.config
         assert self.item_embeddings is not None and self.observation_dim is not None
-        self.tree: BalancedTree = build_balanced_tree(self.item_embeddings, cfg.tree_depth, method=cfg.tree_method,
-                                                      seed=seed)
+        saved = self._saved_structure.get("tree_leaf_item")
+        if saved is not None:  # a loaded agent walks the tree it was trained on
+            self.tree: BalancedTree = BalancedTree.from_leaf_items(saved, cfg.tree_depth)
+        else:
+            self.tree = build_balanced_tree(self.item_embeddings, cfg.tree_depth, method=cfg.tree_method, seed=seed)
         t = self.tree
         self._leaf_item = torch.from_numpy(t.leaf_item)
         self._item_leaf = t.item_leaf
@@ -117,6 +120,9 @@ class TPGRAgent(SlateAgent):
 
     def _modules(self) -> dict[str, nn.Module]:
         return {"trunk": self.trunk, "heads": self.heads, "value": self.value}
+
+    def _structure_arrays(self) -> dict[str, np.ndarray]:
+        return {"tree_leaf_item": self.tree.leaf_item}
 
     def _available(self, level: int, children: torch.Tensor, blocked: torch.Tensor) -> torch.Tensor:
         """Children ``(..., c)`` on level ``level + 1`` that still hold an item not in ``blocked`` ``(..., M)``."""

@@ -62,6 +62,24 @@ class BalancedTree:
         """Non-leaf nodes of the complete tree, ``(c^d - 1) / (c - 1)`` (the chapter's count of policies)."""
         return sum(self.branching ** level for level in range(self.depth))
 
+    @classmethod
+    def from_leaf_items(cls, leaf_item: np.ndarray, depth: int) -> BalancedTree:
+        """The tree whose level-``depth`` slots hold ``leaf_item`` (e.g. a saved ``tree.leaf_item``)."""
+        leaf_item = np.asarray(leaf_item, dtype=np.int64)
+        c = round(len(leaf_item) ** (1.0 / depth))
+        if c ** depth != len(leaf_item):
+            raise ValueError(f"leaf_item must have c ** depth entries, got {len(leaf_item)} for depth {depth}")
+        filled = np.flatnonzero(leaf_item >= 0)
+        n_items = len(filled)
+        if not np.array_equal(np.sort(leaf_item[filled]), np.arange(n_items)):
+            raise ValueError("leaf_item must hold every item id 0..N-1 exactly once (-1 for empty slots)")
+        item_leaf = np.empty(n_items, dtype=np.int64)
+        item_leaf[leaf_item[filled]] = filled
+        sizes = [(leaf_item >= 0).astype(np.int64)]
+        for level in range(depth - 1, -1, -1):
+            sizes.append(sizes[-1].reshape(c ** level, c).sum(1))
+        return cls(depth=depth, branching=c, leaf_item=leaf_item, item_leaf=item_leaf, node_size=tuple(sizes[::-1]))
+
     def item_path(self, item: int) -> np.ndarray:
         """Child slot (``0..c-1``) taken at each level on the way from the root to ``item``'s leaf, ``(d,)``."""
         slot = int(self.item_leaf[item])
@@ -175,11 +193,6 @@ def build_balanced_tree(item_vectors: np.ndarray, depth: int, *, method: SplitMe
         groups = np.split(items[np.argsort(labels, kind="stable")], np.cumsum(np.bincount(labels, minlength=c))[:-1])
         for child, group in enumerate(groups):
             stack.append((level + 1, node * c + child, group))
-    item_leaf = np.empty(n_items, dtype=np.int64)
-    filled = np.flatnonzero(leaf_item >= 0)
-    item_leaf[leaf_item[filled]] = filled
-    sizes = [(leaf_item >= 0).astype(np.int64)]
-    for level in range(depth - 1, -1, -1):
-        sizes.append(sizes[-1].reshape(c ** level, c).sum(1))
-    return BalancedTree(depth=depth, branching=c, leaf_item=leaf_item, item_leaf=item_leaf,
-                        node_size=tuple(sizes[::-1]))
+    tree = BalancedTree.from_leaf_items(leaf_item, depth)
+    assert tree.branching == c
+    return tree

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from agents.base import config_error
 from agents.slate.common import SlateAgent, SlateAgentConfig, VecStepper, mlp
-from agents.slate.knn import KNNIndex, RecallReport, make_knn
+from agents.slate.knn import ApproximateKNN, KNNIndex, RecallReport, make_knn
 
 __all__ = ["WolpertingerAgent", "WolpertingerConfig"]
 
@@ -107,12 +107,16 @@ class WolpertingerAgent(SlateAgent):
         if cfg.max_neighbours is not None:
             k = min(k, cfg.max_neighbours)
         self.k = int(min(n, max(k, self.page_size)))
-        self.knn: KNNIndex = make_knn(emb, backend=cfg.knn_backend, metric=cfg.knn_metric,
-                                      recall_k=self.k, seed=seed)
+        self.knn: KNNIndex = make_knn(emb, backend=cfg.knn_backend, metric=cfg.knn_metric, recall_k=self.k,
+                                      seed=seed, serialized=self._saved_structure.get("knn_index"))
 
     def _modules(self) -> dict[str, nn.Module]:
         return {"actor": self.actor, "critic": self.critic, "actor_target": self.actor_target,
                 "critic_target": self.critic_target}
+
+    def _structure_arrays(self) -> dict[str, np.ndarray]:
+        # An approximate index is saved as built (faiss k-means / HNSW graphs need not rebuild identically).
+        return {"knn_index": self.knn.serialize()} if isinstance(self.knn, ApproximateKNN) else {}
 
     def knn_report(self) -> RecallReport | None:
         """recall@k of the approximate kNN backend against exact search (``None`` for the exact backend)."""
