@@ -393,3 +393,14 @@ def test_tree_from_leaf_items_checks_its_input() -> None:
     broken[broken == 3] = 4
     with pytest.raises(ValueError, match="exactly once"):
         type(tree).from_leaf_items(broken, 2)
+
+
+def test_fit_online_accepts_a_single_env_and_leaves_it_open() -> None:
+    env = KnownBestItemEnv(num_items=20, page_size=2)
+    agent = build_agent("fcpo", **TINY["fcpo"])
+    agent.fit_online(env, n_steps=16, seed=0, show_progress=False)
+    obs, _ = env.reset(seed=0)  # still usable
+    page = agent.act(obs[None])[0]
+    env.step(page)
+    with pytest.raises(TypeError, match="env id"):
+        agent.fit_online(42, n_steps=16)

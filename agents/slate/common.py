@@ -158,7 +158,7 @@ def _as_vector_env(env: Any, n_envs: int) -> tuple[gym.vector.VectorEnv, bool]:
     if isinstance(env, gym.vector.VectorEnv):
         return env, False
     if isinstance(env, gym.Env):
-        return gym.vector.SyncVectorEnv([lambda: env]), True
+        return gym.vector.SyncVectorEnv([lambda: env]), False  # the caller's env: not ours to close
     raise TypeError(f"slate agents train in {SLATE_ENV_ID} or an env with its interface: env must be an env id, a "
                     f"gymnasium.vector.VectorEnv or a gymnasium.Env, got {type(env).__name__}")
 

@@ -201,11 +201,12 @@ class WolpertingerAgent(SlateAgent):
                     pages, _ = self._select(obs_t, None, explore=True, generator=gen)
             out = stepper.step(pages)
             valid = out["valid"]
-            for i in np.flatnonzero(valid):
-                buf_obs[pos], buf_next[pos], buf_pages[pos] = out["obs"][i], out["next_obs"][i], pages[i]
-                buf_reward[pos], buf_term[pos] = out["reward"][i], float(out["terminated"][i])
-                pos = (pos + 1) % cap
-                size = min(size + 1, cap)
+            rows = np.flatnonzero(valid)
+            slots = (pos + np.arange(len(rows))) % cap  # ring buffer
+            buf_obs[slots], buf_next[slots], buf_pages[slots] = out["obs"][rows], out["next_obs"][rows], pages[rows]
+            buf_reward[slots], buf_term[slots] = out["reward"][rows], out["terminated"][rows]
+            pos = (pos + len(rows)) % cap
+            size = min(size + len(rows), cap)
             done_steps += int(valid.sum())
             bar.update(int(valid.sum()))
             if done_steps >= cfg.learning_starts and size > 0:
