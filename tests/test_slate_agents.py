@@ -268,7 +268,7 @@ def test_slate_agent_conformance(name: str, tmp_path: Path, monkeypatch: pytest.
     np.testing.assert_array_equal(loaded.act(obs, exclude=exclude), excluded_pages)
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
-    assert decision_latency(loaded, obs[:8], repeats=2) > 0
+    assert decision_latency(loaded, obs[:8], repeats=2) > 0 and loaded.decision_latency(obs[:8], repeats=2) > 0
     check_config_errors(name, BAD_VALUES[name])
 
 

@@ -214,6 +214,10 @@ class SlateAgent(Agent):
         assert pages.shape == (len(obs), self.page_size), pages.shape
         return pages
 
+    def decision_latency(self, observations: np.ndarray, *, repeats: int = 5) -> float:
+        """Median seconds per request of ``act(observations)`` (see :func:`decision_latency`)."""
+        return decision_latency(self, observations, repeats=repeats)
+
     def _check_exclude(self, exclude: np.ndarray | None, batch: int) -> np.ndarray | None:
         if exclude is None:
             return None
