@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.base import AgentConfig
-from agents.registry import build_agent, get_registry, load_agent
+from agents.registry import DEFAULT_ENV, build_agent, get_registry, load_agent
 
 if TYPE_CHECKING:
     from mtf_gym.config import MTFSessionConfig
@@ -103,7 +103,8 @@ def check_agent(
     """Check the registered agent ``name`` against the agent interface (see the module docstring).
 
     Args:
-        name: a name in ``agents.registry.get_registry()`` (install your plug-in first).
+        name: a name in ``agents.registry.get_registry()`` (install your plug-in first) of an agent that plays
+            ``MTFSession-v0`` (``ValueError`` for another env, e.g. the slate agents of ``MTFSlate-v0``).
         overrides: config overrides for a small, fast build (e.g. ``{"hidden_units": (32, 32)}``).
         data: offline training data (default :func:`tiny_dataset`); its observations are also used to act.
         env_config: the env of online training (default ``MTFSessionConfig(max_requests=8)``, short sessions).
@@ -115,6 +116,9 @@ def check_agent(
     from mtf_gym.config import MTFSessionConfig
 
     spec = get_registry().get(name)
+    if spec.env != DEFAULT_ENV:
+        raise ValueError(f"check_agent checks agents of {DEFAULT_ENV} (fusion weights); {name!r} plays {spec.env!r} "
+                         "(the slate agents' conformance test is tests/test_slate_agents.py)")
     agent = build_agent(name, **(overrides or {}))
     if agent.name != name or agent.kind != spec.kind or not isinstance(agent.config, AgentConfig):
         raise _fail("registry entry", f"built {type(agent).__name__} with name {agent.name!r}, kind {agent.kind!r}, "

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from agents.conformance import ConformanceError, check_agent, tiny_dataset
-from agents.registry import BUILTIN_AGENTS, build_agent, get_registry
+from agents.registry import BUILTIN_AGENTS, DEFAULT_ENV, build_agent, get_registry
 from mtf_gym import BaselinePolicy, MTFSessionConfig
 from mtf_gym.datasets import TransitionData
 
@@ -68,7 +68,8 @@ def tiny_data() -> TransitionData:
 # ----------------------------------------------------------------------------------------------------------------------
 # The shared conformance check: agents.conformance.check_agent, the checker plug-in authors run too
 # ----------------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", get_registry().names())
+# Agents of MTFSession-v0; the slate agents (MTFSlate-v0) have their conformance test in test_slate_agents.py.
+@pytest.mark.parametrize("name", get_registry().names(env=DEFAULT_ENV))
 def test_agent_conformance(name: str, tiny_data: TransitionData, tmp_path: Path,
                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # anything an agent writes to the working directory would show up here
@@ -107,7 +108,7 @@ def test_registry_lists_builtins_without_importing_heavy_libraries() -> None:
                          cwd=Path(__file__).resolve().parents[1]).stdout.splitlines()
     assert set(eval(out[0])) >= {spec.name for spec in BUILTIN_AGENTS}
     assert out[1] == "[]"
-    assert {spec.name for spec in BUILTIN_AGENTS} == set(TINY) == set(BAD_VALUES)
+    assert {spec.name for spec in BUILTIN_AGENTS if spec.env == DEFAULT_ENV} == set(TINY) == set(BAD_VALUES)
 
 
 def test_unknown_agent_lists_known_names() -> None:
