@@ -174,8 +174,11 @@ def collect(
                 "lower": sample.lower, "upper": sample.upper,
             }
             if groups is not None:
-                step_arrays.update({name: info[name] for name in _ITEM_FIELDS})
-                step_arrays["reward_components"] = info["responses"].sum(axis=1, dtype=np.float64) @ groups
+                # A step on which every row is autoresetting reports no item fields (the vector env leaves out a key
+                # no row reports); none of its rows is recorded, so zeros of the first step's shape stand in.
+                step_arrays.update({name: info[name] if name in info else np.zeros_like(chunks[name][0])
+                                    for name in _ITEM_FIELDS})
+                step_arrays["reward_components"] = step_arrays["responses"].sum(axis=1, dtype=np.float64) @ groups
             for name in fields:
                 chunks[name].append(step_arrays[name])
             rows_per_step.append(rows)
