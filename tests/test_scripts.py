@@ -19,9 +19,9 @@ def _num(text: str) -> float:
 
 
 def test_calibration_script(capsys: pytest.CaptureFixture[str]) -> None:
-    from benchmarks.calibration import TARGETS, main
+    from benchmarks.calibration import TARGETS, TARGETS_V1, TOLERANCE, main
 
-    main(["--sessions", "64", "--markdown"])
+    main(["--sessions", "64", "--markdown", "--version", "v0"])
     out = capsys.readouterr().out
     rows = {m.group(1): [None if v.strip() == "-" else float(v) for v in m.group(2).split("|")]
             for m in re.finditer(r"^\| (\w+) \|(.*)\|$", out, re.M) if m.group(1) in TARGETS}
@@ -33,8 +33,22 @@ def test_calibration_script(capsys: pytest.CaptureFixture[str]) -> None:
         assert random_target == (None if TARGETS[name][1] is None else pytest.approx(TARGETS[name][1], abs=5e-5))
     # The production fusion beats random fusion (docs/design.md#required-properties-of-the-environment, P5).
     assert rows["valid_view"][0] > rows["valid_view"][2]
-    m = re.search(rf"return per session: baseline ({NUMBER}) \+- ({NUMBER}); random fusion ({NUMBER})", out)
-    assert m is not None and _num(m.group(1)) > _num(m.group(3)) > 0
+    m = re.search(rf"return per session: baseline ({NUMBER})(?: \+- {NUMBER})?; random fusion ({NUMBER})", out)
+    assert m is not None and _num(m.group(1)) > _num(m.group(2)) > 0
+
+    # v1 (the default): control rate, KuaiRand-Pure target, relative error and the 10% verdict that follows from it.
+    main(["--sessions", "64", "--markdown"])
+    out = capsys.readouterr().out
+    table = out[out.index("| behaviour (per exposure) | control |"):].split("\n\n")[0]  # later tables share row names
+    rows_v1 = {m.group(1): [v.strip() for v in m.group(2).split("|")]
+               for m in re.finditer(r"^\| ([\w/]+) \|(.*)\|$", table, re.M) if m.group(1) in TARGETS_V1}
+    assert set(rows_v1) == set(TARGETS_V1)
+    for name, (control, target, error, verdict) in rows_v1.items():
+        assert float(target) == pytest.approx(TARGETS_V1[name], abs=5e-6)
+        # The control rate is printed to 5 decimals: allow its rounding in the recomputed error.
+        printed = float(error.rstrip("%"))
+        assert printed == pytest.approx(100 * (float(control) / float(target) - 1), abs=0.06 + 5e-4 / float(target))
+        assert verdict == ("yes" if abs(printed) <= 100 * TOLERANCE else "NO")
 
 
 def test_perf_env_script(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -81,14 +95,16 @@ def test_perf_integrated_rl_script(capsys: pytest.CaptureFixture[str]) -> None:
     main(["--steps", "1", "--rounds", "1", "--warmup", "0", "--threads", "1"])
     out = capsys.readouterr().out
     table = {m.group(1): [float(v) for v in m.group(2).split()]
-             for m in re.finditer(r"^(\w+\(\d+\))\s+((?:\d+\.\d+\s*){4})$", out, re.M)}
-    assert {"IntegratedRL(24)", "TD3PlusBC(24)", "TD3PlusBC(2)"} <= set(table)
-    reference = table["TD3PlusBC(24)"]
-    assert reference[2:] == [1.0, 1.0]  # ratios are relative to the reference row
-    for name, (updates, fit_steps, update_ratio, fit_ratio) in table.items():
+             for m in re.finditer(r"^(\w+\([\dx]+\))\s+((?:\d+\.\d+\s*){6})$", out, re.M)}
+    assert {"IntegratedRL(24)", "IntegratedRL(3x8)", "TD3PlusBC(24)", "TD3PlusBC(2)"} <= set(table)
+    reference, integrated = table["TD3PlusBC(24)"], table["IntegratedRL(24)"]
+    assert reference[2:4] == [1.0, 1.0] and integrated[4:] == [1.0, 1.0]  # each ratio pair's reference row
+    for name, (updates, fit_steps, update_ratio, fit_ratio, vs_irl_update, vs_irl_fit) in table.items():
         assert updates > 0 and fit_steps > 0
         assert update_ratio == pytest.approx(updates / reference[0], abs=0.02 + 0.05 * update_ratio), name
         assert fit_ratio == pytest.approx(fit_steps / reference[1], abs=0.02 + 0.05 * fit_ratio), name
+        assert vs_irl_update == pytest.approx(updates / integrated[0], abs=0.02 + 0.05 * vs_irl_update), name
+        assert vs_irl_fit == pytest.approx(fit_steps / integrated[1], abs=0.02 + 0.05 * vs_irl_fit), name
 
 
 def test_agents_vs_random_script(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
