@@ -506,6 +506,28 @@ def test_dataset_without_reward_components_loads_as_one_component(tmp_path, unif
     assert to_banded_dataset(uniform).num_reward_components == 3
 
 
+def test_working_copy_keeps_reward_components_and_reads_copies_without_them(tmp_path, uniform):
+    from mtf_gym.datasets import load_working_copy, save_working_copy
+    from mtf_gym.datasets.working_copy import DATA_FILE
+
+    digest = save_working_copy(uniform, tmp_path / "new")
+    back = load_working_copy(tmp_path / "new", digest)
+    assert back.num_reward_components == 3
+    np.testing.assert_array_equal(back.reward_components, uniform.reward_components)
+    # A copy written before per-group rewards existed: data.npz without the reward_components array.
+    old = dataclasses.replace(uniform, reward_components=None)
+    old_digest = save_working_copy(old, tmp_path / "old")
+    arrays = dict(np.load(tmp_path / "old" / DATA_FILE))
+    del arrays["reward_components"]
+    np.savez(tmp_path / "old" / DATA_FILE, **arrays)
+    loaded = load_working_copy(tmp_path / "old", old_digest)  # same content hash as when it was written
+    assert loaded.num_reward_components == 1 and loaded.reward_component_names() == ["total"]
+    del arrays["rewards"]
+    np.savez(tmp_path / "old" / DATA_FILE, **arrays)
+    with pytest.raises(ValueError, match="missing \\['rewards'\\]"):
+        load_working_copy(tmp_path / "old")
+
+
 def test_datasheet_records_constant_or_personalised_centre():
     class ProfileLinear:
         """A state-dependent centre: fusion weights linear in the observation (like the ES agent's policy)."""
