@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import numpy as np
 
+from mtf_gym.validation import check_int, must_be
+
 if TYPE_CHECKING:
     from mtf_gym.config import MTFSessionConfig
     from mtf_gym.datasets import TransitionData
@@ -52,8 +54,7 @@ _FORMAT_VERSION = 1
 
 def config_error(config: type | object, name: str, allowed: str, value: object) -> ValueError:
     """The one error message shape for bad config values: ``ESConfig.sigma0 must be a float > 0, got -1``."""
-    owner = config.__name__ if isinstance(config, type) else type(config).__name__
-    return ValueError(f"{owner}.{name} must be {allowed}, got {value!r}")
+    return must_be(name, allowed, value, owner=config)
 
 
 def _type_ok(value: object, hint: Any) -> tuple[bool, str]:
@@ -267,8 +268,7 @@ class Agent(ABC):
 
 
 def _check_steps(n_steps: int) -> None:
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+    check_int("n_steps", n_steps, minimum=1)
 
 
 def transition_arrays(data: TransitionData) -> dict[str, np.ndarray]:

@@ -19,6 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from agents._quiet import import_gym_quietly
+
+import_gym_quietly()  # before d3rlpy, which imports gym and would print its banner
+
 import d3rlpy
 import numpy as np
 import torch
@@ -251,13 +255,26 @@ class IntegratedRLAgentConfig(D3rlpyAgentConfig):
     critic_penalty: Literal["subtractive", "multiplicative"] = IntegratedRLConfig.critic_penalty
     critic_target: Literal["independent", "mean", "min"] = IntegratedRLConfig.critic_target
     band_override: tuple[float, float] | None = IntegratedRLConfig.band_override
+    # Critic sets per reward component and the paper readings that are options (docs/agents/integrated_rl.md).
+    num_critic_sets: int = IntegratedRLConfig.num_critic_sets
+    critic_set_weights: tuple[float, ...] | None = IntegratedRLConfig.critic_set_weights
+    actor_band_weight: Literal["eta", "alpha"] = IntegratedRLConfig.actor_band_weight
+    target_noise: float = IntegratedRLConfig.target_noise
+    target_noise_clip: float = IntegratedRLConfig.target_noise_clip
+    # Read by the progressive-training driver (agents.integrated_rl.progressive_training_episodes), not by fit.
+    progressive_data: Literal["cumulative", "current_round"] = IntegratedRLConfig.progressive_data
+    progressive_init: Literal["scratch", "warm_start"] = IntegratedRLConfig.progressive_init
 
 
 def _to_d3rlpy_dataset(data: TransitionData, banded: bool) -> Any:
     # Imported here: mtf_gym.datasets is optional-dependency territory and only offline training needs it.
-    from mtf_gym.datasets import to_banded_dataset, to_mdp_dataset
+    if banded:
+        from agents.integrated_rl import to_banded_dataset
 
-    return to_banded_dataset(data) if banded else to_mdp_dataset(data)
+        return to_banded_dataset(data)
+    from mtf_gym.datasets import to_mdp_dataset
+
+    return to_mdp_dataset(data)
 
 
 class D3rlpyAgent(OfflineAgent):

@@ -12,15 +12,15 @@ interest concentration), which is what a deployed ES personalises on; ``"all"`` 
 Training: CMA-ES (``cma``) over ``vec(W, b)``. Each generation draws one batch of ``users_per_generation`` user
 seeds and evaluates **every candidate on the same users** (common random numbers), so candidates are compared on
 identical sessions and the noise in their ranking is only the policy difference. All ``population_size x
-users_per_generation`` sessions run as one batched ``MTFSessionVectorEnv``. Fitness = mean undiscounted session
-return. The final policy is CMA-ES's distribution mean (``xfavorite``), which is less optimistic than the best single
-noisy evaluation.
+users_per_generation`` sessions run as one batch through :class:`mtf_gym.evaluation.SessionRunner` (the project's
+one rollout loop, with explicit user seeds; its vector env is built once per ``fit_online``). Fitness = mean
+undiscounted session return. The final policy is CMA-ES's distribution mean (``xfavorite``), which is less
+optimistic than the best single noisy evaluation.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -34,35 +34,12 @@ from agents.base import AgentConfig, OnlineAgent
 if TYPE_CHECKING:
     from mtf_gym.config import MTFSessionConfig
 
-__all__ = ["PROFILE_FEATURES", "ESAgent", "ESConfig", "feature_indices", "session_returns"]
+__all__ = ["PROFILE_FEATURES", "ESAgent", "ESConfig", "feature_indices"]
 
 PARAMS_FILE = "es_policy.npz"
 # The static user profile in the observation: what a deployed ES maps to fusion weights.
 PROFILE_FEATURES: tuple[str, ...] = ("activity_level", "interest_concentration")
 _SEED_HIGH = 2**31 - 1
-
-
-def session_returns(policy: Callable[[np.ndarray], np.ndarray], env_config: MTFSessionConfig,
-                    seeds: np.ndarray) -> tuple[np.ndarray, int]:
-    """Return of one full session per seed (row ``i`` seeded ``seeds[i]``), all rows in one batch; and the requests.
-
-    Unlike ``mtf_gym.evaluation.simulate_sessions`` (consecutive seeds), seeds are explicit, so a generation can
-    repeat the same users once per candidate in a single ``MTFSessionVectorEnv``.
-    """
-    from mtf_gym.envs import MTFSessionVectorEnv
-
-    env = MTFSessionVectorEnv(len(seeds), config=dataclasses.replace(env_config, item_logs=False))
-    obs, _ = env.reset(seed=[int(s) for s in seeds])
-    returns = np.zeros(len(seeds))
-    live = np.ones(len(seeds), dtype=bool)
-    requests = 0
-    while live.any():
-        obs, rewards, terminated, truncated, _ = env.step(policy(obs))
-        returns[live] += rewards[live]
-        requests += int(live.sum())
-        live &= ~(terminated | truncated)  # a finished row's later (autoreset) steps are not counted
-    env.close()
-    return returns, requests
 
 
 def feature_indices(features: str) -> np.ndarray:
@@ -130,6 +107,7 @@ class ESAgent(OnlineAgent):
 
     def _fit_online(self, env_config: MTFSessionConfig, n_steps: int, *, seed: int,
                     show_progress: bool) -> dict[str, float]:
+        from mtf_gym.evaluation import SessionRunner
         from mtf_gym.policies import BaselinePolicy
 
         cfg = self.config
@@ -139,6 +117,8 @@ class ESAgent(OnlineAgent):
         es = cma.CMAEvolutionStrategy(np.zeros(dim), cfg.sigma0,
                                       {"popsize": cfg.population_size, "seed": seed + 1, "verbose": -9})
         rng = np.random.default_rng(seed)
+        runner = SessionRunner(cfg.population_size * cfg.users_per_generation,
+                               dataclasses.replace(env_config, item_logs=False))
         used, history = 0, []
         with tqdm(total=n_steps, desc="es", unit="req", disable=not show_progress) as bar:
             while used < n_steps and not es.stop():
@@ -146,9 +126,9 @@ class ESAgent(OnlineAgent):
                 weights, bias = self._unpack(candidates)
                 users = rng.integers(0, _SEED_HIGH, size=cfg.users_per_generation)
                 seeds = np.tile(users, len(candidates))  # candidate p plays rows p*U .. (p+1)*U - 1
-                returns, requests = session_returns(lambda obs, w=weights, b=bias: self._actions(obs, w, b),
-                                                    env_config, seeds)
-                fitness = returns.reshape(len(candidates), -1).mean(axis=1)
+                stats = runner.run(lambda obs, w=weights, b=bias: self._actions(obs, w, b), seeds)
+                requests = int(stats.requests.sum())
+                fitness = stats.returns.reshape(len(candidates), -1).mean(axis=1)
                 es.tell(list(candidates), list(-fitness))  # cma minimises
                 history.append(fitness)
                 used += requests

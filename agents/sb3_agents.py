@@ -11,9 +11,14 @@ completes at least one rollout of ``rollout_steps * n_envs``).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from agents._quiet import import_gym_quietly
+
+import_gym_quietly()  # before stable_baselines3, which imports gym when it is installed and would print its banner
 
 import numpy as np
 from stable_baselines3 import PPO, SAC, TD3
@@ -205,8 +210,11 @@ class SB3Agent(OnlineAgent):
         import mtf_gym  # registers MTFSession-v0 with Gymnasium
 
         cfg = self.config
-        env = make_vec_env(mtf_gym.ENV_ID, n_envs=cfg.n_envs, seed=seed,
-                           env_kwargs={"config": dataclasses.replace(env_config, item_logs=False)})
+        # The zoo's agents play v0 (an MTFSessionConfig); mtf_gym.ENV_ID is the newer default version.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*out of date.*")  # gym's nudge towards MTFSession-v1
+            env = make_vec_env(mtf_gym.ENV_ID_V0, n_envs=cfg.n_envs, seed=seed,
+                               env_kwargs={"config": dataclasses.replace(env_config, item_logs=False)})
         try:
             model = cfg.algorithm("MlpPolicy", env, seed=seed, device=_DEVICE, verbose=0,
                                   **cfg.model_kwargs(self.action_dim))

@@ -5,7 +5,8 @@ Everything that scores a policy goes through this module (the benchmark harness,
 * :func:`simulate_sessions` / :func:`online_ab` - the online simulated A/B with **common random numbers**: session
   ``i`` of every arm is the user of ``reset(seed=user_seed + i)``, so arms differ only by the policy and lifts are
   paired (:func:`lift_ci`, bootstrap over user seeds, and over training seeds when an arm has several).
-* :func:`offline_weighted_gauc` - the paper's MTF-GAUC (Sec. 4.3.1, DESIGN.md 5) of a policy on a logged dataset.
+* :func:`offline_weighted_gauc` - the paper's MTF-GAUC (Sec. 4.3.1, docs/design.md#evaluation) of a policy on a
+  logged dataset.
 * :func:`action_deviation` - mean ``|policy(s) - baseline(s)|`` per action dimension (the paper's Fig. 2).
 * :func:`gauc_online_agreement` - rank agreement between weighted GAUC and online return across policies.
 
@@ -35,6 +36,7 @@ from mtf_gym.metrics import (
     weighted_gauc,
 )
 from mtf_gym.policies import BatchPolicy
+from mtf_gym.validation import check_int
 
 __all__ = [
     "CLICKBAIT_THRESHOLD",
@@ -225,10 +227,8 @@ def simulate_sessions(
     ``seed + j``, so the user of a session does not depend on ``batch_size`` or on the policy (common random
     numbers across arms).
     """
-    if isinstance(num_sessions, bool) or int(num_sessions) != num_sessions or num_sessions < 1:
-        raise ValueError(f"num_sessions must be an integer >= 1, got {num_sessions!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    num_sessions = check_int("num_sessions", num_sessions, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     # Valid views and watch time need the per-item responses.
     config = dataclasses.replace(config or MTFSessionConfig(), item_logs=True)
     totals = np.zeros((4, int(num_sessions)))
@@ -265,43 +265,18 @@ def lift_ci(
 ) -> ConfidenceInterval:
     """Relative lift ``mean(treatment) / mean(control) - 1`` of ``metric`` with a paired bootstrap CI.
 
-    One treatment run: :func:`mtf_gym.metrics.paired_lift_ci` over user seeds (sessions). Several runs (one policy
-    per training seed, all evaluated on the control's users): a two-level paired bootstrap that resamples training
-    seeds, then user seeds, applying the same user indices to both arms, so the interval carries the variation
-    between training seeds as well as between users::
-
-        L_b = mean_{k in K_b, i in I_b} t[k, i] / mean_{i in I_b} c[i] - 1
-
-    The estimate is the lift of the average over training seeds. ``n`` of the result counts user seeds.
+    :func:`mtf_gym.metrics.paired_lift_ci` over user seeds (sessions); with several runs (one policy per training
+    seed, all evaluated on the control's users) its two-level form, which resamples training seeds, then user
+    seeds, so the interval carries the variation between training seeds as well as between users. The estimate is
+    the lift of the average over training seeds; ``n`` of the result counts user seeds.
     """
     runs = [treatment] if isinstance(treatment, SessionOutcomes) else list(treatment)
     if not runs:
         raise ValueError("treatment must hold at least one SessionOutcomes")
     _check_paired(runs, control)
-    c = control.metric(metric)
-    if len(runs) == 1:
-        return paired_lift_ci(runs[0].metric(metric), c, confidence=confidence, num_resamples=num_resamples,
-                              rng=rng)
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
-    if float(np.mean(c)) == 0.0:
-        raise ValueError("control must have a non-zero mean (relative lift is undefined)")
-    t = np.stack([run.metric(metric) for run in runs])  # (seeds, sessions)
-    k, n = t.shape
-    boot = np.empty(num_resamples)
-    chunk = max(1, min(num_resamples, 2_000_000 // (k * n)))  # bounds the (chunk, k, n) gather to ~16 MiB
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for lo in range(0, num_resamples, chunk):
-            hi = min(lo + chunk, num_resamples)
-            seeds = rng.integers(0, k, size=(hi - lo, k))
-            users = rng.integers(0, n, size=(hi - lo, n))
-            t_b = t[seeds[:, :, None], users[:, None, :]].mean(axis=(1, 2))
-            boot[lo:hi] = t_b / c[users].mean(axis=1) - 1.0
-    finite = boot[~np.isnan(boot)]
-    alpha = 1.0 - confidence
-    low, high = np.quantile(finite, [alpha / 2, 1 - alpha / 2]) if finite.size else (np.nan, np.nan)
-    estimate = float(t.mean() / np.mean(c) - 1.0)
-    return ConfidenceInterval(estimate=estimate, low=float(low), high=float(high), confidence=confidence, n=n)
+    t = np.stack([run.metric(metric) for run in runs])  # (runs, sessions)
+    return paired_lift_ci(t if len(runs) > 1 else t[0], control.metric(metric), confidence=confidence,
+                          num_resamples=num_resamples, rng=rng)
 
 
 @dataclass(frozen=True)
@@ -431,14 +406,15 @@ class LoggedItems:
 def offline_weighted_gauc(
     policy: BatchPolicy, logs: LoggedItems, ranges: FusionRanges | None = None, *, batch_size: int = 65_536
 ) -> GaucResult:
-    """Weighted GAUC of ``policy`` on logged items (paper 4.3.1, DESIGN.md 5).
+    """Weighted GAUC of ``policy`` on logged items (paper 4.3.1, docs/design.md#evaluation).
 
     1. The policy acts on every logged state: ``a_n = policy(s_n)``;
     2. its fusion re-scores the items that were shown at that request, on their *logged* predictions:
        ``score_{n,k} = sum_t power_t(a_n) * log(pred_{n,k,t} + bias_t(a_n))`` (:func:`~mtf_gym.fusion.fused_log_scores`,
        the log of the paper's product, same order);
-    3. scores are min-max normalised to ``[0, 1]`` per user (:func:`~mtf_gym.metrics.normalise_scores`; the AUC is
-       invariant to it, the paper does it);
+    3. scores are min-max normalised to ``[0, 1]`` per user (:func:`~mtf_gym.metrics.normalise_scores`). The paper
+       normalises all test-set final scores at once ("normalise all final scores in the test set to [0, 1]"), not
+       per user; both maps are increasing within every user, so the per-user AUCs and the GAUC are identical;
     4. label = valid view of the item; sample weight = item reward + 1, floored at 0 (a strongly disliked item,
        reward < -1, would otherwise get a negative weight, which an AUC cannot take; it is rare: hate ~0.05%);
     5. :func:`~mtf_gym.metrics.weighted_gauc`: weighted AUC per user over all of the user's logged items (pairs

@@ -1,6 +1,6 @@
 """Exploration policies around a centre policy: Gaussian action noise vs the paper's bounded-uniform noise.
 
-DESIGN.md 3 / paper Sec. 4. Each behaviour policy wraps a *centre policy* ``mu`` (any callable
+docs/design.md#exploration / paper Sec. 4. Each behaviour policy wraps a *centre policy* ``mu`` (any callable
 ``policy(obs_batch) -> actions_batch``, e.g. :class:`mtf_gym.BaselinePolicy` or a trained agent's ``predict``) and
 adds per-dimension noise:
 
@@ -9,6 +9,11 @@ adds per-dimension noise:
   ``[mu(s) + lower, mu(s) + upper]`` (clipping to the action box only moves it further inside when the band
   contains the centre);
 * :class:`NoExploration`: ``a = mu(s)`` (the paper's baseline/test data).
+
+The centre may be the constant control (``BaselinePolicy``: the same fusion in every state, so every user gets the
+same box) or state-dependent (a trained agent's ``predict``, e.g. a previous round's IntegratedRL or the ES agent's
+profile-linear policy): the paper's arrangement, in which each user's band is personalised around the baseline *RL*
+policy ``mu_bp(s)``. ``describe()`` names the centre policy; recipes also record whether it varied across states.
 
 All are vectorised over a batch of states. :meth:`~ExplorationPolicy.sample` returns the executed actions together
 with the centres and the band offsets that a dataset records for every transition, so IntegratedRL can train from
@@ -144,11 +149,11 @@ class _Exploration:
 
     kind = "none"
 
-    def __init__(self, center_policy: CentrePolicy, rng: np.random.Generator, band_lower: ArrayLike,
+    def __init__(self, centre_policy: CentrePolicy, rng: np.random.Generator, band_lower: ArrayLike,
                  band_upper: ArrayLike, band_names: tuple[str, str]) -> None:
-        if not callable(center_policy):
-            raise TypeError(f"center_policy must be callable (obs_batch -> actions_batch), got {center_policy!r}")
-        self.center_policy = center_policy
+        if not callable(centre_policy):
+            raise TypeError(f"centre_policy must be callable (obs_batch -> actions_batch), got {centre_policy!r}")
+        self.centre_policy = centre_policy
         self.rng = _check_rng(rng)
         self.band_lower, self.band_upper = check_band(band_lower, band_upper, *band_names)
         self._band_names = band_names
@@ -166,12 +171,12 @@ class _Exploration:
         if obs.ndim != 2:
             raise ValueError(f"observations must have shape (B, obs_dim), got shape {obs.shape}")
         # Always a fresh array: the collector keeps every step's centres, and a policy may reuse its output buffer.
-        out = np.array(self.center_policy(obs), dtype=np.float32)
+        out = np.array(self.centre_policy(obs), dtype=np.float32)
         if out.ndim != 2 or out.shape[0] != obs.shape[0]:
-            raise ValueError(f"center_policy must return actions of shape ({obs.shape[0]}, A) for {obs.shape[0]} "
+            raise ValueError(f"centre_policy must return actions of shape ({obs.shape[0]}, A) for {obs.shape[0]} "
                              f"observations, got shape {out.shape}")
         if not np.isfinite(out).all():
-            raise ValueError("center_policy returned NaN or inf actions")
+            raise ValueError("centre_policy returned NaN or inf actions")
         return out
 
     def sample(self, observations: np.ndarray) -> ExplorationSample:
@@ -206,14 +211,14 @@ class _Exploration:
         """JSON-serialisable description for dataset datasheets."""
         return {
             "kind": self.kind,
-            "center_policy": _policy_name(self.center_policy),
+            "centre_policy": _policy_name(self.centre_policy),
             **self._params(),
             "recorded_band": {"lower": _jsonable(self.band_lower), "upper": _jsonable(self.band_upper)},
         }
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v}" for k, v in self._params().items())
-        return f"{type(self).__name__}({_policy_name(self.center_policy)}{', ' if params else ''}{params})"
+        return f"{type(self).__name__}({_policy_name(self.centre_policy)}{', ' if params else ''}{params})"
 
 
 def _policy_name(policy: object) -> str:
@@ -224,16 +229,16 @@ class NoExploration(_Exploration):
     """``a = mu(s)``: the behaviour policy is the centre itself (the paper's baseline/test data).
 
     Args:
-        center_policy: ``obs_batch -> actions_batch``.
+        centre_policy: ``obs_batch -> actions_batch``.
         rng: unused by the actions (no noise); kept so every behaviour policy has the same interface.
         band_lower, band_upper: the band recorded with each transition (default the nominal +-0.15).
     """
 
     kind = "none"
 
-    def __init__(self, center_policy: CentrePolicy, *, rng: np.random.Generator | None = None,
+    def __init__(self, centre_policy: CentrePolicy, *, rng: np.random.Generator | None = None,
                  band_lower: ArrayLike = NOMINAL_LOWER, band_upper: ArrayLike = NOMINAL_UPPER) -> None:
-        super().__init__(center_policy, rng if rng is not None else np.random.default_rng(0), band_lower,
+        super().__init__(centre_policy, rng if rng is not None else np.random.default_rng(0), band_lower,
                          band_upper, ("band_lower", "band_upper"))
 
 
@@ -241,7 +246,7 @@ class GaussianNoise(_Exploration):
     """``a = clip(mu(s) + N(0, sigma^2), -1, 1)`` per dimension ("action noise", paper Sec. 4).
 
     Args:
-        center_policy: ``obs_batch -> actions_batch``.
+        centre_policy: ``obs_batch -> actions_batch``.
         sigma: noise standard deviation, > 0 and finite; a scalar or one value per action dimension.
         rng: the noise generator.
         band_lower, band_upper: the band *recorded* with each transition for IntegratedRL (the noise ignores it);
@@ -250,9 +255,9 @@ class GaussianNoise(_Exploration):
 
     kind = "gaussian"
 
-    def __init__(self, center_policy: CentrePolicy, sigma: ArrayLike = DEFAULT_SIGMA, *, rng: np.random.Generator,
+    def __init__(self, centre_policy: CentrePolicy, sigma: ArrayLike = DEFAULT_SIGMA, *, rng: np.random.Generator,
                  band_lower: ArrayLike = NOMINAL_LOWER, band_upper: ArrayLike = NOMINAL_UPPER) -> None:
-        super().__init__(center_policy, rng, band_lower, band_upper, ("band_lower", "band_upper"))
+        super().__init__(centre_policy, rng, band_lower, band_upper, ("band_lower", "band_upper"))
         self.sigma = check_sigma(sigma)
 
     def _noise(self, batch: int, action_dim: int) -> np.ndarray:
@@ -272,7 +277,7 @@ class BoundedUniform(_Exploration):
     the box edge, still inside the band.
 
     Args:
-        center_policy: ``obs_batch -> actions_batch``.
+        centre_policy: ``obs_batch -> actions_batch``.
         lower, upper: offsets relative to the centre, ``lower < upper``, inside ``[-2, 2]``; scalars or one value
             per action dimension.
         rng: the noise generator.
@@ -280,9 +285,9 @@ class BoundedUniform(_Exploration):
 
     kind = "uniform"
 
-    def __init__(self, center_policy: CentrePolicy, lower: ArrayLike = NOMINAL_LOWER,
+    def __init__(self, centre_policy: CentrePolicy, lower: ArrayLike = NOMINAL_LOWER,
                  upper: ArrayLike = NOMINAL_UPPER, *, rng: np.random.Generator) -> None:
-        super().__init__(center_policy, rng, lower, upper, ("lower", "upper"))
+        super().__init__(centre_policy, rng, lower, upper, ("lower", "upper"))
 
     @property
     def lower(self) -> np.ndarray:

@@ -2,14 +2,14 @@
 
 Contents:
 
-* :func:`weighted_auc` / :func:`weighted_gauc` - the paper's offline MTF-GAUC (Sec. 4.3.1, DESIGN.md 5),
+* :func:`weighted_auc` / :func:`weighted_gauc` - the paper's offline MTF-GAUC (Sec. 4.3.1, docs/design.md#evaluation),
   O(n log n) via one ``np.lexsort`` over ``(user, score)`` and segment sums (``np.add.reduceat``).
 * :func:`normalise_scores` - min-max to ``[0, 1]`` (globally or per user), as the paper does before GAUC.
 * :func:`bootstrap_ci` / :func:`paired_lift_ci` - percentile bootstrap confidence intervals for the simulated A/B
   (per-seed values; arms share user seeds, so lifts use a *paired* bootstrap).
 * :func:`rank_agreement` - Spearman / Kendall agreement between an offline metric and online return across policies.
 * :func:`exploration_efficiency_analytic` / :func:`fraction_inside_band` - Gaussian vs bounded-uniform exploration
-  efficiency (DESIGN.md 3), analytic and measured.
+  efficiency (docs/design.md#exploration), analytic and measured.
 
 Conventions: ties count 1/2 in every AUC; invalid input raises ``ValueError`` whose message starts with the
 argument's name; a wrong ``rng`` type raises ``TypeError``.
@@ -18,12 +18,17 @@ argument's name; a wrong ``rng`` type raises ``TypeError``.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import special, stats
+
+from mtf_gym.validation import check_int
+
+# SciPy (the ``bench`` extra) is imported inside the two functions that need it (rank_agreement and the Gaussian
+# band probability), so ``import mtf_gym`` and ``mtf_gym.evaluation`` work on a core install.
 
 __all__ = [
     "ConfidenceInterval",
@@ -102,9 +107,11 @@ def _check_confidence(confidence: float) -> float:
 
 
 def _check_num_resamples(num_resamples: int) -> int:
-    if isinstance(num_resamples, bool) or int(num_resamples) != num_resamples or num_resamples < 1:
-        raise ValueError(f"num_resamples must be a positive integer, got {num_resamples!r}")
-    return int(num_resamples)
+    return check_int("num_resamples", num_resamples, minimum=1)
+
+
+def _bootstrap_settings(confidence: float, num_resamples: int, rng: object) -> tuple[float, int, np.random.Generator]:
+    return _check_confidence(confidence), _check_num_resamples(num_resamples), _check_rng(rng)
 
 
 def _check_rng(rng: object) -> np.random.Generator:
@@ -240,7 +247,7 @@ def weighted_gauc(
     *,
     min_weight: float = 0.0,
 ) -> GaucResult:
-    """The paper's MTF-GAUC (Sec. 4.3.1; DESIGN.md 5): per-user weighted AUC, averaged with user weights.
+    """The paper's MTF-GAUC (Sec. 4.3.1; docs/design.md#evaluation): per-user weighted AUC, averaged with user weights.
 
     For every user ``u`` the weighted AUC ``AUC_u`` is computed over that user's samples exactly as in
     :func:`weighted_auc` (ties inside a user count 1/2; pairs never cross users). Then::
@@ -305,8 +312,9 @@ def weighted_gauc(
 def normalise_scores(scores: ArrayLike, user_ids: ArrayLike | None = None) -> FloatArray:
     """Min-max normalise scores to ``[0, 1]``: ``(s - min) / (max - min)``, globally or per user.
 
-    The paper normalises fused scores to ``[0, 1]`` before computing GAUC. The (G)AUC is invariant to this (it is
-    monotone within each group), but the harness calls it so that its pipeline matches the paper's description.
+    The paper normalises all final scores of the test set to ``[0, 1]`` at once (``user_ids=None``) before computing
+    GAUC. The (G)AUC is invariant to either map (both are increasing within each user), so per-user normalisation
+    gives the same GAUC; the pipeline calls this only so that its steps match the paper's description.
 
     Args:
         scores: ``(n,)`` finite scores.
@@ -377,6 +385,19 @@ def _chunk_size(n: int, num_resamples: int) -> int:
     return max(1, min(num_resamples, _BOOTSTRAP_CHUNK_ELEMENTS // max(n, 1)))
 
 
+def _resample(num_resamples: int, elements_per_resample: int,
+              statistic: Callable[[int], FloatArray]) -> FloatArray:
+    """The bootstrap loop, once: ``statistic(size)`` returns ``size`` resampled statistics; it is called in chunks
+    so that each chunk's index matrices stay below ~4M elements whatever ``n`` and ``num_resamples`` are."""
+    boot = np.empty(num_resamples, dtype=np.float64)
+    chunk = _chunk_size(elements_per_resample, num_resamples)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a resampled control mean of 0 gives +-inf or NaN
+        for start in range(0, num_resamples, chunk):
+            stop = min(start + chunk, num_resamples)
+            boot[start:stop] = statistic(stop - start)
+    return boot
+
+
 def _interval(boot: FloatArray, confidence: float) -> tuple[float, float]:
     alpha = 1.0 - confidence
     finite = boot[~np.isnan(boot)]
@@ -419,9 +440,7 @@ def bootstrap_ci(
     n = len(x)
     if n == 0:
         raise ValueError("values must contain at least one value")
-    conf = _check_confidence(confidence)
-    num_resamples = _check_num_resamples(num_resamples)
-    rng = _check_rng(rng)
+    conf, num_resamples, rng = _bootstrap_settings(confidence, num_resamples, rng)
     if statistic not in _STATISTICS:
         raise ValueError(f"statistic must be one of {_STATISTICS}, got {statistic!r}")
     reduce = np.mean if statistic == "mean" else np.median
@@ -429,12 +448,7 @@ def bootstrap_ci(
     if n == 1:
         return ConfidenceInterval(estimate=estimate, low=estimate, high=estimate, confidence=conf, n=1)
 
-    boot = np.empty(num_resamples, dtype=np.float64)
-    chunk = _chunk_size(n, num_resamples)
-    for start in range(0, num_resamples, chunk):
-        stop = min(start + chunk, num_resamples)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        boot[start:stop] = reduce(x[idx], axis=1)
+    boot = _resample(num_resamples, n, lambda size: reduce(x[rng.integers(0, n, size=(size, n))], axis=1))
     low, high = _interval(boot, conf)
     return ConfidenceInterval(estimate=estimate, low=low, high=high, confidence=conf, n=n)
 
@@ -455,6 +469,15 @@ def paired_lift_ci(
         L_b = mean(t[idx_b]) / mean(c[idx_b]) - 1
 
     which keeps the between-seed correlation and gives a much tighter interval than resampling the arms apart.
+
+    A 2-D ``treatment`` ``(K, n)`` holds ``K`` runs of the treatment (e.g. one policy per training seed), each on
+    the control's ``n`` users. The bootstrap then has two levels: it resamples runs, then users, applying the
+    same user indices to both arms, so the interval carries the variation between runs as well as between users::
+
+        L_b = mean_{k in K_b, i in I_b} t[k, i] / mean_{i in I_b} c[i] - 1
+
+    The estimate is the lift of the average over runs; ``n`` of the result counts users. ``K == 1`` is the 1-D
+    case exactly.
     The interval is the ``(1 -/+ confidence) / 2`` quantiles of ``L_b``. A resample whose control mean is exactly 0
     (possible only when control values are zero or of mixed sign) gives ``+-inf`` (kept in the ordering) or NaN
     (dropped). ``n == 1`` gives ``low == high == estimate`` and does not consume ``rng``.
@@ -466,15 +489,23 @@ def paired_lift_ci(
     Returns:
         A :class:`ConfidenceInterval` whose ``estimate`` is the plain lift on the full sample.
     """
-    t = _as_1d_float(treatment, "treatment")
+    t_arr = np.asarray(treatment, dtype=np.float64) if np.ndim(treatment) == 2 else None
+    if t_arr is not None:
+        if t_arr.shape[0] == 0 or not np.isfinite(t_arr).all():
+            raise ValueError(f"treatment must hold at least one run of finite values, got shape {t_arr.shape}")
+        if t_arr.shape[0] == 1:
+            treatment, t_arr = t_arr[0], None
     c = _as_1d_float(control, "control")
+    if t_arr is not None:
+        if t_arr.shape[1] != len(c):
+            raise ValueError(f"treatment must have one column per control value: got {t_arr.shape[1]} vs {len(c)}")
+        return _two_level_lift_ci(t_arr, c, *_bootstrap_settings(confidence, num_resamples, rng))
+    t = _as_1d_float(treatment, "treatment")
     _check_same_length(treatment=t, control=c)
     n = len(t)
     if n == 0:
         raise ValueError("treatment must contain at least one value")
-    conf = _check_confidence(confidence)
-    num_resamples = _check_num_resamples(num_resamples)
-    rng = _check_rng(rng)
+    conf, num_resamples, rng = _bootstrap_settings(confidence, num_resamples, rng)
     c_mean = float(np.mean(c))
     if c_mean == 0.0:
         raise ValueError("control must have a non-zero mean (relative lift is undefined)")
@@ -482,15 +513,29 @@ def paired_lift_ci(
     if n == 1:
         return ConfidenceInterval(estimate=estimate, low=estimate, high=estimate, confidence=conf, n=1)
 
-    boot = np.empty(num_resamples, dtype=np.float64)
-    chunk = _chunk_size(2 * n, num_resamples)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for start in range(0, num_resamples, chunk):
-            stop = min(start + chunk, num_resamples)
-            idx = rng.integers(0, n, size=(stop - start, n))
-            boot[start:stop] = t[idx].mean(axis=1) / c[idx].mean(axis=1) - 1.0
-    low, high = _interval(boot, conf)
+    def lifts(size: int) -> FloatArray:
+        idx = rng.integers(0, n, size=(size, n))  # the same users for both arms
+        return t[idx].mean(axis=1) / c[idx].mean(axis=1) - 1.0
+
+    low, high = _interval(_resample(num_resamples, 2 * n, lifts), conf)
     return ConfidenceInterval(estimate=estimate, low=low, high=high, confidence=conf, n=n)
+
+
+def _two_level_lift_ci(t: FloatArray, c: FloatArray, confidence: float, num_resamples: int,
+                       rng: np.random.Generator) -> ConfidenceInterval:
+    """:func:`paired_lift_ci` of ``K > 1`` treatment runs ``t`` ``(K, n)``: resample runs, then users."""
+    k, n = t.shape
+    c_mean = float(np.mean(c))
+    if c_mean == 0.0:
+        raise ValueError("control must have a non-zero mean (relative lift is undefined)")
+    def lifts(size: int) -> FloatArray:
+        runs = rng.integers(0, k, size=(size, k))
+        users = rng.integers(0, n, size=(size, n))  # the same users for both arms
+        return t[runs[:, :, None], users[:, None, :]].mean(axis=(1, 2)) / c[users].mean(axis=1) - 1.0
+
+    low, high = _interval(_resample(num_resamples, k * n, lifts), confidence)
+    return ConfidenceInterval(estimate=float(t.mean() / c_mean - 1.0), low=low, high=high, confidence=confidence,
+                              n=n)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -534,6 +579,8 @@ def rank_agreement(x: ArrayLike, y: ArrayLike) -> RankAgreement:
     if np.all(a == a[0]) or np.all(b == b[0]):
         which = "x" if np.all(a == a[0]) else "y"
         return RankAgreement(nan, nan, nan, nan, n, f"{which} is constant; rank correlation is undefined")
+    from scipy import stats
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sp = stats.spearmanr(a, b)
@@ -571,6 +618,8 @@ class ExplorationEfficiency:
 
 def _gaussian_interval_probability(sigma: FloatArray, lower: FloatArray, upper: FloatArray) -> FloatArray:
     """``Phi(upper/sigma) - Phi(lower/sigma)``, using the upper tail when the interval is right of 0 (accuracy)."""
+    from scipy import special
+
     zl, zu = lower / sigma, upper / sigma
     right = zl > 0
     return np.where(right, special.ndtr(-zl) - special.ndtr(-zu), special.ndtr(zu) - special.ndtr(zl))
@@ -587,7 +636,7 @@ def exploration_efficiency_analytic(
         joint = prod_d p_d
         ratio = 1 / joint
 
-    DESIGN.md 3: ``sigma = 0.2``, band ``+-0.15``: ``p = P(|Z| < 0.75) = 0.547`` and, over 10 dims,
+    docs/design.md#exploration: ``sigma = 0.2``, band ``+-0.15``: ``p = P(|Z| < 0.75) = 0.547`` and, over 10 dims,
     ``joint = 0.00239``, ``ratio ~ 419`` (the paper's "about 2^10" is a loose bound). The analysis ignores the
     clipping of actions to ``[-1, 1]`` (exact whenever the band around the centre lies inside the action box);
     measure the clipped reality with :func:`fraction_inside_band`.

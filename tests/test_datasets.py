@@ -25,7 +25,6 @@ from mtf_gym.datasets import (
     load_dataset,
     save_dataset,
     storage,
-    to_banded_dataset,
     to_mdp_dataset,
 )
 from mtf_gym.exploration import BoundedUniform
@@ -178,7 +177,7 @@ def test_recipes_share_the_session_budget_and_record_the_recipe(uniform, gaussia
         ({"lower": 0.2}, "RecipeConfig.lower must be < RecipeConfig.upper"),
         ({"upper": 3.0}, r"RecipeConfig.upper must lie in \[-2, 2\]"),
         ({"rounds": 0}, "RecipeConfig.rounds"),
-        ({"rounds": 11, "sessions": 10}, "rounds must be <= sessions"),
+        ({"recipe": "progressive", "rounds": 11, "sessions": 10}, "rounds must be <= sessions"),
         ({"seed": -1}, "RecipeConfig.seed"),
     ],
 )
@@ -204,7 +203,10 @@ def test_progressive_rounds_explore_around_the_latest_trained_policy():
     first = starts[rounds[1]["first_episode"]]
     np.testing.assert_array_equal(d.centres[:first], BaselinePolicy(ENV)(d.observations[:first]))
     assert np.ptp(d.centres[first:starts[rounds[2]["first_episode"]]], axis=0).max() == 0  # one constant centre
-    assert rounds[1]["behaviour"]["center_policy"] == "ConstantPolicy"
+    assert rounds[1]["behaviour"]["centre_policy"] == "ConstantPolicy"
+    assert rounds[0]["centre"]["source"] == "baseline" and rounds[1]["centre"] == {
+        "policy": "ConstantPolicy", "source": "train_fn", "varies_across_states": False}
+    assert d.metadata["centre"] == rounds[0]["centre"]
     off = d.offsets
     assert (off >= -0.15).all() and (off <= 0.15).all()
     with pytest.raises(ValueError, match="progressive collection needs a trainer"):
@@ -251,6 +253,8 @@ def test_load_dataset_and_banded_conversion(saved, uniform):
     assert back.content_hash() == uniform.content_hash()
     for name, arr in uniform.arrays().items():
         np.testing.assert_array_equal(getattr(back, name), arr, err_msg=name)
+    from agents.integrated_rl import to_banded_dataset
+
     banded = to_banded_dataset(back)
     assert type(banded).__name__ == "BandedReplayBuffer" and len(banded.episodes) == 60
     np.testing.assert_array_equal(banded.episodes[0].centres, uniform.centres[uniform.episode_slices()[0]])
@@ -339,7 +343,8 @@ def test_sidecar_checksum_mismatch_and_missing_sidecar(saved):
 def test_modified_hdf5_values_fail_the_content_checksum(saved):
     root, data_dir = saved
     with h5py.File(data_dir / "main_data.hdf5", "a") as f:
-        f["episode_3/rewards"][0] += 1.0
+        # Actions: a changed reward would already break the rewards == sum of reward_components check.
+        f["episode_3/actions"][0, 0] += 0.01
     with pytest.raises(DatasetError, match="content checksum mismatch"):
         load_dataset("mtf/uniform-seed0-v0", root)
     assert load_dataset("mtf/uniform-seed0-v0", root, verify=False).rewards.shape[0] > 0
@@ -368,6 +373,44 @@ def test_cli_collects_and_reports(tmp_path, capsys):
     assert "mtf/uniform-seed2-v0 written to" in out and "12 sessions" in out and "bytes/transition" in out
     d = load_dataset("mtf/uniform-seed2-v0", tmp_path)
     assert d.num_episodes == 12 and d.metadata["env_config"]["max_requests"] == 3
+
+
+def test_cli_collects_into_a_relative_directory(tmp_path, monkeypatch, capsys):
+    # `mtf-collect uniform --out ds` from one working directory; Minari reads it from another.
+    workdir, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    workdir.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(workdir)
+    assert cli.main(["uniform", "--sessions", "5", "--out", "ds", "--num-envs", "4", "--env", "max_requests=3",
+                     "--no-progress"]) == 0
+    assert "written to" in capsys.readouterr().out
+    assert load_dataset("mtf/uniform-seed0-v0", "ds").num_episodes == 5  # relative root, read back
+    # Fewer sessions than the (progressive-only) default of 5 rounds is fine for the other recipes.
+    assert cli.main(["gaussian", "--sessions", "3", "--out", "ds", "--num-envs", "4", "--env", "max_requests=3",
+                     "--no-progress"]) == 0
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(workdir / "ds"))
+    dataset = minari.load_dataset("mtf/uniform-seed0-v0")
+    assert dataset.total_episodes == 5
+    assert load_dataset("mtf/uniform-seed0-v0", workdir / "ds").num_episodes == 5
+
+
+def test_cli_progressive_trains_the_registry_agent_it_is_given(tmp_path, capsys):
+    # The dataset CLI gets its trainer from the agent layer (agents/collect_cli.py), never by importing agents.
+    calls = []
+
+    def make_trainer(agent, config, steps, progress):
+        def train_fn(data, round_index):
+            calls.append((agent, steps, round_index, data.num_episodes))
+            return ConstantPolicy(np.zeros(data.action_dim, dtype=np.float32))
+        return train_fn
+
+    assert cli.main(["progressive", "--agent", "my_agent", "--rounds", "2", "--train-steps", "7", "--sessions", "6",
+                     "--out", str(tmp_path), "--num-envs", "4", "--env", "max_requests=3", "--no-progress"],
+                    make_trainer=make_trainer) == 0
+    assert calls == [("my_agent", 7, 1, 3)]
+    with pytest.raises(SystemExit, match="needs the agent zoo"):
+        cli.main(["progressive", "--agent", "iql", "--out", str(tmp_path), "--sessions", "10"])
 
 
 def test_cli_help_and_errors(tmp_path, capsys):
@@ -421,3 +464,86 @@ def test_analysis_cli_report(saved, gaussian, tmp_path, capsys):
     assert "efficiency ratio: empirical" in text and "analytic 418.9 without clipping" in text
     report = json.loads(out_json.read_text())
     assert report["efficiency"]["bounded"]["joint"] == 1.0 and set(report["cost"]) == {"uniform", "gaussian"}
+
+
+# ------------------------------------------------------------------------------------- per-group rewards, centres
+def test_reward_components_are_the_groups_weighted_responses(uniform):
+    from mtf_gym.config import RESPONSE_FIELDS
+    from mtf_gym.datasets.collect import REWARD_GROUPS
+
+    assert uniform.num_reward_components == 3
+    assert uniform.reward_component_names() == ["consumption", "interaction", "negative"]
+    assert uniform.metadata["reward_components"] == {k: list(v) for k, v in REWARD_GROUPS.items()}
+    w = ENV.reward.as_vector().astype(np.float64)
+    per_field = uniform.responses.astype(np.float64).sum(axis=1) * w  # (N, R): each field's weighted sum over items
+    for g, fields in enumerate(REWARD_GROUPS.values()):
+        cols = [RESPONSE_FIELDS.index(f) for f in fields]
+        np.testing.assert_allclose(uniform.reward_components[:, g], per_field[:, cols].sum(1), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(uniform.reward_components.sum(1), uniform.rewards, rtol=1e-5, atol=1e-5)
+    assert (uniform.reward_components[:, 1] != 0).any()  # the interaction group is not trivially empty
+
+
+def test_reward_components_must_sum_to_the_reward(uniform):
+    bad = uniform.reward_components.copy()
+    bad[0, 0] += 1.0
+    with pytest.raises(ValueError, match="rewards must equal the row sums of reward_components"):
+        dataclasses.replace(uniform, reward_components=bad)
+
+
+def test_dataset_without_reward_components_loads_as_one_component(tmp_path, uniform):
+    from agents.integrated_rl import to_banded_dataset
+
+    # The format before per-group rewards: no infos/reward_components, the same content hash as then.
+    old = dataclasses.replace(uniform, reward_components=None)
+    assert old.num_reward_components == 1 and old.reward_component_names() == ["total"]
+    path = save_dataset(old, tmp_path, "mtf/old-v0")
+    with h5py.File(path / "data" / "main_data.hdf5", "r") as f:
+        assert "reward_components" not in f["episode_0/infos"]
+    back = load_dataset("mtf/old-v0", tmp_path)
+    assert back.num_reward_components == 1 and back.content_hash() == old.content_hash()
+    np.testing.assert_array_equal(back.reward_components[:, 0], uniform.rewards)
+    assert to_banded_dataset(back).num_reward_components == 0
+    assert to_banded_dataset(uniform).num_reward_components == 3
+
+
+def test_working_copy_keeps_reward_components_and_reads_copies_without_them(tmp_path, uniform):
+    from mtf_gym.datasets import load_working_copy, save_working_copy
+    from mtf_gym.datasets.working_copy import DATA_FILE
+
+    digest = save_working_copy(uniform, tmp_path / "new")
+    back = load_working_copy(tmp_path / "new", digest)
+    assert back.num_reward_components == 3
+    np.testing.assert_array_equal(back.reward_components, uniform.reward_components)
+    # A copy written before per-group rewards existed: data.npz without the reward_components array.
+    old = dataclasses.replace(uniform, reward_components=None)
+    old_digest = save_working_copy(old, tmp_path / "old")
+    arrays = dict(np.load(tmp_path / "old" / DATA_FILE))
+    del arrays["reward_components"]
+    np.savez(tmp_path / "old" / DATA_FILE, **arrays)
+    loaded = load_working_copy(tmp_path / "old", old_digest)  # same content hash as when it was written
+    assert loaded.num_reward_components == 1 and loaded.reward_component_names() == ["total"]
+    del arrays["rewards"]
+    np.savez(tmp_path / "old" / DATA_FILE, **arrays)
+    with pytest.raises(ValueError, match="missing \\['rewards'\\]"):
+        load_working_copy(tmp_path / "old")
+
+
+def test_datasheet_records_constant_or_personalised_centre():
+    class ProfileLinear:
+        """A state-dependent centre: fusion weights linear in the observation (like the ES agent's policy)."""
+
+        name = "profile_linear"
+
+        def __call__(self, obs):
+            return np.clip(obs[:, :1] - 0.5, -1, 1) * np.ones((1, ENV.action_dim), dtype=np.float32)
+
+    base = _recipe("uniform", sessions=8)
+    assert base.metadata["centre"] == {"policy": "BaselinePolicy", "source": "baseline",
+                                       "varies_across_states": False}
+    personal = collect_recipe(RecipeConfig("uniform", sessions=8, num_envs=4, env=ENV),
+                              centre_policy=ProfileLinear(), progress=False)
+    assert personal.metadata["centre"] == {"policy": "profile_linear", "source": "given",
+                                           "varies_across_states": True}
+    assert personal.metadata["behaviour"]["centre_policy"] == "profile_linear"
+    assert (np.ptp(personal.centres, axis=0) > 0).any()
+    assert np.all(np.abs(personal.offsets) <= 0.15 + 1e-6)  # the band follows each state's own centre

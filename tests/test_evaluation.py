@@ -156,7 +156,8 @@ def test_online_ab_common_random_numbers_and_lifts() -> None:
     # The same policy on the same users: identical sessions, lift exactly 0 with a degenerate interval.
     same = ab.arm("same").lifts["return"]
     assert same.estimate == 0.0 and same.low == 0.0 and same.high == 0.0
-    # Random fusion is clearly worse than the baseline (DESIGN.md 2.5), on every metric.
+    # Random fusion is clearly worse than the baseline on every metric (property P5 of
+    # docs/design.md#required-properties-of-the-environment).
     for metric in ("return", "valid_views", "watch_time_min"):
         assert ab.arm("random").lifts[metric].high < 0
     with pytest.raises(ValueError, match="control"):

@@ -200,19 +200,19 @@ def test_per_dimension_length_mismatch_and_bad_centre_policy():
     with pytest.raises(ValueError, match="sigma has 3 values but the centre policy returns 10-dim actions"):
         policy.sample(_obs(2))
     bad = BoundedUniform(lambda obs: np.zeros((1, A)), rng=np.random.default_rng(0))
-    with pytest.raises(ValueError, match="center_policy must return actions of shape"):
+    with pytest.raises(ValueError, match="centre_policy must return actions of shape"):
         bad.sample(_obs(3))
     nan = NoExploration(lambda obs: np.full((len(obs), A), np.nan))
     with pytest.raises(ValueError, match="NaN"):
         nan.sample(_obs(2))
     with pytest.raises(TypeError, match=r"rng must be a numpy\.random\.Generator"):
         GaussianNoise(BaselinePolicy(), rng=np.random.RandomState(0))  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="center_policy must be callable"):
+    with pytest.raises(TypeError, match="centre_policy must be callable"):
         BoundedUniform("baseline", rng=np.random.default_rng(0))  # type: ignore[arg-type]
 
 
 def test_as_exploration_policy_wraps_plain_callables():
     wrapped = as_exploration_policy(BaselinePolicy())
-    assert isinstance(wrapped, NoExploration) and wrapped.describe()["center_policy"] == "BaselinePolicy"
+    assert isinstance(wrapped, NoExploration) and wrapped.describe()["centre_policy"] == "BaselinePolicy"
     uniform = BoundedUniform(BaselinePolicy(), rng=np.random.default_rng(0))
     assert as_exploration_policy(uniform) is uniform

@@ -3,6 +3,7 @@ conformance and learned behaviour on a one-step bandit. Networks are tiny so the
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -293,7 +294,7 @@ def test_impl_losses_on_fixed_batch_match_numpy(penalty: str) -> None:
         q = modules.q_funcs(batch.observations, batch.actions)[..., 0].numpy()
         a = modules.policy(batch.observations).squashed_mu
         q_pi = modules.q_funcs(batch.observations, a)[..., 0].numpy()
-    next_band = (next_a.numpy(), batch.next_band_lower.numpy(), batch.next_band_upper.numpy(), 0.3, "sum")
+    next_band = (next_a.numpy(), batch.next_band_low_edge.numpy(), batch.next_band_high_edge.numpy(), 0.3, "sum")
     if penalty == "subtractive":
         boot = next_q - 0.8 * np_band_penalty(*next_band)
     else:
@@ -301,7 +302,7 @@ def test_impl_losses_on_fixed_batch_match_numpy(penalty: str) -> None:
     r, term = batch.rewards[:, 0].numpy(), batch.terminals[:, 0].numpy()
     y = r + 0.9 * (1 - term) * boot
     expected_critic = ((q - y) ** 2).mean(1).sum()
-    d = np_band_penalty(a.numpy(), batch.band_lower.numpy(), batch.band_upper.numpy(), 0.3, "sum")
+    d = np_band_penalty(a.numpy(), batch.band_low_edge.numpy(), batch.band_high_edge.numpy(), 0.3, "sum")
     expected_actor = -q_pi.mean(0).mean() + 0.5 * d.mean() + 0.3 * q_pi.std(0, ddof=0).mean()
     impl.modules.set_eval()
     assert impl.compute_critic_loss(batch).critic_loss.item() == pytest.approx(expected_critic, rel=1e-4)
@@ -408,15 +409,15 @@ def test_torch_batch_edges_follow_override_and_action_scaler() -> None:
     arrays = episode_arrays()
     batch = make_banded_dataset(**arrays).sample_transition_batch(8)
     plain = BandedTorchMiniBatch.from_banded_batch(batch, gamma=0.9, device="cpu:0")
-    np.testing.assert_allclose(plain.band_lower.numpy(), batch.centres + batch.lowers)
-    np.testing.assert_allclose(plain.next_band_upper.numpy(), batch.next_centres + batch.next_uppers)
+    np.testing.assert_allclose(plain.band_low_edge.numpy(), batch.centres + batch.lowers)
+    np.testing.assert_allclose(plain.next_band_high_edge.numpy(), batch.next_centres + batch.next_uppers)
     overridden = BandedTorchMiniBatch.from_banded_batch(batch, gamma=0.9, device="cpu:0", band_override=(-0.05, 0.1))
-    np.testing.assert_allclose(overridden.band_upper.numpy(), batch.centres + 0.1, rtol=1e-6)
-    np.testing.assert_allclose(overridden.next_band_lower.numpy(), batch.next_centres - 0.05, rtol=1e-6)
+    np.testing.assert_allclose(overridden.band_high_edge.numpy(), batch.centres + 0.1, rtol=1e-6)
+    np.testing.assert_allclose(overridden.next_band_low_edge.numpy(), batch.next_centres - 0.05, rtol=1e-6)
     scaler = MinMaxActionScaler(minimum=np.array([-2.0, 0.0]), maximum=np.array([2.0, 1.0]))
     scaled = BandedTorchMiniBatch.from_banded_batch(batch, gamma=0.9, device="cpu:0", action_scaler=scaler)
     expected = (batch.centres + batch.uppers - np.array([-2.0, 0.0])) / np.array([4.0, 1.0]) * 2 - 1
-    np.testing.assert_allclose(scaled.band_upper.numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scaled.band_high_edge.numpy(), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(scaled.actions.numpy(), scaler.transform_numpy(batch.actions), rtol=1e-5, atol=1e-6)
 
 
@@ -649,7 +650,13 @@ def test_band_penalty_keeps_actions_inside_the_band_and_eta_zero_follows_q() -> 
         ("eta", -0.1, ">= 0"),
         ("lam", float("nan"), ">= 0"),
         ("alpha", -1.0, ">= 0"),
-        ("compile_graph", True, "False"),
+        ("num_critic_sets", 0, "an integer >= 1"),
+        ("critic_set_weights", (1.0, 2.0), "None or 1 finite floats"),
+        ("actor_band_weight", "beta", "one of ('eta', 'alpha')"),
+        ("target_noise", -0.1, ">= 0"),
+        ("target_noise_clip", 0.0, "> 0"),
+        ("progressive_data", "all", "one of ('cumulative', 'current_round')"),
+        ("progressive_init", "cold", "one of ('scratch', 'warm_start')"),
     ],
 )
 def test_bad_config_names_field_and_allowed_values(field: str, value: object, allowed: str) -> None:
@@ -671,5 +678,322 @@ def test_zoo_agent_config_defaults_are_the_algorithm_config_defaults() -> None:
 
     agent, algo = IntegratedRLAgentConfig(), IntegratedRLConfig()
     shared = ("n_critics", "tau", "target_update_interval", "alpha", "beta", "eta", "lam", "band_reduction",
-              "critic_penalty", "critic_target", "band_override")
+              "critic_penalty", "critic_target", "band_override", "num_critic_sets", "critic_set_weights",
+              "actor_band_weight", "target_noise", "target_noise_clip", "progressive_data", "progressive_init")
     assert {k: getattr(agent, k) for k in shared} == {k: getattr(algo, k) for k in shared}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# q = 1 is the first version exactly; critic sets per reward component (q > 1); the readings as options
+# ---------------------------------------------------------------------------------------------------------------
+
+# Captured with the implementation before critic sets existed (commit 2555151), on the fixed batch below:
+# (critic loss, actor loss, critic loss of the next update, actor loss of the next update, sum of two predictions).
+BEFORE_CRITIC_SETS = {
+    "multiplicative": (0.31863510608673096, 20.65682601928711, 0.4234907627105713, 28.150632858276367,
+                       -0.7408361434936523),
+    "subtractive": (36563.0625, 20.664203643798828, 42081.8203125, 28.158222198486328, -0.7408361434936523),
+}
+
+
+# Captured on this project's CPU box with torch 2.13 (CPU build); another BLAS may round differently, so there the
+# constants are skipped and the in-process comparison with the first version's formulas below still runs.
+CAPTURED_WITH_TORCH = "2.13"
+
+
+@pytest.mark.parametrize("penalty", ["multiplicative", "subtractive"])
+def test_one_critic_set_reproduces_the_first_version_bit_for_bit(penalty: str) -> None:
+    if not torch.__version__.startswith(CAPTURED_WITH_TORCH):
+        pytest.skip(f"constants captured with torch {CAPTURED_WITH_TORCH}, this is {torch.__version__}")
+    algo, dataset = fitted_algo(n_steps=5, n_critics=3, eta=0.5, lam=0.3, alpha=0.8, critic_penalty=penalty)
+    impl = algo.impl
+    assert impl is not None
+    d3rlpy.seed(3)
+    batch = BandedTorchMiniBatch.from_banded_batch(dataset.sample_transition_batch(16), gamma=0.9, device="cpu:0")
+    impl.modules.set_eval()
+    critic = impl.compute_critic_loss(batch).critic_loss.item()
+    actor = impl.compute_actor_loss(batch).actor_loss.item()
+    d3rlpy.seed(4)
+    metrics = algo.update(dataset.sample_transition_batch(32))
+    prediction = float(algo.predict(dataset.episodes[0].observations[:2]).sum())
+    got = (critic, actor, metrics["critic_loss"], metrics["actor_loss"], prediction)
+    assert got == BEFORE_CRITIC_SETS[penalty]  # exact, not approx: q = 1 must not change a bit
+
+
+def first_version_td_targets(rewards, terminals, discounts, next_q, next_actions, next_lower, next_upper, s):
+    """``td_targets`` as it was before critic sets (commit 2555151), verbatim."""
+    if s.critic_target == "mean":
+        boot = next_q.mean(dim=0, keepdim=True).expand_as(next_q)
+    elif s.critic_target == "min":
+        boot = next_q.min(dim=0, keepdim=True).values.expand_as(next_q)
+    else:
+        boot = next_q
+    if s.critic_penalty == "subtractive":
+        d = band_penalty(next_actions, next_lower, next_upper, s.beta, s.band_reduction)
+        boot = boot - s.alpha * d[:, None]
+    else:
+        phi = band_factor(next_actions, next_lower, next_upper, s.beta, s.band_reduction)
+        boot = boot * phi[:, None]
+    return rewards + discounts * (1.0 - terminals) * boot
+
+
+def first_version_actor_loss(q_values, actions, lower, upper, s):
+    """``actor_objective(...).actor_loss`` as it was before critic sets (commit 2555151), verbatim."""
+    q_mean = q_values.mean(dim=0)
+    q_std = q_values.std(dim=0, correction=0) if q_values.shape[0] > 1 else torch.zeros_like(q_mean)
+    d = band_penalty(actions, lower, upper, s.beta, s.band_reduction)
+    return -q_mean.mean() + s.eta * d.mean() + s.lam * q_std.mean()
+
+
+@pytest.mark.parametrize("penalty", ["subtractive", "multiplicative"])
+@pytest.mark.parametrize("aggregation", ["independent", "mean", "min"])
+@pytest.mark.parametrize("m", [1, 5])
+def test_one_critic_set_equals_the_first_version_formulas_exactly(penalty: str, aggregation: str, m: int) -> None:
+    gen = torch.Generator().manual_seed(m)
+    b, a = 64, 4
+    q = torch.randn(m, b, 1, generator=gen) * 3
+    actions = torch.rand(b, a, generator=gen) * 2 - 1
+    lower = torch.rand(b, a, generator=gen) * 0.5 - 0.5
+    upper = lower + 0.3
+    rewards, terminals = torch.randn(b, 1, generator=gen), (torch.rand(b, 1, generator=gen) < 0.2).float()
+    s = settings(critic_penalty=penalty, critic_target=aggregation, eta=0.7, lam=0.3)
+    args = (rewards, terminals, torch.full((b, 1), 0.9), q, actions, lower, upper)
+    assert torch.equal(td_targets(*args, settings=s), first_version_td_targets(*args, s))
+    loss = actor_objective(q, actions, lower, upper, s, set_weights=torch.ones(1)).actor_loss
+    assert torch.equal(loss, first_version_actor_loss(q, actions, lower, upper, s))
+
+
+def components_dataset(n: int = 400, seed: int = 0, q: int = 3) -> BandedReplayBuffer:
+    rng = np.random.default_rng(seed)
+    observations = rng.normal(size=(n, OBS_DIM)).astype(np.float32)
+    centres = rng.uniform(-0.5, 0.5, size=(n, ACTION_DIM)).astype(np.float32)
+    actions = (centres + rng.uniform(-0.15, 0.15, size=centres.shape)).astype(np.float32)
+    components = rng.normal(size=(n, q)).astype(np.float32)
+    timeouts = np.zeros(n, dtype=np.float32)
+    timeouts[9::10] = 1.0
+    return make_banded_dataset(observations, actions, components.sum(1), np.zeros(n, np.float32), timeouts, centres,
+                               -0.15, 0.15, reward_components=components)
+
+
+# Two sets of two critics (q = 2, m = 2), three states; set weights (1.0, 0.5).
+SETS = {
+    "q": np.array([[1.0, 2.0, -1.0], [3.0, 0.0, -2.0],   # set 0, critics 0 and 1
+                   [0.5, 1.0, 4.0], [1.5, 3.0, 0.0]], dtype=np.float32),  # set 1, critics 2 and 3
+    "components": np.array([[0.2, -1.0], [1.0, 0.5], [0.0, 2.0]], dtype=np.float32),  # (B, q)
+    "terminals": np.array([0.0, 1.0, 0.0], dtype=np.float32),
+    "actions": np.array([[0.1], [0.5], [-0.4]], dtype=np.float32),  # row 1 above, row 2 below the band
+    "lower": np.array([[-0.15], [0.0], [-0.3]], dtype=np.float32),
+    "upper": np.array([[0.15], [0.3], [0.0]], dtype=np.float32),
+}
+
+
+@pytest.mark.parametrize("penalty", ["subtractive", "multiplicative"])
+@pytest.mark.parametrize("aggregation", ["independent", "mean", "min"])
+def test_td_targets_per_critic_set_match_numpy(penalty: str, aggregation: str) -> None:
+    f = SETS
+    s = settings(critic_penalty=penalty, critic_target=aggregation, num_critic_sets=2, critic_set_weights=(1.0, 0.5))
+    y = td_targets(
+        rewards=t(f["components"]), terminals=t(f["terminals"])[:, None], discounts=torch.full((3, 1), 0.9),
+        next_q=t(f["q"])[..., None], next_actions=t(f["actions"]), next_lower=t(f["lower"]),
+        next_upper=t(f["upper"]), settings=s,
+    )
+    q = f["q"].reshape(2, 2, 3)
+    boot = {"independent": q, "mean": np.broadcast_to(q.mean(1, keepdims=True), q.shape),
+            "min": np.broadcast_to(q.min(1, keepdims=True), q.shape)}[aggregation]
+    if penalty == "subtractive":
+        boot = boot - 1.2 * np_band_penalty(f["actions"], f["lower"], f["upper"], 0.3, "sum")
+    else:
+        boot = boot * np_band_factor(f["actions"], f["lower"], f["upper"], 0.3, "sum")
+    # Set k regresses on component k: r[:, k] broadcast over the set's two critics.
+    expected = f["components"].T[:, None, :] + 0.9 * (1 - f["terminals"]) * boot
+    assert y.shape == (4, 3, 1)
+    np.testing.assert_allclose(y[..., 0].numpy(), expected.reshape(4, 3), rtol=1e-5, atol=1e-6)
+    # Row 1 is terminal: each set's target is its own component, whatever the critic.
+    np.testing.assert_allclose(y[:, 1, 0].numpy(), [1.0, 1.0, 0.5, 0.5])
+
+
+def test_actor_objective_per_critic_set_matches_numpy() -> None:
+    f = SETS
+    s = settings(eta=0.7, lam=0.2, num_critic_sets=2, critic_set_weights=(1.0, -0.5))
+    out = actor_objective(t(f["q"])[..., None], t(f["actions"]), t(f["lower"]), t(f["upper"]), s)
+    q = f["q"].reshape(2, 2, 3)
+    value = 1.0 * q[0].mean(0) - 0.5 * q[1].mean(0)
+    spread = 1.0 * q[0].std(0, ddof=0) + 0.5 * q[1].std(0, ddof=0)  # |w_k|: a penalty stays a penalty
+    d = np_band_penalty(f["actions"], f["lower"], f["upper"], 0.3, "sum")
+    expected = -value.mean() + 0.7 * d.mean() + 0.2 * spread.mean()
+    assert out.actor_loss.item() == pytest.approx(expected, rel=1e-6)
+    assert out.actor_q_mean.item() == pytest.approx(value.mean(), rel=1e-6)
+    assert out.actor_q_std.item() == pytest.approx(spread.mean(), rel=1e-6)
+    # Pooling the four critics as one set would give a different loss: the sets are really kept apart.
+    pooled = -f["q"].mean(0).mean() + 0.7 * d.mean() + 0.2 * f["q"].std(0, ddof=0).mean()
+    assert abs(out.actor_loss.item() - pooled) > 1e-3
+
+
+def test_critic_sets_in_the_impl_match_numpy_on_a_fixed_batch() -> None:
+    d3rlpy.seed(0)
+    dataset = components_dataset(q=3)
+    algo = tiny_config(n_critics=2, num_critic_sets=3, critic_set_weights=(1.0, 2.0, 0.5), eta=0.5, lam=0.3)
+    algo = algo.create(device="cpu:0")
+    algo.fit(dataset, n_steps=3, n_steps_per_epoch=3, logger_adapter=NoopAdapterFactory(), show_progress=False)
+    impl = algo.impl
+    assert impl is not None and impl.modules.q_funcs.ensemble_size == 6  # q * m critics, one batched ensemble
+    d3rlpy.seed(5)
+    batch = BandedTorchMiniBatch.from_banded_batch(
+        dataset.sample_transition_batch(16), gamma=0.9, device="cpu:0", with_reward_components=True
+    )
+    assert batch.reward_components is not None and batch.reward_components.shape == (16, 3)
+    modules = impl.modules
+    with torch.no_grad():
+        next_a = modules.targ_policy(batch.next_observations).squashed_mu
+        next_q = modules.targ_q_funcs(batch.next_observations, next_a)[..., 0].numpy().reshape(3, 2, 16)
+        q = modules.q_funcs(batch.observations, batch.actions)[..., 0].numpy().reshape(3, 2, 16)
+        a = modules.policy(batch.observations).squashed_mu
+        q_pi = modules.q_funcs(batch.observations, a)[..., 0].numpy().reshape(3, 2, 16)
+    phi = np_band_factor(next_a.numpy(), batch.next_band_low_edge.numpy(), batch.next_band_high_edge.numpy(), 0.3,
+                         "sum")
+    r = batch.reward_components.numpy().T[:, None, :]
+    y = r + 0.9 * (1 - batch.terminals[:, 0].numpy()) * next_q * phi
+    expected_critic = ((q - y) ** 2).mean(2).sum()
+    w = np.array([1.0, 2.0, 0.5])[:, None]
+    d = np_band_penalty(a.numpy(), batch.band_low_edge.numpy(), batch.band_high_edge.numpy(), 0.3, "sum")
+    expected_actor = (-(w * q_pi.mean(1)).sum(0).mean() + 0.5 * d.mean()
+                      + 0.3 * (w * q_pi.std(1, ddof=0)).sum(0).mean())
+    impl.modules.set_eval()
+    assert impl.compute_critic_loss(batch).critic_loss.item() == pytest.approx(expected_critic, rel=1e-4)
+    assert impl.compute_actor_loss(batch).actor_loss.item() == pytest.approx(expected_actor, rel=1e-4)
+    value = algo.predict_value(batch.observations.numpy(), batch.actions.numpy())
+    with torch.no_grad():
+        q_data = modules.q_funcs(batch.observations, batch.actions)[..., 0].numpy().reshape(3, 2, 16)
+    np.testing.assert_allclose(value, (w * q_data.mean(1)).sum(0), rtol=1e-5)
+
+
+def test_critic_sets_need_matching_reward_components() -> None:
+    algo = tiny_config(num_critic_sets=2).create(device="cpu:0")
+    with pytest.raises(ValueError, match=r"num_critic_sets=2 needs 2 reward components.*none"):
+        algo.fit(random_banded_dataset(), n_steps=1, logger_adapter=NoopAdapterFactory(), show_progress=False)
+    with pytest.raises(ValueError, match=r"num_critic_sets=2 needs 2 reward components.*has 3"):
+        algo.fit(components_dataset(q=3), n_steps=1, logger_adapter=NoopAdapterFactory(), show_progress=False)
+    with pytest.raises(ValueError, match="reward_scaler must be None or a MultiplyRewardScaler"):
+        tiny_config(num_critic_sets=2, reward_scaler=d3rlpy.preprocessing.StandardRewardScaler(mean=0.0, std=1.0))
+
+
+def test_reward_components_survive_dump_load_and_sampling() -> None:
+    dataset = components_dataset(n=60, q=3)
+    buffer = io.BytesIO()
+    dataset.dump(buffer)
+    buffer.seek(0)
+    loaded = BandedReplayBuffer.load(buffer)
+    assert loaded.num_reward_components == 3
+    np.random.seed(0)  # noqa: NPY002 (the sampler's RNG, as d3rlpy's)
+    batch = loaded.sample_transition_batch(8)
+    assert batch.reward_components is not None
+    np.testing.assert_allclose(batch.reward_components.sum(1), batch.rewards[:, 0], rtol=1e-5, atol=1e-6)
+    assert random_banded_dataset().num_reward_components == 0
+
+
+def test_target_noise_is_clipped_and_off_by_default() -> None:
+    from agents.integrated_rl.impl import smoothed_target_actions
+
+    a = t([[0.0, 0.95], [-0.2, 0.1]])
+    assert smoothed_target_actions(a, 0.0, 0.5) is a
+    gen = torch.Generator().manual_seed(0)
+    noisy = smoothed_target_actions(a, 10.0, 0.3, generator=gen)
+    gen = torch.Generator().manual_seed(0)
+    eps = torch.randn(a.shape, generator=gen)
+    np.testing.assert_allclose(noisy.numpy(), (a + (10.0 * eps).clamp(-0.3, 0.3)).clamp(-1, 1).numpy())
+    assert (noisy - a).abs().max() <= 0.3 + 1e-6 and noisy.max() <= 1.0
+
+
+def test_target_noise_changes_the_critic_targets_only_when_on() -> None:
+    algo, dataset = fitted_algo(n_steps=2)
+    noisy, _ = fitted_algo(n_steps=2, target_noise=0.2)
+    d3rlpy.seed(1)
+    batch = BandedTorchMiniBatch.from_banded_batch(dataset.sample_transition_batch(16), gamma=0.9, device="cpu:0")
+    assert algo.impl is not None and noisy.impl is not None
+    # The same model on the same batch: targets depend on the torch seed only when the noise is on.
+    torch.manual_seed(0)
+    first = noisy.impl.compute_critic_loss(batch).td_target_mean.item()
+    torch.manual_seed(1)
+    second = noisy.impl.compute_critic_loss(batch).td_target_mean.item()
+    assert first != second
+    torch.manual_seed(0)
+    plain_a = algo.impl.compute_critic_loss(batch).td_target_mean.item()
+    torch.manual_seed(1)
+    assert algo.impl.compute_critic_loss(batch).td_target_mean.item() == plain_a
+
+
+def test_actor_band_weight_alpha_uses_alpha_in_the_actor() -> None:
+    assert IntegratedRLConfig(alpha=1.2, eta=1.0).actor_eta == 1.0
+    assert IntegratedRLConfig(alpha=1.2, eta=1.0, actor_band_weight="alpha").actor_eta == 1.2
+    algo, _ = fitted_algo(n_steps=1, alpha=0.7, eta=3.0, actor_band_weight="alpha")
+    assert algo.impl is not None and algo.impl._settings.eta == 0.7
+
+
+def test_save_load_learnable_keeps_every_new_option(tmp_path: Path) -> None:
+    d3rlpy.seed(0)
+    options = {
+        "num_critic_sets": 3, "critic_set_weights": (1.0, 2.0, -0.5), "actor_band_weight": "alpha",
+        "target_noise": 0.1, "target_noise_clip": 0.25, "critic_penalty": "subtractive",
+        "progressive_data": "current_round", "progressive_init": "warm_start", "n_critics": 2,
+    }
+    algo = tiny_config(**options).create(device="cpu:0")
+    algo.fit(components_dataset(q=3), n_steps=2, n_steps_per_epoch=2, logger_adapter=NoopAdapterFactory(),
+             show_progress=False)
+    path = tmp_path / "irl.d3"
+    algo.save(str(path))
+    loaded = d3rlpy.load_learnable(str(path), device="cpu:0")
+    assert isinstance(loaded.config, IntegratedRLConfig)
+    assert {k: getattr(loaded.config, k) for k in options} == options
+    obs = np.zeros((2, OBS_DIM), dtype=np.float32)
+    np.testing.assert_array_equal(loaded.predict(obs), algo.predict(obs))
+    assert loaded.impl is not None and loaded.impl.modules.q_funcs.ensemble_size == 6
+
+
+def test_progressive_hook_and_warm_start() -> None:
+    from agents.integrated_rl import progressive_training_episodes
+
+    rounds = [{"first_episode": 0, "sessions": 10}, {"first_episode": 10, "sessions": 12}]
+    assert progressive_training_episodes(IntegratedRLConfig(), rounds) == range(0, 22)
+    current = IntegratedRLConfig(progressive_data="current_round")
+    assert progressive_training_episodes(current, rounds) == range(10, 22)
+    previous, dataset = fitted_algo(n_steps=3)
+    fresh = tiny_config().create(device="cpu:0")
+    fresh.build_with_dataset(dataset)
+    obs = np.zeros((2, OBS_DIM), dtype=np.float32)
+    assert not np.array_equal(fresh.predict(obs), previous.predict(obs))
+    fresh.warm_start_from(previous)
+    np.testing.assert_array_equal(fresh.predict(obs), previous.predict(obs))
+
+
+def test_ensemble_is_built_on_the_requested_device() -> None:
+    from agents.integrated_rl import build_ensemble_q_function
+
+    ensemble = build_ensemble_q_function((3,), 2, TINY, 4, device="meta")
+    assert {p.device.type for p in ensemble.parameters()} == {"meta"}
+
+
+def test_compile_graph_is_ignored_on_cpu_like_in_d3rlpy() -> None:
+    plain, _ = fitted_algo(n_steps=3)
+    compiled, _ = fitted_algo(n_steps=3, compile_graph=True)
+    assert not compiled.compiled  # CUDA-only in d3rlpy: the CPU path runs uncompiled, unchanged
+    obs = np.zeros((2, OBS_DIM), dtype=np.float32)
+    np.testing.assert_array_equal(compiled.predict(obs), plain.predict(obs))
+
+
+def test_zoo_agent_trains_critic_sets_on_collected_per_group_rewards(tmp_path: Path) -> None:
+    from agents.d3rlpy_agents import IntegratedRLAgent, IntegratedRLAgentConfig
+    from mtf_gym import MTFSessionConfig
+    from mtf_gym.datasets import RecipeConfig, collect_recipe
+
+    data = collect_recipe(RecipeConfig("uniform", sessions=12, num_envs=6, env=MTFSessionConfig(max_requests=4)),
+                          progress=False)
+    assert data.num_reward_components == 3
+    config = IntegratedRLAgentConfig(hidden_units=(16, 16), batch_size=16, n_critics=2, num_critic_sets=3,
+                                     critic_set_weights=(1.0, 1.0, 1.0))
+    agent = IntegratedRLAgent(config)
+    metrics = agent.fit(data, 3, seed=0, show_progress=False)
+    assert math.isfinite(metrics["critic_loss"]) and math.isfinite(metrics["actor_loss"])
+    assert agent.act(data.observations[:4]).shape == (4, data.action_dim)
+    one_component = dataclasses.replace(data, reward_components=None)
+    with pytest.raises(ValueError, match="needs 3 reward components"):
+        IntegratedRLAgent(config).fit(one_component, 1, seed=0, show_progress=False)

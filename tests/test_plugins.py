@@ -8,6 +8,8 @@ entry_points.txt) into a temporary directory that is also put on ``sys.path``: e
 
 from __future__ import annotations
 
+import re
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from agents import registry as registry_module
+from agents.conformance import check_agent, tiny_dataset
 from agents.registry import AgentRegistry, build_agent, get_registry, load_agent
 from mtf_gym.datasets import TransitionData
-from tests.test_agents import check_agent_conformance, collect_tiny_data
 
 PLUGIN_PKG = Path(__file__).resolve().parent / "plugin_pkg"
 
@@ -66,7 +68,7 @@ def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
 @pytest.fixture(scope="module")
 def tiny_data() -> TransitionData:
-    return collect_tiny_data()
+    return tiny_dataset()
 
 
 def test_plugin_is_registered_with_its_distribution(plugin_site: Path) -> None:
@@ -81,7 +83,7 @@ def test_plugin_is_registered_with_its_distribution(plugin_site: Path) -> None:
 
 def test_plugin_passes_agent_conformance(plugin_site: Path, tiny_data: TransitionData, tmp_path: Path) -> None:
     get_registry(refresh=True)
-    check_agent_conformance("elite_constant", {}, tiny_data, tmp_path, ("elite_fraction", 0.0))
+    check_agent("elite_constant", data=tiny_data, bad_value=("elite_fraction", 0.0))
     agent = build_agent("elite_constant", elite_fraction=0.5)
     agent.fit(tiny_data, n_steps=1, show_progress=False)
     assert type(load_agent(agent.save(tmp_path / "again"))).__name__ == "EliteConstantAgent"
@@ -129,3 +131,59 @@ def test_registry_rejects_duplicate_names() -> None:
     spec = registry_module.BUILTIN_AGENTS[0]
     with pytest.raises(ValueError, match="registered twice"):
         AgentRegistry([spec, spec])
+
+
+def _page_blocks() -> dict[str, str]:
+    """The code blocks of docs/plugins.md, keyed by the file name the page gives right above them (``x``: then a
+    fence), or by their language for unnamed blocks (the first of each)."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text()
+    blocks: dict[str, str] = {}
+    for m in re.finditer(r"(?:^`([^`\n]+)`:\n\n)?^```(\w*)\n(.*?)^```$", text, re.M | re.S):
+        blocks.setdefault(m.group(1) or m.group(2), m.group(3))
+    return blocks
+
+
+def test_the_plugins_page_works_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           tiny_data: TransitionData, capsys: pytest.CaptureFixture[str]) -> None:
+    # Follow docs/plugins.md literally: the two files it shows, "installed" from the page's pyproject.toml (its
+    # name and entry points, written as the .dist-info pip would write), then the page's commands and snippets.
+    import tomllib
+
+    blocks = _page_blocks()
+    project = tmp_path / "mtf-agents-example"
+    (project / "mtf_agents_example").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(blocks["pyproject.toml"])
+    (project / "mtf_agents_example" / "__init__.py").write_text(blocks["mtf_agents_example/__init__.py"])
+    meta = tomllib.loads(blocks["pyproject.toml"])["project"]
+    site = tmp_path / "site"
+    site.mkdir()
+    _install(site, meta["name"], meta["entry-points"]["mtf_gym.agents"])
+    monkeypatch.syspath_prepend(str(project))
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "mtf_agents_example", raising=False)  # the page's copy, not tests/plugin_pkg
+    monkeypatch.setattr(registry_module, "_REGISTRY", None)
+    monkeypatch.chdir(tmp_path)
+
+    from agents.cli import main
+
+    assert main(["list"]) == 0
+    listed = next(line for line in blocks["console"].splitlines() if line.startswith("elite_constant"))
+    assert listed.split() in [line.split() for line in capsys.readouterr().out.splitlines()]
+    exec(blocks["python"], {"data": tiny_data})  # build, fit, save to runs/elite, load
+    assert (tmp_path / "runs" / "elite" / "agent.json").is_file()
+    check_snippet = next(b for b in re.findall(r"^```python\n(.*?)^```$", (Path(__file__).resolve().parents[1] / "docs"
+                                                                          / "plugins.md").read_text(), re.M | re.S)
+                         if "check_agent" in b)
+    exec(check_snippet, {})  # the conformance checker, as the page runs it
+
+    # "Benchmark it": the page's mtf-bench command, in-process (the harness reads the same registry).
+    import shlex
+
+    from benchmarks.harness.cli import main as bench
+
+    argv = shlex.split(blocks["bash"].strip())
+    assert argv[0] == "mtf-bench"
+    assert bench(argv[1:]) == 0
+    runs = (tmp_path / "results" / "smoke" / "runs.csv").read_text()
+    assert "elite_constant" in runs
+    assert "| elite_constant | uniform |" in (tmp_path / "results" / "smoke" / "report.md").read_text()

@@ -132,6 +132,7 @@ def test_kernel_cache_cleared_when_any_kernel_source_changes(tmp_path):
     from mtf_gym._kernel_cache import KERNEL_SOURCES, invalidate_stale_kernel_cache
 
     for name in KERNEL_SOURCES:
+        (tmp_path / name).parent.mkdir(exist_ok=True)  # the v1 kernels live in sim/
         (tmp_path / name).write_text(f"# {name}\n")
     cache = tmp_path / "__pycache__"
     cache.mkdir()

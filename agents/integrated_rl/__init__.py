@@ -4,7 +4,12 @@ Importing this package registers ``IntegratedRLConfig`` with d3rlpy, so ``d3rlpy
 models (import it before loading, as with any d3rlpy plug-in).
 """
 
-from .algo import IntegratedRL, IntegratedRLConfig
+from agents._quiet import import_gym_quietly
+
+import_gym_quietly()  # before d3rlpy (imported by .algo), which imports gym and would print its banner
+
+from .algo import IntegratedRL, IntegratedRLConfig, progressive_training_episodes
+from .convert import to_banded_dataset
 from .data import (
     BandedEpisode,
     BandedReplayBuffer,
@@ -16,7 +21,14 @@ from .data import (
     require_banded_dataset,
 )
 from .ensemble import EnsembleQFunction, VectorizedLayerNorm, VectorizedLinear, build_ensemble_q_function
-from .impl import actor_objective, band_factor, band_penalty, critic_objective, td_targets
+from .impl import (
+    actor_objective,
+    band_factor,
+    band_penalty,
+    critic_objective,
+    smoothed_target_actions,
+    td_targets,
+)
 
 __all__ = [
     "BandedEpisode",
@@ -36,6 +48,9 @@ __all__ = [
     "build_ensemble_q_function",
     "critic_objective",
     "make_banded_dataset",
+    "progressive_training_episodes",
     "require_banded_dataset",
+    "smoothed_target_actions",
     "td_targets",
+    "to_banded_dataset",
 ]

@@ -3,7 +3,7 @@
 import dataclasses
 import math
 import numbers
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
 from d3rlpy.algos.qlearning.base import QLearningAlgoBase
@@ -16,6 +16,7 @@ from d3rlpy.models.builders import create_deterministic_policy
 from d3rlpy.models.encoders import EncoderFactory, make_encoder_field
 from d3rlpy.models.torch import DeterministicPolicy
 from d3rlpy.optimizers import OptimizerFactory, make_optimizer_field
+from d3rlpy.preprocessing import MultiplyRewardScaler
 from d3rlpy.types import Shape
 
 from .data import BandedTorchMiniBatch, BandedTransitionMiniBatch, require_banded_dataset
@@ -29,7 +30,19 @@ from .impl import (
     LossSettings,
 )
 
-__all__ = ["IntegratedRL", "IntegratedRLConfig"]
+__all__ = [
+    "ACTOR_BAND_WEIGHTS",
+    "PROGRESSIVE_DATA",
+    "PROGRESSIVE_INIT",
+    "IntegratedRL",
+    "IntegratedRLConfig",
+    "progressive_training_episodes",
+]
+
+# Readings of the paper that are config options (docs/agents/integrated_rl.md quotes the text behind each).
+ACTOR_BAND_WEIGHTS = ("eta", "alpha")
+PROGRESSIVE_DATA = ("cumulative", "current_round")
+PROGRESSIVE_INIT = ("scratch", "warm_start")
 
 
 def _invalid(field: str, allowed: str, value: object) -> ValueError:
@@ -40,8 +53,9 @@ def _invalid(field: str, allowed: str, value: object) -> ValueError:
 class IntegratedRLConfig(LearnableConfig):
     r"""Config of IntegratedRL (Liu et al., arXiv 2404.17589; "UnifiedRL" in later versions).
 
-    Deterministic actor ``mu`` with target ``mu'``; ``m`` independent critics ``Q_i``, each with its own target
-    ``Q'_i``, run as one batched ensemble. Every transition carries its exploration centre ``c = mu_bp(s)`` and
+    Deterministic actor ``mu`` with target ``mu'``; ``q`` sets of ``m`` independent critics ``Q_ki`` (set ``k`` per
+    reward component), each with its own target ``Q'_ki``, run as one batched ensemble of ``q * m``. Every
+    transition carries its exploration centre ``c = mu_bp(s)`` and
     band ``[c + lower, c + upper]`` (see ``make_banded_dataset``). With ``W = upper - lower`` and per dimension
 
     .. math::
@@ -61,7 +75,13 @@ class IntegratedRLConfig(LearnableConfig):
             critic factory must build vector encoders ('vector' or 'default'), which are vectorised over critics.
         batch_size: mini-batch size (paper: 256).
         gamma: discount (paper: 0.9).
-        n_critics: number of independent critics m (paper: 24).
+        n_critics: independent critics m per critic set (paper: 24, with one set).
+        num_critic_sets: critic sets q (later version: one per reward component). 1 (default): one set on the
+            scalar reward, the first version's method. ``q > 1`` needs a dataset with ``q`` reward components
+            (``make_banded_dataset(..., reward_components=...)``); set ``k`` regresses on component ``k``.
+        critic_set_weights: ``w_k`` combining the sets in the actor, ``sum_k w_k mean_i Q_ki`` (and the std penalty
+            ``sum_k |w_k| std_i Q_ki``). ``None`` (default): all 1, right when the components are already weighted
+            parts of the reward (mtf-gym's datasets). Must have ``q`` entries.
         tau: soft target-update rate (paper: 0.08).
         target_update_interval: apply the soft update every L gradient steps (paper: delay L = 15).
         alpha: weight of the band penalty of the next action in the subtractive critic target (paper: 1.2; the
@@ -69,6 +89,8 @@ class IntegratedRLConfig(LearnableConfig):
             Unused by ``critic_penalty="multiplicative"``.
         beta: band-penalty temperature (paper: 0.3); the penalty grows e-fold every ``beta * W`` beyond the band.
         eta: weight of the band penalty in the actor loss (not given by the paper; 1.0, see the docs).
+        actor_band_weight: ``"eta"`` (default: the actor's band weight is ``eta``) or ``"alpha"`` (the reading
+            alpha == eta: the paper lists one unnamed-placement weight alpha = 1.2, used by actor and critic).
         lam: weight of the critics' std in the actor loss (paper's lambda: 0.2).
         band_reduction: ``"sum"`` or ``"mean"`` of the per-dimension penalties.
         critic_penalty: ``"multiplicative"`` (later version, default: the bootstrap is scaled by phi in (0, 1], so
@@ -77,7 +99,18 @@ class IntegratedRLConfig(LearnableConfig):
         critic_target: ``"independent"`` (each critic bootstraps from its own target, default), ``"mean"`` or
             ``"min"`` over the target ensemble.
         band_override: ``(lower, upper)`` offsets replacing the recorded bands (ablation of the band width).
-        compile_graph: not supported (must stay False).
+        target_noise: std of Gaussian noise on the target action ``mu'(s')`` of the critic target (the paper's
+            "xi, the exploration noise" read as target-policy smoothing); 0 (default) disables it.
+        target_noise_clip: the noise is clipped to ``[-target_noise_clip, target_noise_clip]`` (TD3: 0.5).
+        progressive_data: what each progressive round trains on: ``"cumulative"`` (default, every round so far) or
+            ``"current_round"`` (the newest round's data only). Read by the progressive-training driver through
+            :func:`progressive_training_episodes`; the algorithm itself never uses it.
+        progressive_init: ``"scratch"`` (default: each round trains a new model) or ``"warm_start"`` (start from
+            the previous round's weights, :meth:`IntegratedRL.warm_start_from`). Read by the driver, like
+            ``progressive_data``.
+        compile_graph: d3rlpy's flag: on a CUDA device the critic and actor gradient computations run as
+            ``torch.compile`` + CUDA-graph replays (d3rlpy's ``CudaGraphWrapper``); ignored on CPU, as by d3rlpy's
+            own algorithms.
     """
 
     batch_size: int = 256
@@ -100,6 +133,13 @@ class IntegratedRLConfig(LearnableConfig):
     critic_penalty: str = "multiplicative"
     critic_target: str = "independent"
     band_override: tuple[float, float] | None = None
+    num_critic_sets: int = 1
+    critic_set_weights: tuple[float, ...] | None = None
+    actor_band_weight: str = "eta"
+    target_noise: float = 0.0
+    target_noise_clip: float = 0.5
+    progressive_data: str = "cumulative"
+    progressive_init: str = "scratch"
 
     def __post_init__(self) -> None:
         # (field, integer?, predicate on the value, allowed values as shown in the error)
@@ -115,6 +155,9 @@ class IntegratedRLConfig(LearnableConfig):
             ("beta", False, lambda v: v > 0.0, "a float > 0 (it divides the band excess)"),
             ("eta", False, lambda v: v >= 0.0, "a float >= 0 (0 disables the term)"),
             ("lam", False, lambda v: v >= 0.0, "a float >= 0 (0 disables the term)"),
+            ("num_critic_sets", True, lambda v: v >= 1, "an integer >= 1"),
+            ("target_noise", False, lambda v: v >= 0.0, "a float >= 0 (0 disables target-action noise)"),
+            ("target_noise_clip", False, lambda v: v > 0.0, "a float > 0"),
         )
         for name, integer, ok, allowed in numeric:
             value = getattr(self, name)
@@ -127,6 +170,9 @@ class IntegratedRLConfig(LearnableConfig):
             ("band_reduction", BAND_REDUCTIONS),
             ("critic_penalty", CRITIC_PENALTIES),
             ("critic_target", CRITIC_TARGETS),
+            ("actor_band_weight", ACTOR_BAND_WEIGHTS),
+            ("progressive_data", PROGRESSIVE_DATA),
+            ("progressive_init", PROGRESSIVE_INIT),
         ):
             if getattr(self, name) not in choices:
                 raise _invalid(name, f"one of {choices}", getattr(self, name))
@@ -142,8 +188,40 @@ class IntegratedRLConfig(LearnableConfig):
                     "band_override", "None or a pair (lower, upper) of finite floats with lower < upper", override
                 )
             self.band_override = (float(override[0]), float(override[1]))
-        if self.compile_graph:
-            raise _invalid("compile_graph", "False (CUDA-graph capture of banded batches is not supported)", True)
+        if self.critic_set_weights is not None:
+            weights = self.critic_set_weights
+            if (
+                not isinstance(weights, (tuple, list))
+                or len(weights) != self.num_critic_sets
+                or not all(
+                    isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in weights
+                )
+            ):
+                raise _invalid(
+                    "critic_set_weights", f"None or {self.num_critic_sets} finite floats (one per critic set)", weights
+                )
+            self.critic_set_weights = tuple(float(v) for v in weights)
+        if (
+            self.num_critic_sets > 1
+            and self.reward_scaler is not None
+            and not isinstance(self.reward_scaler, MultiplyRewardScaler)
+        ):
+            # A shift (standard / min-max scaling) applied to every component would shift their sum q times.
+            raise _invalid(
+                "reward_scaler",
+                "None or a MultiplyRewardScaler when num_critic_sets > 1 (it scales every reward component)",
+                self.reward_scaler,
+            )
+
+    @property
+    def set_weights(self) -> tuple[float, ...]:
+        """``critic_set_weights`` with ``None`` resolved to one 1.0 per critic set."""
+        return self.critic_set_weights or (1.0,) * self.num_critic_sets
+
+    @property
+    def actor_eta(self) -> float:
+        """The weight of the actor's band penalty: ``eta``, or ``alpha`` under ``actor_band_weight="alpha"``."""
+        return self.alpha if self.actor_band_weight == "alpha" else self.eta
 
     def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> "IntegratedRL":
         return IntegratedRL(self, device, enable_ddp)
@@ -167,10 +245,14 @@ class IntegratedRL(QLearningAlgoBase[IntegratedRLImpl, IntegratedRLConfig]):
             )
 
         def critics() -> EnsembleQFunction:
-            ensemble = build_ensemble_q_function(
-                observation_shape, action_size, cfg.critic_encoder_factory, cfg.n_critics
+            # All q * m critics in one batched ensemble; set k is members k*m .. k*m + m - 1.
+            return build_ensemble_q_function(
+                observation_shape,
+                action_size,
+                cfg.critic_encoder_factory,
+                cfg.n_critics * cfg.num_critic_sets,
+                device=self._device,
             )
-            return ensemble.to(self._device)
 
         actor, q_funcs = policy(), critics()
         modules = IntegratedRLModules(
@@ -179,10 +261,10 @@ class IntegratedRL(QLearningAlgoBase[IntegratedRLImpl, IntegratedRLConfig]):
             q_funcs=q_funcs,
             targ_q_funcs=critics(),
             actor_optim=cfg.actor_optim_factory.create(
-                actor.named_modules(), lr=cfg.actor_learning_rate, compiled=False
+                actor.named_modules(), lr=cfg.actor_learning_rate, compiled=self.compiled
             ),
             critic_optim=cfg.critic_optim_factory.create(
-                q_funcs.named_modules(), lr=cfg.critic_learning_rate, compiled=False
+                q_funcs.named_modules(), lr=cfg.critic_learning_rate, compiled=self.compiled
             ),
         )
         self._impl = IntegratedRLImpl(
@@ -195,13 +277,18 @@ class IntegratedRL(QLearningAlgoBase[IntegratedRLImpl, IntegratedRLConfig]):
             settings=LossSettings(
                 alpha=cfg.alpha,
                 beta=cfg.beta,
-                eta=cfg.eta,
+                eta=cfg.actor_eta,
                 lam=cfg.lam,
                 band_reduction=cfg.band_reduction,
                 critic_penalty=cfg.critic_penalty,
                 critic_target=cfg.critic_target,
+                num_critic_sets=cfg.num_critic_sets,
+                critic_set_weights=cfg.set_weights,
+                target_noise=cfg.target_noise,
+                target_noise_clip=cfg.target_noise_clip,
             ),
             device=self._device,
+            compiled=self.compiled,
         )
 
     def get_action_type(self) -> ActionSpace:
@@ -224,6 +311,7 @@ class IntegratedRL(QLearningAlgoBase[IntegratedRLImpl, IntegratedRLConfig]):
             action_scaler=self._config.action_scaler,
             reward_scaler=self._config.reward_scaler,
             band_override=self._config.band_override,
+            with_reward_components=self._config.num_critic_sets > 1,
         )
         loss = self._impl.update(torch_batch, self._grad_step)
         self._grad_step += 1
@@ -246,7 +334,7 @@ class IntegratedRL(QLearningAlgoBase[IntegratedRLImpl, IntegratedRLConfig]):
         epoch_callback: Callable[["IntegratedRL", int, int], None] | None = None,
     ) -> Generator[tuple[int, dict[str, float]], None, None]:
         """d3rlpy's ``fitter``, refusing datasets without bands before any model, scaler or log directory is made."""
-        require_banded_dataset(dataset)
+        require_banded_dataset(dataset, self._config.num_critic_sets)
         return super().fitter(
             dataset=dataset,
             n_steps=n_steps,
@@ -263,12 +351,39 @@ class IntegratedRL(QLearningAlgoBase[IntegratedRLImpl, IntegratedRLConfig]):
             epoch_callback=epoch_callback,
         )
 
+    def warm_start_from(self, previous: "IntegratedRL") -> None:
+        """Copy the networks (actor, critics and their targets) of ``previous``, e.g. the last progressive round's
+        model (``progressive_init="warm_start"``). Optimiser state starts fresh. Build this algorithm first
+        (``build_with_dataset``); both must have the same shapes, ``n_critics`` and ``num_critic_sets``."""
+        if self._impl is None or previous.impl is None:
+            raise RuntimeError("both algorithms must be built (build_with_dataset or fit) before warm_start_from()")
+        mine, theirs = self._impl.modules, previous.impl.modules
+        for name in ("policy", "targ_policy", "q_funcs", "targ_q_funcs"):
+            getattr(mine, name).load_state_dict(getattr(theirs, name).state_dict())
+
     def fit_online(self, *args: Any, **kwargs: Any) -> None:
         """Not available: the losses need the exploration band of every transition, which online replay lacks."""
         raise NotImplementedError(
             "IntegratedRL trains offline on banded datasets (make_banded_dataset); collect sessions with a "
             "bounded-uniform explorer around predict() and call fit() (progressive training)"
         )
+
+
+def progressive_training_episodes(config: IntegratedRLConfig, rounds: Sequence[Mapping[str, Any]]) -> range:
+    """Episodes the next progressive round trains on, from the finished rounds' records.
+
+    ``rounds`` are the records of the rounds collected so far, in order, each with ``first_episode`` and
+    ``sessions`` (as ``mtf_gym.datasets.collect_recipe`` writes them to ``metadata["rounds"]``). Returns every
+    episode of those rounds (``progressive_data="cumulative"``) or the newest round's (``"current_round"``).
+    The progressive-training driver calls this hook; the algorithm itself does not.
+    """
+    if not rounds:
+        raise ValueError("rounds must hold at least one finished round")
+    last = rounds[-1]
+    end = int(last["first_episode"]) + int(last["sessions"])
+    first = rounds[-1] if config.progressive_data == "current_round" else rounds[0]
+    start = int(first["first_episode"])
+    return range(start, end)
 
 
 register_learnable(IntegratedRLConfig)

@@ -11,6 +11,10 @@ have no room for them, so this module extends each layer of d3rlpy's data path b
 - ``TorchMiniBatch`` -> :class:`BandedTorchMiniBatch`: absolute band edges as (action-scaled) tensors;
 - ``ReplayBuffer`` -> :class:`BandedReplayBuffer`: vectorised sampling of all of the above.
 
+Each layer also carries optional per-component rewards ``reward_components`` ``(…, C)`` (one column per behaviour
+group; the reward is their sum), which IntegratedRL's critic sets (``num_critic_sets = C``) regress on. Datasets
+without them work as before with one critic set.
+
 Only training sees centres: ``predict`` / ``save_policy`` take plain observations, so a learned policy runs in an
 environment that knows nothing about exploration.
 """
@@ -61,14 +65,19 @@ class BandedEpisode(Episode):
         centres: ``(T, A)`` float32 exploration centres ``mu_bp(s_t)``.
         lowers: ``(T, A)`` float32 lower offsets (e.g. -0.15), relative to the centre.
         uppers: ``(T, A)`` float32 upper offsets (e.g. +0.15), relative to the centre; ``uppers > lowers``.
+        reward_components: ``(T, C)`` float32 per-component rewards, or ``None`` (scalar reward only).
     """
 
     centres: Float32NDArray
     lowers: Float32NDArray
     uppers: Float32NDArray
+    reward_components: Float32NDArray | None = None
 
     def serialize(self) -> dict[str, Any]:
-        return {**super().serialize(), "centres": self.centres, "lowers": self.lowers, "uppers": self.uppers}
+        out = {**super().serialize(), "centres": self.centres, "lowers": self.lowers, "uppers": self.uppers}
+        if self.reward_components is not None:  # h5 has no None
+            out["reward_components"] = self.reward_components
+        return out
 
     @classmethod
     def deserialize(cls, serializedData: dict[str, Any]) -> BandedEpisode:
@@ -80,6 +89,7 @@ class BandedEpisode(Episode):
             centres=serializedData["centres"],
             lowers=serializedData["lowers"],
             uppers=serializedData["uppers"],
+            reward_components=serializedData.get("reward_components"),
         )
 
 
@@ -93,6 +103,7 @@ class BandedTransition(Transition):
     next_centre: Float32NDArray
     next_lower: Float32NDArray
     next_upper: Float32NDArray
+    reward_components: Float32NDArray | None = None
 
 
 class BandedTransitionPicker(TransitionPickerProtocol):
@@ -115,12 +126,14 @@ class BandedTransitionPicker(TransitionPickerProtocol):
             next_centre=episode.centres[nxt],
             next_lower=episode.lowers[nxt],
             next_upper=episode.uppers[nxt],
+            reward_components=None if episode.reward_components is None else episode.reward_components[index],
         )
 
 
 @dataclasses.dataclass(frozen=True)
 class BandedTransitionMiniBatch(TransitionMiniBatch):
-    """``TransitionMiniBatch`` plus ``(B, A)`` float32 centres/offsets of ``s`` and ``s'``.
+    """``TransitionMiniBatch`` plus ``(B, A)`` float32 centres/offsets of ``s`` and ``s'`` and, if the dataset has
+    them, ``(B, C)`` per-component rewards.
 
     ``transitions`` is empty: the vectorised sampler never materialises per-sample objects, and IntegratedRL does
     not need returns-to-go (the only d3rlpy consumer of that field).
@@ -132,6 +145,7 @@ class BandedTransitionMiniBatch(TransitionMiniBatch):
     next_centres: Float32NDArray
     next_lowers: Float32NDArray
     next_uppers: Float32NDArray
+    reward_components: Float32NDArray | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -139,12 +153,22 @@ class BandedTorchMiniBatch(TorchMiniBatch):
     """``TorchMiniBatch`` plus absolute band edges ``c + lower`` / ``c + upper`` of ``s`` and ``s'``, shape ``(B, A)``.
 
     Edges are expressed in the algorithm's action space, i.e. after the config's ``action_scaler``.
+    ``reward_components`` is ``(B, C)`` (after the ``reward_scaler``) or ``None``.
     """
 
-    band_lower: torch.Tensor
-    band_upper: torch.Tensor
-    next_band_lower: torch.Tensor
-    next_band_upper: torch.Tensor
+    band_low_edge: torch.Tensor
+    band_high_edge: torch.Tensor
+    next_band_low_edge: torch.Tensor
+    next_band_high_edge: torch.Tensor
+    reward_components: torch.Tensor | None = None
+
+    def copy_(self, src: BandedTorchMiniBatch) -> None:
+        """In-place copy (d3rlpy's CUDA-graph wrapper replays a captured batch)."""
+        super().copy_(src)
+        for name in ("band_low_edge", "band_high_edge", "next_band_low_edge", "next_band_high_edge"):
+            getattr(self, name).copy_(getattr(src, name))
+        if self.reward_components is not None and src.reward_components is not None:
+            self.reward_components.copy_(src.reward_components)
 
     @classmethod
     def from_banded_batch(
@@ -156,8 +180,13 @@ class BandedTorchMiniBatch(TorchMiniBatch):
         action_scaler: ActionScaler | None = None,
         reward_scaler: RewardScaler | None = None,
         band_override: tuple[float, float] | None = None,
+        with_reward_components: bool = False,
     ) -> BandedTorchMiniBatch:
-        """Convert like ``TorchMiniBatch.from_batch``; ``band_override`` replaces every recorded offset pair."""
+        """Convert like ``TorchMiniBatch.from_batch``; ``band_override`` replaces every recorded offset pair.
+
+        ``with_reward_components`` converts the batch's per-component rewards too (each column through the
+        ``reward_scaler``, which must then be linear without shift, e.g. ``MultiplyRewardScaler``).
+        """
         base = TorchMiniBatch.from_batch(
             batch=batch,
             gamma=gamma,
@@ -177,12 +206,20 @@ class BandedTorchMiniBatch(TorchMiniBatch):
         for centre, offset in zip(centres, offsets, strict=True):
             edge = convert_to_torch(np.asarray(centre + offset, dtype=np.float32), device)
             edges.append(action_scaler.transform(edge) if action_scaler else edge)
+        components = None
+        if with_reward_components:
+            if batch.reward_components is None:
+                raise ValueError("the batch has no reward_components (the dataset carries only the scalar reward)")
+            components = convert_to_torch(batch.reward_components, device)
+            if reward_scaler:
+                components = reward_scaler.transform(components)
         return cls(
             **asdict_without_copy(base),
-            band_lower=edges[0],
-            band_upper=edges[1],
-            next_band_lower=edges[2],
-            next_band_upper=edges[3],
+            band_low_edge=edges[0],
+            band_high_edge=edges[1],
+            next_band_low_edge=edges[2],
+            next_band_high_edge=edges[3],
+            reward_components=components,
         )
 
 
@@ -199,6 +236,7 @@ class _FlatData:
     rows: NDArray
     next_rows: NDArray
     terminals: Float32NDArray
+    reward_components: Float32NDArray | None
 
     @classmethod
     def from_episodes(cls, episodes: Sequence[EpisodeBase]) -> _FlatData:
@@ -230,6 +268,10 @@ class _FlatData:
             rows=np.concatenate(rows),
             next_rows=np.concatenate(next_rows),
             terminals=np.concatenate(terminals)[:, None],
+            reward_components=(
+                None if any(getattr(e, "reward_components", None) is None for e in episodes)
+                else cat("reward_components")
+            ),
         )
 
 
@@ -248,6 +290,9 @@ class BandedReplayBuffer(ReplayBuffer):
     def __init__(self, episodes: Sequence[BandedEpisode]) -> None:
         if not any(episode.transition_count > 0 for episode in episodes):
             raise ValueError("a banded dataset needs at least one transition (an episode of >= 2 steps or a terminal)")
+        widths = {None if e.reward_components is None else e.reward_components.shape[1] for e in episodes}
+        if len(widths) > 1:
+            raise ValueError(f"all episodes must carry the same reward components (or none), got widths {widths}")
         self._flat: _FlatData | None = None
         super().__init__(
             InfiniteBuffer(),
@@ -297,7 +342,15 @@ class BandedReplayBuffer(ReplayBuffer):
             next_centres=flat.centres[next_rows],
             next_lowers=flat.lowers[next_rows],
             next_uppers=flat.uppers[next_rows],
+            reward_components=None if flat.reward_components is None else flat.reward_components[rows],
         )
+
+    @property
+    def num_reward_components(self) -> int:
+        """Per-component reward columns C of every episode, or 0 when the dataset carries only the scalar reward."""
+        first = self.episodes[0]
+        components = getattr(first, "reward_components", None)
+        return 0 if components is None else int(components.shape[1])
 
     @classmethod
     def load(cls, f: BinaryIO) -> BandedReplayBuffer:  # type: ignore[override]
@@ -305,14 +358,22 @@ class BandedReplayBuffer(ReplayBuffer):
         return cls(load_episodes(BandedEpisode, f))
 
 
-def require_banded_dataset(dataset: ReplayBufferBase) -> BandedReplayBuffer:
-    """Return ``dataset`` if it carries exploration bands, else raise a ``TypeError`` saying how to build one."""
+def require_banded_dataset(dataset: ReplayBufferBase, num_critic_sets: int = 1) -> BandedReplayBuffer:
+    """Return ``dataset`` if it carries exploration bands (and, for ``num_critic_sets > 1``, that many reward
+    components), else raise a ``TypeError`` / ``ValueError`` saying how to build one."""
     if not isinstance(dataset, BandedReplayBuffer):
         raise TypeError(
             f"IntegratedRL needs the exploration centre mu_bp(s) and band of every transition, which a "
             f"{type(dataset).__name__} does not carry. Build the dataset with "
             "agents.integrated_rl.make_banded_dataset(observations, actions, rewards, terminals, timeouts, "
             "centres, lowers, uppers)."
+        )
+    if num_critic_sets > 1 and dataset.num_reward_components != num_critic_sets:
+        have = dataset.num_reward_components
+        raise ValueError(
+            f"IntegratedRLConfig.num_critic_sets={num_critic_sets} needs {num_critic_sets} reward components per "
+            f"transition, the dataset has {have or 'none (scalar reward only)'}; pass reward_components= to "
+            "make_banded_dataset (collect with item logs for per-group rewards) or set num_critic_sets=1"
         )
     return dataset
 
@@ -339,6 +400,7 @@ def make_banded_dataset(
     centres: NDArray,
     lowers: float | NDArray,
     uppers: float | NDArray,
+    reward_components: NDArray | None = None,
 ) -> BandedReplayBuffer:
     """Build the d3rlpy dataset IntegratedRL trains on, from flat per-step arrays in logging order.
 
@@ -357,6 +419,9 @@ def make_banded_dataset(
         centres: ``(N, A)`` exploration centres ``mu_bp(s_t)`` (the baseline/previous policy's action).
         lowers: lower band offsets relative to the centre (e.g. ``-0.15``): a float, ``(N,)`` or ``(N, A)``.
         uppers: upper band offsets relative to the centre (e.g. ``+0.15``); same shapes; ``uppers > lowers``.
+        reward_components: optional ``(N, C)`` per-component rewards (one column per behaviour group, e.g.
+            consumption / interaction / negative) for ``num_critic_sets = C``; ``rewards`` should be their weighted
+            sum with the config's ``critic_set_weights`` (not checked here: the weights belong to the algorithm).
 
     Returns:
         A :class:`BandedReplayBuffer`; pass it to ``IntegratedRL.fit``. Arrays are stored as float32.
@@ -393,6 +458,15 @@ def make_banded_dataset(
         raise ValueError(f"centres must have shape ({n}, {action_size}) like actions; got {cen.shape}")
     low = _offsets("lowers", lowers, n, action_size)
     up = _offsets("uppers", uppers, n, action_size)
+    comp = None
+    if reward_components is not None:
+        comp = np.asarray(reward_components, dtype=np.float32)
+        if comp.ndim != 2 or comp.shape[0] != n or comp.shape[1] < 1:
+            raise ValueError(
+                f"reward_components must have shape ({n}, C) with C >= 1; got {np.shape(reward_components)}"
+            )
+        if not np.all(np.isfinite(comp)):
+            raise ValueError("reward_components contains NaN or inf")
     for name, arr in (("observations", obs), ("actions", act), ("rewards", rew), ("centres", cen)):
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} contains NaN or inf")
@@ -416,6 +490,7 @@ def make_banded_dataset(
                 centres=cen[start:end],
                 lowers=low[start:end],
                 uppers=up[start:end],
+                reward_components=None if comp is None else comp[start:end],
             )
         )
         start = end

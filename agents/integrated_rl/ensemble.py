@@ -187,8 +187,13 @@ def make_critic_members(
 
 
 def build_ensemble_q_function(
-    observation_shape: Shape, action_size: int, encoder_factory: EncoderFactory, n_critics: int
+    observation_shape: Shape,
+    action_size: int,
+    encoder_factory: EncoderFactory,
+    n_critics: int,
+    device: str | torch.device = "cpu",
 ) -> EnsembleQFunction:
-    """Ensemble whose members are initialised exactly as ``n_critics`` separate d3rlpy critics would be."""
+    """Ensemble whose members are initialised exactly as ``n_critics`` separate d3rlpy critics would be, on
+    ``device`` (members are drawn on the CPU, so the initial weights do not depend on the device)."""
     encoders, heads = make_critic_members(observation_shape, action_size, encoder_factory, n_critics)
-    return EnsembleQFunction.from_members(encoders, heads)
+    return EnsembleQFunction.from_members(encoders, heads).to(device)

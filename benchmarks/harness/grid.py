@@ -20,7 +20,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from benchmarks.harness.presets import Preset
 
@@ -50,7 +50,7 @@ def _hash(data: Any) -> str:
 class _JobIdentity:
     """What a job's result depends on, and its hash: a finished job is reused only if the hash still matches."""
 
-    kind: str
+    job_kind: ClassVar[str]  # "dataset" or "train"
 
     @property
     def config_hash(self) -> str:
@@ -59,7 +59,11 @@ class _JobIdentity:
     def identity(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)  # type: ignore[call-overload]
         data.pop("run_dir")
-        return {"kind": self.kind, **data}
+        # Stored under the names these fields had before they were renamed (``kind``, ``kind_``), so the hashes of
+        # jobs finished earlier still match and a resumed run reuses them.
+        if "agent_kind" in data:
+            data["kind_"] = data.pop("agent_kind")
+        return {"kind": self.job_kind, **data}
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ class DatasetJob(_JobIdentity):
     run_dir: str
     evaluation: dict[str, Any] = field(default_factory=dict)
 
-    kind = "dataset"
+    job_kind: ClassVar[str] = "dataset"
 
     @property
     def job_id(self) -> str:
@@ -105,7 +109,7 @@ class TrainJob(_JobIdentity):
         label: name in the results (``agent`` or an ablation variant such as ``integrated_rl+critics2``).
         dataset: dataset name, or ``online``.
         seed: training seed.
-        kind_: ``offline`` or ``online``.
+        agent_kind: the agent's kind, ``offline`` or ``online`` (the registry's ``AgentSpec.kind``).
         n_steps: gradient steps (offline) or simulator requests (online).
         overrides: the agent's own config overrides (every key must be a field of its config).
         common: the preset's shared knobs (``hidden_units``, ``batch_size``, ``device``), applied only where the
@@ -121,7 +125,7 @@ class TrainJob(_JobIdentity):
     label: str
     dataset: str
     seed: int
-    kind_: str
+    agent_kind: str
     n_steps: int
     overrides: dict[str, Any]
     common: dict[str, Any]
@@ -131,7 +135,7 @@ class TrainJob(_JobIdentity):
     dataset_hashes: dict[str, str] = field(default_factory=dict)
     device: str = "cpu"
 
-    kind = "train"
+    job_kind: ClassVar[str] = "train"
 
     @property
     def job_id(self) -> str:

@@ -45,12 +45,8 @@ TRACEBACK_FILE = "traceback.txt"
 SESSIONS_FILE = "sessions.npz"
 MODEL_DIR = "model"
 MINARI_DIR = "minari"
-# The harness's working copy of a dataset: TransitionData's arrays as one uncompressed .npz plus its datasheet.
-# Minari's HDF5 layout (one group per session) takes ~30 s to write and ~10 s to read per 1000 sessions, which
-# would dominate a 20-minute grid that reads two datasets per job; the Minari export is optional
-# (``collection.minari``) and written once, beside the working copy.
-DATA_FILE = "data.npz"
-DATASHEET_FILE = "datasheet.json"
+# Each dataset job keeps its dataset as a working copy (mtf_gym.datasets.save_working_copy: .npz + datasheet, fast
+# to read by every training job); the Minari export is optional (``collection.minari``), written once beside it.
 # Collection seeds: every recipe of training seed k shares users (seed 1000k), the test set has its own (1000k+1).
 _SEED_STRIDE = 1000
 
@@ -86,17 +82,15 @@ def load_job_dataset(run_dir: str | Path, name: str, seed: int):  # -> Transitio
     Reads the working copy and checks its content hash against the one its job recorded, so a damaged file is
     an error, never silently different data.
     """
-    from mtf_gym.datasets import ARRAY_FIELDS, TransitionData
+    from mtf_gym.datasets import load_working_copy
 
     directory = Path(run_dir) / "datasets" / f"seed{seed}" / name
     result = read_json(directory / RESULT_FILE) or {}
-    with np.load(directory / DATA_FILE) as arrays:
-        data = TransitionData(**{key: arrays[key] for key in ARRAY_FIELDS},
-                              metadata=read_json(directory / DATASHEET_FILE) or {})
-    if data.content_hash() != result.get("content_sha256"):
-        raise ValueError(f"{directory / DATA_FILE} does not match the content hash in its {RESULT_FILE}; "
-                         "delete the directory and rerun to collect it again")
-    return data
+    try:
+        return load_working_copy(directory, str(result.get("content_sha256")))
+    except ValueError as exc:
+        raise ValueError(f"{exc} (recorded in its {RESULT_FILE}); delete {directory} and rerun to collect it "
+                         "again") from exc
 
 
 class _Log:
@@ -145,7 +139,7 @@ def run_job(job: DatasetJob | TrainJob) -> JobOutcome:
             return JobOutcome(job.job_id, "failed", time.perf_counter() - start, text)
         timings["total_s"] = time.perf_counter() - start
         atomic_write_json(directory / RESULT_FILE, {
-            "status": "ok", "job_id": job.job_id, "config_hash": job.config_hash, "kind": job.kind,
+            "status": "ok", "job_id": job.job_id, "config_hash": job.config_hash, "kind": job.job_kind,
             **result, "timings": timings, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         })
         log(f"done in {timings['total_s']:.1f}s")
@@ -204,7 +198,7 @@ def _policy_returns(policy: Any, sessions: int, user_seed: int, config: Any) -> 
 # ----------------------------------------------------------------------------------------------------------------------
 def _collect(job: DatasetJob, log: _Log, timings: dict[str, float]) -> dict[str, Any]:
     from mtf_gym.config import MTFSessionConfig
-    from mtf_gym.datasets import RecipeConfig, TransitionData, collect_recipe, save_dataset
+    from mtf_gym.datasets import RecipeConfig, collect_recipe, save_dataset, save_working_copy
     from mtf_gym.datasets.analysis import band_coverage
     from mtf_gym.policies import BaselinePolicy
 
@@ -224,33 +218,34 @@ def _collect(job: DatasetJob, log: _Log, timings: dict[str, float]) -> dict[str,
     rounds: list[dict[str, Any]] = []
     train_fn = None
     if job.recipe == "progressive":
+        from agents.progressive import ProgressiveRound, progressive_trainer
+
         evaluation = job.evaluation
         baseline = BaselinePolicy(env)
         rounds.append({"round": 0, "centre": "baseline", "steps": 0,
                        **_policy_returns(baseline, int(params["eval_sessions"]), evaluation["user_seed"], env)})
         log(f"progressive round 0 centre = baseline: return {rounds[-1]['return']:.3f}")
 
-        def train_fn(data: TransitionData, round_index: int) -> Any:
-            # PTM: the next round explores around IntegratedRL trained on every round so far.
-            agent = build_agent_for("integrated_rl", params["overrides"],
-                                    {"hidden_units": params["hidden_units"], "batch_size": params["batch_size"]})
-            with _timer(timings, "progressive_train_s"):
-                agent.fit(data, int(params["steps"]), seed=recipe.seed + round_index, show_progress=False)
+        def score_round(done: ProgressiveRound) -> None:
+            timings["progressive_train_s"] = timings.get("progressive_train_s", 0.0) + done.train_seconds
             with _timer(timings, "progressive_eval_s"):
-                scores = _policy_returns(agent, int(params["eval_sessions"]), evaluation["user_seed"], env)
-            rounds.append({"round": round_index, "centre": "integrated_rl", "steps": int(params["steps"]),
-                           "transitions": len(data), **scores})
-            log(f"progressive round {round_index}: centre trained on {len(data)} transitions, "
-                f"return {scores['return']:.3f}")
-            return agent
+                scores = _policy_returns(done.agent, int(params["eval_sessions"]), evaluation["user_seed"], env)
+            rounds.append({"round": done.index, "centre": "integrated_rl", "steps": int(params["steps"]),
+                           "transitions": done.transitions, "train_seed": done.seed, **scores})
+            log(f"progressive round {done.index}: centre trained on {done.transitions} transitions "
+                f"(seed {done.seed}), return {scores['return']:.3f}")
+
+        # PTM: the next round explores around IntegratedRL trained from scratch on every round so far.
+        train_fn = progressive_trainer(
+            lambda: build_agent_for("integrated_rl", params["overrides"],
+                                    {"hidden_units": params["hidden_units"], "batch_size": params["batch_size"]}),
+            int(params["steps"]), recipe.seed, on_round=score_round)
 
     with _timer(timings, "collect_s"):
         data = collect_recipe(recipe, train_fn=train_fn, progress=False)
     log(f"collected {data.num_episodes} sessions, {len(data)} transitions")
     with _timer(timings, "save_s"):
-        with atomic_path(job.directory / DATA_FILE) as tmp:
-            np.savez(tmp, **data.arrays())
-        atomic_write_json(job.directory / DATASHEET_FILE, data.metadata)
+        save_working_copy(data, job.directory)
     if params.get("minari"):
         with _timer(timings, "minari_export_s"):
             save_dataset(data, job.directory / MINARI_DIR, _dataset_id(job.name, job.seed), overwrite=True)
@@ -293,7 +288,7 @@ def _train_and_evaluate(job: TrainJob, log: _Log, timings: dict[str, float]) -> 
     agent = build_agent_for(job.agent, job.overrides, job.common, log)
     log(f"training {job.agent} ({agent.kind}) for {job.n_steps} steps on {job.dataset}: {agent.config}")
     with _timer(timings, "fit_s"):
-        if job.kind_ == "online":
+        if job.agent_kind == "online":
             metrics = agent.fit_online(env, job.n_steps, seed=job.seed, show_progress=False)
         else:
             metrics = agent.fit(train, job.n_steps, seed=job.seed, show_progress=False)
@@ -312,7 +307,7 @@ def _train_and_evaluate(job: TrainJob, log: _Log, timings: dict[str, float]) -> 
     means = sessions.means()
     log(f"online {means}; weighted GAUC {gauc.value:.4f} ({gauc.num_users_used} users)")
     return {
-        "agent": job.agent, "label": job.label, "dataset": job.dataset, "seed": job.seed, "agent_kind": job.kind_,
+        "agent": job.agent, "label": job.label, "dataset": job.dataset, "seed": job.seed, "agent_kind": job.agent_kind,
         "n_steps": job.n_steps, "config": agent.config.to_dict(),
         "train_metrics": {k: float(v) for k, v in (metrics or {}).items() if np.isscalar(v)},
         "online": means, "gauc": gauc.value, "gauc_users_used": gauc.num_users_used,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mtf_gym.config import MTFSessionConfig
+from mtf_gym.validation import must_be, parse_key_value, parse_value
 
 __all__ = [
     "ALL_RECIPES",
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
-# Exploration recipes of the grid (DESIGN.md 3); the baseline test set is always collected as well.
+# Exploration recipes of the grid (docs/design.md#exploration); the baseline test set is always collected as well.
 ALL_RECIPES: tuple[str, ...] = ("gaussian", "uniform", "progressive")
 ZOO: tuple[str, ...] = ("bcq", "cql", "iql", "ddpg", "td3bc", "integrated_rl", "ddpg_va", "es", "sac", "td3", "ppo")
 
@@ -46,12 +47,12 @@ class PresetError(ValueError):
 
 
 def _fail(owner: str, name: str, allowed: str, value: object) -> PresetError:
-    return PresetError(f"{owner}.{name} must be {allowed}, got {value!r}")
+    return must_be(name, allowed, value, owner=owner, error=PresetError)
 
 
 @dataclass(frozen=True)
 class CollectionSettings:
-    """Exploration datasets, collected once per seed and shared by every agent (DESIGN.md 3).
+    """Exploration datasets, collected once per seed and shared by every agent (docs/design.md#exploration).
 
     Attributes:
         sessions: complete sessions per exploration dataset (the same budget for every recipe).
@@ -277,7 +278,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if isinstance(value, str):  # ``--set agents.names=iql,cql`` without TOML brackets
             value = [v.strip() for v in value.split(",") if v.strip()]
             if item is not str:
-                value = [_parse_scalar(v) for v in value]
+                value = [parse_value(v) for v in value]
         if isinstance(value, (list, tuple)):
             return tuple(_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value))
         ok = False
@@ -287,16 +288,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     elif origin in (typing.Union, types.UnionType):
         raise TypeError(f"unsupported preset field type {hint}")  # keep the schema simple: no optional fields
     if not ok:
-        raise PresetError(f"{where} must be {_describe(hint)}, got {value!r}")
+        raise must_be(where, _describe(hint), value, error=PresetError)
     return value
-
-
-def _parse_scalar(text: str) -> Any:
-    """A command-line value as TOML (``500``, ``0.1``, ``true``, ``[1, 2]``, ``"x"``), else the raw string."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
 
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:
@@ -347,11 +340,10 @@ def apply_overrides(preset: Preset, overrides: dict[str, Any]) -> Preset:
 
 def parse_assignment(expr: str) -> dict[str, Any]:
     """``"agents.n_steps=500"`` -> ``{"agents": {"n_steps": 500}}`` (values parsed as TOML, else strings)."""
-    key, sep, raw = expr.partition("=")
-    key = key.strip()
-    if not sep or not key or any(not part for part in key.split(".")):
-        raise PresetError(f"--set expects KEY=VALUE with a dotted key (e.g. agents.n_steps=500), got {expr!r}")
-    value: Any = _parse_scalar(raw.strip())
+    hint = "with a dotted key, e.g. agents.n_steps=500"
+    key, value = parse_key_value(expr, option="--set", hint=hint, error=PresetError)
+    if any(not part for part in key.split(".")):
+        raise PresetError(f"--set expects KEY=VALUE ({hint}), got {expr!r}")
     for part in reversed(key.split(".")):
         value = {part: value}
     return value

@@ -286,7 +286,7 @@ class _Report:
                                          confidence=self.ev.confidence, num_resamples=self.ev.bootstrap))
             rows.append({
                 "job_id": r.job.job_id, "status": "ok" if r.ok else "failed", "agent": r.job.agent,
-                "label": r.job.label, "kind": r.job.kind_, "dataset": r.job.dataset, "seed": r.job.seed,
+                "label": r.job.label, "kind": r.job.agent_kind, "dataset": r.job.dataset, "seed": r.job.seed,
                 "n_steps": r.job.n_steps,
                 **{m: online.get(m) for m in ONLINE_METRICS},
                 "lift_return": None if lift is None else lift.value,
@@ -404,11 +404,12 @@ class _Report:
         rule = ("'reproduces' if the measured ratio's CI contains 2^10 = 1024; otherwise 'does not reproduce', "
                 "saying whether it matches the analytic value 1 / prod_d P(|N(0, σ²)| ≤ b), without or with the "
                 "clipping of actions to [-1, 1] (which puts Gaussian draws beyond the box edge on the edge)")
+        source = "paper Sec. 4 / docs/design.md#exploration"
         statement = ("bounded-uniform exploration is 'about 2^10 times' more efficient than Gaussian at equal "
-                     "exploration density (DESIGN.md 3: the derivation gives ~419x for σ=0.2, ±0.15, 10 dims)")
+                     "exploration density (docs/design.md#exploration: the derivation gives ~419x for σ=0.2, ±0.15, "
+                     "10 dims)")
         if eff is None:
-            return Claim("paper Sec. 4 / DESIGN.md 3", statement, "gaussian and uniform datasets not both collected",
-                         "not tested", rule)
+            return Claim(source, statement, "gaussian and uniform datasets not both collected", "not tested", rule)
         lo, hi = eff.empirical_ratio_ci
         analytic, clipped = eff.analytic.efficiency_ratio, eff.analytic_clipped_ratio
         measured = (f"fraction of actions jointly inside the band: uniform {eff.bounded.joint:.4f}, Gaussian "
@@ -416,7 +417,7 @@ class _Report:
                     f"{eff.empirical_ratio:.0f} (95% CI {lo:.0f}–{hi:.0f}); analytic {analytic:.0f} without "
                     f"clipping, {clipped:.0f} with clipping to [-1, 1] at the data's centres")
         if not math.isfinite(eff.empirical_ratio):
-            return Claim("paper Sec. 4 / DESIGN.md 3", statement, measured + " (no Gaussian sample inside: collect "
+            return Claim(source, statement, measured + " (no Gaussian sample inside: collect "
                          "more sessions)", "inconclusive", rule)
         if lo <= 1024 <= hi:
             verdict = "reproduces"
@@ -425,7 +426,7 @@ class _Report:
                                                                    ("the clipped analytic", clipped))
                        if lo <= value <= hi]
             verdict = "does not reproduce 2^10" + (f"; matches {' and '.join(matches)}" if matches else "")
-        return Claim("paper Sec. 4 / DESIGN.md 3", statement, measured, verdict, rule)
+        return Claim(source, statement, measured, verdict, rule)
 
     def _claim_uniform_vs_gaussian(self) -> Claim:
         rule = ("per offline agent, lift of bounded-uniform-trained over Gaussian-trained return (same users, "
@@ -520,10 +521,10 @@ class _Report:
                 "with p < 0.05, else 'no significant agreement'")
         statement = "weighted GAUC ranks policies like online return (the paper could not check this)"
         if ag.reason:
-            return Claim("DESIGN.md 5 (new check)", statement, ag.reason, "not tested", rule)
+            return Claim("docs/design.md#evaluation (new check)", statement, ag.reason, "not tested", rule)
         verdict = ("agrees" if ag.spearman_rho > 0 and ag.spearman_pvalue < 0.05 else
                    "disagrees" if ag.spearman_rho < 0 and ag.spearman_pvalue < 0.05 else "no significant agreement")
-        return Claim("DESIGN.md 5 (new check)", statement,
+        return Claim("docs/design.md#evaluation (new check)", statement,
                      f"Spearman ρ {ag.spearman_rho:+.2f} (p {ag.spearman_pvalue:.3g}), Kendall τ "
                      f"{ag.kendall_tau:+.2f} over {ag.n} policies", verdict, rule)
 

@@ -216,5 +216,5 @@ def run_preset(
 def describe_plan(preset: Preset) -> list[dict[str, Any]]:
     """One row per job (id, kind, directory, done?) for ``--dry-run``."""
     grid = plan(preset)
-    return [{"job": j.job_id, "kind": j.kind, "done": is_done(j), "dir": str(j.directory)}
+    return [{"job": j.job_id, "kind": j.job_kind, "done": is_done(j), "dir": str(j.directory)}
             for j in [*grid.datasets, *grid.trains]]

@@ -1,4 +1,5 @@
-"""Exploration datasets for MTFSession-v0: collection, the paper's recipes, Minari storage, d3rlpy conversion.
+"""Exploration datasets for MTFSession-v0: collection, the paper's recipes, Minari storage (and a fast ``.npz``
+working copy), d3rlpy conversion.
 
 Typical use::
 
@@ -13,15 +14,17 @@ Storage needs the ``datasets`` extra (Minari + h5py), conversion needs ``d3rlpy`
 ``docs/datasets.md`` documents the recipes, the format and the datasheet.
 """
 
-from .collect import action_names, child_seed, collect
-from .convert import to_banded_dataset, to_mdp_dataset
-from .recipes import RECIPES, RecipeConfig, TrainFn, behaviour_policy, collect_recipe
+from .collect import REWARD_GROUPS, action_names, child_seed, collect, reward_group_matrix
+from .convert import to_mdp_dataset
+from .recipes import RECIPES, RecipeConfig, TrainFn, behaviour_policy, collect_recipe, progressive_train_seed
 from .storage import SIDECAR_NAME, DatasetError, dataset_path, from_minari, load_dataset, save_dataset
 from .transitions import ARRAY_FIELDS, TransitionData
+from .working_copy import load_working_copy, save_working_copy
 
 __all__ = [
     "ARRAY_FIELDS",
     "RECIPES",
+    "REWARD_GROUPS",
     "SIDECAR_NAME",
     "DatasetError",
     "RecipeConfig",
@@ -35,7 +38,10 @@ __all__ = [
     "dataset_path",
     "from_minari",
     "load_dataset",
+    "load_working_copy",
+    "progressive_train_seed",
+    "reward_group_matrix",
     "save_dataset",
-    "to_banded_dataset",
+    "save_working_copy",
     "to_mdp_dataset",
 ]

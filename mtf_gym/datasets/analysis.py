@@ -1,4 +1,4 @@
-"""How well a dataset explores, and what exploring costs the users (paper Sec. 4, DESIGN.md 3).
+"""How well a dataset explores, and what exploring costs the users (paper Sec. 4, docs/design.md#exploration).
 
 * :func:`band_coverage`: fraction of executed actions inside the personalised band ``[c(s) + lower, c(s) + upper]``
   per dimension and jointly (all dimensions at once), with an exact binomial confidence interval.

@@ -1,4 +1,9 @@
-"""``mtf-collect``: collect one of the paper's exploration datasets and store it as a Minari dataset."""
+"""``mtf-collect``: collect one of the paper's exploration datasets and store it as a Minari dataset.
+
+The installed ``mtf-collect`` command is ``agents/collect_cli.py``, which calls :func:`main` with the agent
+registry's trainer for ``progressive --agent NAME``; ``python -m mtf_gym.datasets.cli`` runs without the zoo and
+collects every recipe except a progressive one with more than one round.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,21 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mtf_gym.config import MTFSessionConfig, config_from_kwargs
-from mtf_gym.exploration import DEFAULT_SIGMA, NOMINAL_LOWER, NOMINAL_UPPER, CentrePolicy
+from mtf_gym.exploration import DEFAULT_SIGMA, NOMINAL_LOWER, NOMINAL_UPPER
+from mtf_gym.validation import parse_key_value
 
-from .collect import child_seed
 from .recipes import RECIPES, RecipeConfig, TrainFn, collect_recipe
 from .storage import SIDECAR_NAME, save_dataset
-from .transitions import TransitionData
 
-__all__ = ["build_parser", "main"]
+__all__ = ["TrainerFactory", "build_parser", "main"]
+
+# Builds progressive collection's train_fn from --agent NAME, the recipe and --train-steps (and whether to show
+# progress bars). Supplied from the agent layer (agents/collect_cli.py): mtf_gym imports no agent.
+TrainerFactory = Callable[[str, RecipeConfig, int, bool], TrainFn]
 
 _EPILOG = """\
 examples:
@@ -42,16 +50,10 @@ def _floats(text: str) -> float | tuple[float, ...]:
 
 
 def _env_override(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"--env expects KEY=VALUE (an MTFSessionConfig field), got {text!r}")
-    key, raw = text.split("=", 1)
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = {"true": True, "false": False}.get(raw.lower(), raw)
-    if isinstance(value, list):
-        value = tuple(value)
-    return key.strip(), value
+    """``--env KEY=VALUE``: an MTFSessionConfig field; lists become tuples (the config's sequence type)."""
+    key, value = parse_key_value(text, option="--env", hint="an MTFSessionConfig field",
+                                 error=argparse.ArgumentTypeError)
+    return key, tuple(value) if isinstance(value, list) else value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="sessions simulated in parallel (default 1024); recorded in the datasheet")
     parser.add_argument("--env", type=_env_override, action="append", default=[], metavar="KEY=VALUE",
                         help="MTFSessionConfig override, repeatable, e.g. --env max_requests=20 --env "
-                             "item_logs=false (values parsed as JSON)")
+                             "item_logs=false (values parsed as TOML: 20, 0.5, true, [1, 2], else a string)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset with the same id")
     parser.add_argument("--no-compact", action="store_true",
                         help="keep Minari's chunked HDF5 layout (faster to write, ~4x larger on disk; by default "
@@ -103,38 +105,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _resolve_trainer(agent: str | None, config: RecipeConfig, train_steps: int, progress: bool) -> TrainFn:
-    """``train_fn`` that fits a fresh offline agent from ``agents.registry`` on the data of the finished rounds."""
+def _resolve_trainer(agent: str | None, config: RecipeConfig, train_steps: int, progress: bool,
+                     make_trainer: TrainerFactory | None) -> TrainFn:
+    """``train_fn`` that fits a fresh offline agent ``agent`` on the data of the finished rounds."""
     hint = ("progressive collection needs a trainer: each round explores around a policy trained on the data of "
             "the previous rounds. ")
     if agent is None:
         raise SystemExit(f"mtf-collect: error: {hint}Pass --agent NAME (an offline agent of agents.registry), or "
                          "call mtf_gym.datasets.collect_recipe(config, train_fn=...) from Python.")
+    if make_trainer is None:
+        raise SystemExit(f"mtf-collect: error: {hint}--agent needs the agent zoo: run the installed `mtf-collect` "
+                         "(or `python -m agents.collect_cli`), or call mtf_gym.datasets.collect_recipe(config, "
+                         "train_fn=...) from Python.")
     try:
-        from agents.registry import build_agent, get_registry
-    except ImportError as exc:
-        raise SystemExit(f"mtf-collect: error: {hint}--agent {agent!r} needs the agent registry "
-                         f"(agents.registry), which is not available ({exc}). Call "
-                         "mtf_gym.datasets.collect_recipe(config, train_fn=...) from Python instead.") from exc
-    try:
-        spec = get_registry().get(agent)
-    except ValueError as exc:
+        return make_trainer(agent, config, train_steps, progress)
+    except (ValueError, ImportError) as exc:
         raise SystemExit(f"mtf-collect: error: {hint}{exc}") from exc
-    if spec.kind != "offline":
-        raise SystemExit(f"mtf-collect: error: {hint}agent {agent!r} is {spec.kind}; progressive collection needs "
-                         "an offline agent (it learns from the collected rounds)")
-
-    def train_fn(data: TransitionData, round_index: int) -> CentrePolicy:
-        model = build_agent(agent)
-        # One training seed per round, derived from the dataset seed like everything else.
-        seed = int(child_seed(config.seed, 1000, round_index).generate_state(1)[0])
-        model.fit(data, train_steps, seed=seed, show_progress=progress)
-        return model
-
-    return train_fn
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, make_trainer: TrainerFactory | None = None) -> int:
+    """Run ``mtf-collect``; ``make_trainer`` supplies progressive collection's trainer (see ``TrainerFactory``)."""
     args = build_parser().parse_args(argv)
     try:
         env = config_from_kwargs(MTFSessionConfig(), dict(args.env))
@@ -145,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"mtf-collect: error: {exc}") from exc
     if args.agent and args.recipe != "progressive":
         raise SystemExit("mtf-collect: error: --agent is only used by the progressive recipe")
-    train_fn = (_resolve_trainer(args.agent, config, args.train_steps, not args.no_progress)
+    train_fn = (_resolve_trainer(args.agent, config, args.train_steps, not args.no_progress, make_trainer)
                 if args.recipe == "progressive" and args.rounds > 1 else None)
     dataset_id = args.dataset_id or config.dataset_id
 

@@ -12,6 +12,7 @@ into episode order once, at the end, so there is no per-step Python work per use
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -21,16 +22,43 @@ from mtf_gym.config import RESPONSE_FIELDS, MTFSessionConfig
 from mtf_gym.envs.vector import MTFSessionVectorEnv
 from mtf_gym.exploration import CentrePolicy, ExplorationPolicy, as_exploration_policy
 from mtf_gym.simulator import OBSERVATION_FEATURES
+from mtf_gym.validation import check, check_int
 
 from .transitions import ARRAY_FIELDS, TransitionData
 
-__all__ = ["FORMAT_VERSION", "action_names", "child_seed", "collect", "seed_to_json"]
+__all__ = ["FORMAT_VERSION", "REWARD_GROUPS", "action_names", "child_seed", "collect", "reward_group_matrix",
+           "seed_to_json"]
 
 FORMAT_VERSION = 1
 _ITEM_FIELDS = ("item_ids", "predictions", "responses", "item_rewards")
 # Per-step arrays kept by the loop, in the order they are stored; item logs are added when the env produces them.
 # (Observations are kept once: step i's s_t is step i-1's s_{t+1}; see _assemble.)
 _STEP_FIELDS = ("actions", "rewards", "next_observations", "terminals", "truncations", "centres", "lower", "upper")
+
+
+# Behaviour groups of the per-component rewards (one critic set each in IntegratedRL's later version). Every response
+# field belongs to exactly one group, so the groups' rewards sum to the request's reward (paper Eq. 2).
+REWARD_GROUPS: dict[str, tuple[str, ...]] = {
+    "consumption": ("watch_time_s", "valid_view", "long_view"),
+    "interaction": ("like", "comment", "follow", "share"),
+    "negative": ("hate", "quick_skip"),
+}
+
+
+def reward_group_matrix(config: MTFSessionConfig) -> np.ndarray:
+    """``(R, C)`` float64 matrix: response fields' reward weights, column ``g`` nonzero only on group ``g``'s fields.
+
+    ``responses.sum(items) @ matrix`` is the per-group reward of a request; its row sums are the reward.
+    """
+    weights = config.reward.as_vector().astype(np.float64)
+    matrix = np.zeros((len(RESPONSE_FIELDS), len(REWARD_GROUPS)))
+    for g, fields in enumerate(REWARD_GROUPS.values()):
+        for name in fields:
+            f = RESPONSE_FIELDS.index(name)
+            matrix[f, g] = weights[f]
+    if set(RESPONSE_FIELDS) != {name for fields in REWARD_GROUPS.values() for name in fields}:
+        raise AssertionError("REWARD_GROUPS must cover every response field exactly once")  # keeps sum == reward
+    return matrix
 
 
 def child_seed(seed: int | np.random.SeedSequence, *path: int) -> np.random.SeedSequence:
@@ -48,15 +76,13 @@ def seed_to_json(seed: int | np.random.SeedSequence) -> int | dict[str, Any]:
 
 
 def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0 or a numpy SeedSequence, got {seed!r}")
-    return int(seed)
+    check(isinstance(seed, Integral) and not isinstance(seed, bool) and seed >= 0, "seed",
+          "an integer >= 0 or a numpy SeedSequence", seed)
+    return int(seed)  # type: ignore[arg-type]
 
 
 def _check_count(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
+    return check_int(name, value, minimum=1)
 
 
 def action_names(config: MTFSessionConfig) -> list[str]:
@@ -112,7 +138,9 @@ def collect(
     env = MTFSessionVectorEnv(slots, config=cfg)
     obs, _ = env.reset(seed=env_seeds)
     first_obs = obs
-    fields = _STEP_FIELDS + (_ITEM_FIELDS if cfg.item_logs else ())
+    # Per-group rewards need the per-item responses, which the env reports only with item logs.
+    fields = _STEP_FIELDS + ((*_ITEM_FIELDS, "reward_components") if cfg.item_logs else ())
+    groups = reward_group_matrix(cfg) if cfg.item_logs else None
     chunks: dict[str, list[np.ndarray]] = {name: [] for name in fields}
     rows_per_step: list[np.ndarray] = []
     episodes_per_step: list[np.ndarray] = []
@@ -145,8 +173,12 @@ def collect(
                 "terminals": terminated, "truncations": truncated, "centres": sample.centres,
                 "lower": sample.lower, "upper": sample.upper,
             }
-            if cfg.item_logs:
-                step_arrays.update({name: info[name] for name in _ITEM_FIELDS})
+            if groups is not None:
+                # A step on which every row is autoresetting reports no item fields (the vector env leaves out a key
+                # no row reports); none of its rows is recorded, so zeros of the first step's shape stand in.
+                step_arrays.update({name: info[name] if name in info else np.zeros_like(chunks[name][0])
+                                    for name in _ITEM_FIELDS})
+                step_arrays["reward_components"] = step_arrays["responses"].sum(axis=1, dtype=np.float64) @ groups
             for name in fields:
                 chunks[name].append(step_arrays[name])
             rows_per_step.append(rows)
@@ -202,6 +234,8 @@ def collect(
         "response_fields": list(RESPONSE_FIELDS),
         "item_logs": bool(cfg.item_logs),
         "budget_cut_episodes": cut,
+        "reward_components": ({name: list(f) for name, f in REWARD_GROUPS.items()} if cfg.item_logs
+                              else {"total": list(RESPONSE_FIELDS)}),
         **(metadata or {}),
     }
     return TransitionData(**data_arrays, metadata=sheet)

@@ -1,8 +1,10 @@
-"""Conversions of :class:`TransitionData` into the d3rlpy datasets the agents train on.
+"""Conversion of :class:`TransitionData` into the d3rlpy ``MDPDataset`` the d3rlpy agents train on.
+
+IntegratedRL's banded dataset is built in ``agents/integrated_rl/convert.py`` (``mtf_gym`` imports no agent).
 
 d3rlpy 2.8's ``get_minari`` concatenates every Minari episode's full ``observations`` (``T + 1`` rows, the final
 observation included) next to its ``T`` actions, so from the second episode on each observation is paired with the
-wrong action (shifted by one row per preceding episode). These functions build the d3rlpy datasets from the flat
+wrong action (shifted by one row per preceding episode). This builds the d3rlpy dataset from the flat
 per-transition rows of :class:`TransitionData` instead (row ``t`` = the state the action was taken in; episodes
 end at ``terminals | truncations``), which :func:`~mtf_gym.datasets.from_minari` aligned per episode
 (``observations = obs[:-1]``, ``next_observations = obs[1:]``).
@@ -16,7 +18,7 @@ import numpy as np
 
 from .transitions import TransitionData
 
-__all__ = ["to_banded_dataset", "to_mdp_dataset"]
+__all__ = ["to_mdp_dataset"]
 
 
 def to_mdp_dataset(data: TransitionData) -> Any:
@@ -37,23 +39,4 @@ def to_mdp_dataset(data: TransitionData) -> Any:
         timeouts=data.truncations.astype(np.float32),
         action_space=ActionSpace.CONTINUOUS,
         action_size=data.action_dim,
-    )
-
-
-def to_banded_dataset(data: TransitionData) -> Any:
-    """IntegratedRL's ``BandedReplayBuffer`` (``agents.integrated_rl.make_banded_dataset``) with the recorded bands.
-
-    Imported lazily so that ``mtf_gym`` does not depend on ``agents``.
-    """
-    from agents.integrated_rl.data import make_banded_dataset
-
-    return make_banded_dataset(
-        observations=data.observations,
-        actions=data.actions,
-        rewards=data.rewards,
-        terminals=data.terminals,
-        timeouts=data.truncations,
-        centres=data.centres,
-        lowers=data.lower,
-        uppers=data.upper,
     )

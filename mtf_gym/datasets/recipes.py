@@ -1,4 +1,4 @@
-"""The paper's exploration datasets (Sec. 4, DESIGN.md 3) as recipes with one shared session budget.
+"""The paper's exploration datasets (Sec. 4, docs/design.md#exploration) as recipes with one shared session budget.
 
 * ``baseline``: the baseline policy ``mu_bp``, no noise (the test set / A-B control data);
 * ``gaussian``: ``clip(mu_bp(s) + N(0, sigma^2))``, sigma 0.2;
@@ -8,6 +8,12 @@
 
 Every recipe records the band ``[lower, upper]`` with each transition (for Gaussian and baseline data it is the
 nominal band, not the noise's support; ``docs/datasets.md``).
+
+The exploration centre is the constant control ``BaselinePolicy`` unless ``collect_recipe(centre_policy=...)`` passes
+a state-dependent one, as the paper does ("personalised upper and lower bounds per user" around the baseline *RL*
+policy ``mu_bp(s)``): e.g. a trained agent (``agents.load_agent(path)``, an IntegratedRL of a previous round, or the
+ES agent's profile-linear policy). The datasheet's ``metadata["centre"]`` records which centre was used and whether
+it varied across states in the data.
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ from mtf_gym.exploration import (
     check_sigma,
 )
 from mtf_gym.policies import BaselinePolicy
+from mtf_gym.validation import check, check_int
 
 from .collect import child_seed, collect, seed_to_json
 from .transitions import TransitionData
 
-__all__ = ["RECIPES", "RecipeConfig", "TrainFn", "behaviour_policy", "collect_recipe"]
+__all__ = ["RECIPES", "RecipeConfig", "TrainFn", "behaviour_policy", "centre_record", "collect_recipe",
+           "progressive_train_seed"]
 
 RECIPES: tuple[str, ...] = ("baseline", "gaussian", "uniform", "progressive")
 
@@ -45,11 +53,23 @@ RECIPES: tuple[str, ...] = ("baseline", "gaussian", "uniform", "progressive")
 TrainFn = Callable[[TransitionData, int], CentrePolicy]
 
 Param = float | tuple[float, ...]
+# SeedSequence path of the training seeds: round r trains with child (PROGRESSIVE_TRAIN_PATH, r) of the dataset seed,
+# apart from round r's collection seeds (child (r,)).
+PROGRESSIVE_TRAIN_PATH = 1000
+
+
+def progressive_train_seed(seed: int | np.random.SeedSequence, round_index: int) -> int:
+    """The seed that trains round ``round_index``'s exploration centre of a progressive dataset of seed ``seed``.
+
+    The one seed rule of progressive training (the ``mtf-collect`` CLI and the benchmark harness both train
+    through ``agents.progressive.progressive_trainer``, which uses it): derived from the dataset seed like
+    every other seed of a collection, so one dataset seed fixes the whole progressive dataset.
+    """
+    return int(child_seed(seed, PROGRESSIVE_TRAIN_PATH, round_index).generate_state(1)[0])
 
 
 def _count(value: object, name: str, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"RecipeConfig.{name} must be an integer >= {minimum}, got {value!r}")
+    check_int(name, value, minimum=minimum, owner="RecipeConfig")
 
 
 @dataclass(frozen=True)
@@ -86,8 +106,9 @@ class RecipeConfig:
         _count(self.seed, "seed", minimum=0)
         _count(self.rounds, "rounds")
         _count(self.num_envs, "num_envs")
-        if self.rounds > self.sessions:
-            raise ValueError(f"RecipeConfig.rounds must be <= sessions ({self.sessions}), got {self.rounds}")
+        # Only the progressive recipe has rounds; the others ignore the field (its default is 5).
+        check(self.recipe != "progressive" or self.rounds <= self.sessions, "rounds", f"<= sessions ({self.sessions})",
+              self.rounds, owner="RecipeConfig")
         check_sigma(self.sigma, "RecipeConfig.sigma")
         check_band(self.lower, self.upper, "RecipeConfig.lower", "RecipeConfig.upper")
         if not isinstance(self.env, MTFSessionConfig):
@@ -124,6 +145,17 @@ def behaviour_policy(config: RecipeConfig, centre: CentrePolicy, rng: np.random.
     return BoundedUniform(centre, config.lower, config.upper, rng=rng)
 
 
+def centre_record(centre: CentrePolicy, source: str, data: TransitionData) -> dict[str, Any]:
+    """Datasheet entry for an exploration centre: its name, where it came from, and whether it was personalised.
+
+    ``varies_across_states`` is measured on the collected centres (any action dimension not constant), so a
+    state-dependent policy that happened to act constantly is reported as it behaved.
+    """
+    varies = bool(len(data) > 0 and (np.ptp(data.centres, axis=0) > 0).any())
+    name = getattr(centre, "name", None) or type(centre).__name__
+    return {"policy": str(name), "source": source, "varies_across_states": varies}
+
+
 def collect_recipe(
     config: RecipeConfig,
     *,
@@ -135,14 +167,18 @@ def collect_recipe(
 
     Args:
         config: the recipe.
-        centre_policy: exploration centre of the first (only) round; default ``BaselinePolicy(config.env)``.
+        centre_policy: exploration centre ``obs_batch -> actions_batch`` of the first (only) round; default the
+            constant control ``BaselinePolicy(config.env)``. A state-dependent policy (a trained agent, e.g.
+            IntegratedRL or ES) gives every user a personalised band, the paper's arrangement.
         train_fn: ``progressive`` only (required there): ``train_fn(data_so_far, round) -> centre_policy`` trains
             the centre of round ``round`` (1..R-1) on the transitions of rounds ``0..round-1``.
         progress: tqdm progress bars.
 
     Returns:
-        :class:`TransitionData` whose metadata holds the recipe (``metadata["recipe"]``, ``["recipe_config"]``)
-        and, for ``progressive``, each round's episode range and centre (``metadata["rounds"]``).
+        :class:`TransitionData` whose metadata holds the recipe (``metadata["recipe"]``, ``["recipe_config"]``),
+        the centre (``metadata["centre"]``: policy name, ``source`` ``"baseline"`` or ``"given"``, and
+        ``varies_across_states``) and, for ``progressive``, each round's episode range and centre
+        (``metadata["rounds"][r]["centre"]``, source ``"train_fn"`` from round 1 on).
     """
     if not isinstance(config, RecipeConfig):
         raise TypeError(f"config must be a RecipeConfig, got {type(config).__name__}")
@@ -152,13 +188,15 @@ def collect_recipe(
     if config.recipe != "progressive" and train_fn is not None:
         raise ValueError(f"train_fn is only used by the progressive recipe, not {config.recipe!r}")
     centre = centre_policy if centre_policy is not None else BaselinePolicy(config.env)
+    source = "given" if centre_policy is not None else "baseline"
     # The env config is already in the datasheet's "env_config"; do not repeat it.
     extra = {"recipe": config.recipe, "recipe_config": {k: v for k, v in config.to_dict().items() if k != "env"}}
     # The behaviour's generator is replaced by collect() with one derived from the seed.
     placeholder = np.random.default_rng(0)
     if config.recipe != "progressive":
-        return collect(behaviour_policy(config, centre, placeholder), sessions=config.sessions, seed=config.seed,
+        data = collect(behaviour_policy(config, centre, placeholder), sessions=config.sessions, seed=config.seed,
                        config=config.env, num_envs=config.num_envs, progress=progress, metadata=extra)
+        return dataclasses.replace(data, metadata={**data.metadata, "centre": centre_record(centre, source, data)})
 
     parts: list[TransitionData] = []
     rounds: list[dict[str, Any]] = []
@@ -175,6 +213,7 @@ def collect_recipe(
         parts.append(part)
         rounds.append({"round": r, "sessions": size, "first_episode": first_episode, "transitions": len(part),
                        "env_steps": part.metadata["env_steps"],
+                       "centre": centre_record(centre, source if r == 0 else "train_fn", part),
                        "behaviour": part.metadata["behaviour"], "seed": seed_to_json(seed)})
         first_episode += part.num_episodes
     return _merge(parts, rounds, config, extra)
@@ -193,12 +232,14 @@ def _merge(parts: list[TransitionData], rounds: list[dict[str, Any]], config: Re
                       "upper": rounds[0]["behaviour"]["upper"], "rounds_planned": config.rounds},
         "seed": config.seed,
         "seed_derivation": "round r collects with SeedSequence(seed) child (r,), which derives its env seeds "
-                           "(r, 0) and exploration noise (r, 1)",
+                           "(r, 0) and exploration noise (r, 1); round r's centre trains with seed "
+                           "progressive_train_seed(seed, r) (child (1000, r))",
         "num_envs": config.num_envs,
         "env_steps": sum(p.metadata["env_steps"] for p in parts),
         "budget": {"sessions": sessions},
         "num_episodes": sessions,
         "num_transitions": sum(len(p) for p in parts),
         "rounds": rounds,
+        "centre": rounds[0]["centre"],
     })
     return TransitionData.concatenate(parts, meta)

@@ -5,7 +5,9 @@ reads it with ``MINARI_DATASETS_PATH=<root>``):
 
 * ``main_data.hdf5`` (written by Minari's ``create_dataset_from_buffers``, then by default rewritten with
   contiguous datasets, same content): per episode ``observations`` ``(T+1, obs_dim)``, ``actions``, ``rewards``,
-  ``terminations``, ``truncations`` and ``infos/centres``, ``infos/lower``, ``infos/upper`` ``(T, A)``;
+  ``terminations``, ``truncations`` and ``infos/centres``, ``infos/lower``, ``infos/upper`` ``(T, A)``, plus
+  ``infos/reward_components`` ``(T, C)`` when the data has per-group rewards (``C > 1``; datasets without it load
+  with the single column ``rewards``);
 * ``metadata.json`` (Minari) with our datasheet: ``mtf_metadata`` (the collection's ``TransitionData.metadata``)
   and ``mtf_storage`` (format version, sizes, content SHA-256, sidecar checksum);
 * ``mtf_item_logs.npz``: the item-level logs as flat arrays, beside Minari's file (``docs/datasets.md`` says why).
@@ -149,7 +151,9 @@ def save_dataset(
     from mtf_gym.envs.session import action_space, observation_space
 
     namespace = _parse_id(dataset_id)
-    root = Path(root)
+    # Absolute: Minari joins MINARI_DATASETS_PATH with paths it derived from it, so a relative root ("ds") would be
+    # joined twice (ds/mtf/.mtf-tmp-.../data/ds/mtf/...).
+    root = Path(root).absolute()
     final = root / dataset_id
     if final.exists() and not overwrite:
         raise FileExistsError(f"{final} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
@@ -171,7 +175,7 @@ def save_dataset(
                 rewards=data.rewards[rows],
                 terminations=data.terminals[rows],
                 truncations=data.truncations[rows],
-                infos={name: getattr(data, name)[rows] for name in _BAND_FIELDS},
+                infos={name: getattr(data, name)[rows] for name in _stored_infos(data)},
             ))
         behaviour = data.metadata.get("behaviour", {})
         with _minari_root(tmp), warnings.catch_warnings():
@@ -236,6 +240,11 @@ def save_dataset(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _stored_infos(data: TransitionData) -> tuple[str, ...]:
+    # A single reward component is the reward itself: not stored twice.
+    return _BAND_FIELDS + (("reward_components",) if data.num_reward_components > 1 else ())
 
 
 def _compact_hdf5(path: Path) -> None:
@@ -360,7 +369,8 @@ def from_minari(dataset: Any, *, verify: bool = True) -> TransitionData:
                            f"steps, the datasheet {storage['num_episodes']} / {storage['num_transitions']}")
 
     columns: dict[str, list[np.ndarray]] = {name: [] for name in (
-        "observations", "next_observations", "actions", "rewards", "terminals", "truncations", *_BAND_FIELDS)}
+        "observations", "next_observations", "actions", "rewards", "terminals", "truncations", *_BAND_FIELDS,
+        "reward_components")}
     lengths = []
     try:
         for episode in dataset.iterate_episodes():
@@ -378,6 +388,12 @@ def from_minari(dataset: Any, *, verify: bool = True) -> TransitionData:
                     raise DatasetError(f"{h5_file}: episode {episode.id} infos/{name} missing or not of shape "
                                        f"({t}, {a_dim})")
                 columns[name].append(infos[name])
+            if "reward_components" in infos:
+                components = np.asarray(infos["reward_components"])
+                if components.ndim != 2 or components.shape[0] != t:
+                    raise DatasetError(f"{h5_file}: episode {episode.id} infos/reward_components has shape "
+                                       f"{components.shape}, expected ({t}, C)")
+                columns["reward_components"].append(components)
             columns["observations"].append(obs[:-1])
             columns["next_observations"].append(obs[1:])
             columns["actions"].append(episode.actions)
@@ -390,9 +406,11 @@ def from_minari(dataset: Any, *, verify: bool = True) -> TransitionData:
     except Exception as exc:  # h5py raises OSError/KeyError on truncated or damaged files
         raise DatasetError(f"{h5_file}: cannot read the HDF5 data ({type(exc).__name__}: {exc})") from exc
 
+    if columns["reward_components"] and len(columns["reward_components"]) != len(lengths):
+        raise DatasetError(f"{h5_file}: infos/reward_components present in some episodes only")
     dtypes = {"terminals": np.bool_, "truncations": np.bool_}
     arrays = {name: np.concatenate(parts).astype(dtypes.get(name, np.float32), copy=False)
-              for name, parts in columns.items()}
+              for name, parts in columns.items() if parts}
     counts = np.asarray(lengths, dtype=np.int64)
     arrays["episode_ids"] = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ARRAY_FIELDS", "TransitionData"]
+__all__ = ["ARRAY_FIELDS", "REWARD_COMPONENTS_TOLERANCE", "TransitionData"]
 
 # Every array field and its dtype, in hashing/serialisation order.
 ARRAY_FIELDS: dict[str, np.dtype] = {
@@ -35,10 +35,13 @@ ARRAY_FIELDS: dict[str, np.dtype] = {
     "predictions": np.dtype(np.float32),
     "responses": np.dtype(np.float32),
     "item_rewards": np.dtype(np.float32),
+    "reward_components": np.dtype(np.float32),
 }
+# The components are summed in a different order than the simulator sums the reward: allow float32 rounding.
+REWARD_COMPONENTS_TOLERANCE = 1e-4
 _NDIM = {"observations": 2, "actions": 2, "rewards": 1, "next_observations": 2, "terminals": 1, "truncations": 1,
          "centres": 2, "lower": 2, "upper": 2, "episode_ids": 1, "step_ids": 1, "item_ids": 2, "predictions": 3,
-         "responses": 3, "item_rewards": 2}
+         "responses": 3, "item_rewards": 2, "reward_components": 2}
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,6 +67,10 @@ class TransitionData:
         predictions: ``(N, K, T)`` float32 ranker scores of the shown items.
         responses: ``(N, K, R)`` float32 true responses (columns ``mtf_gym.RESPONSE_FIELDS``).
         item_rewards: ``(N, K)`` float32 per-item reward.
+        reward_components: ``(N, C)`` float32 reward per behaviour group (``metadata["reward_components"]`` names
+            the groups and their response fields); ``rewards`` is their sum (up to float32 rounding). Omitted
+            (``None``) it is the single column ``rewards[:, None]`` named ``"total"``: datasets without item logs
+            and datasets written before the field existed.
         metadata: JSON-serialisable datasheet (env config, behaviour policy, seed, sizes; see docs/datasets.md).
 
     Construction validates dtypes, shapes and the episode structure (``ValueError`` naming the field).
@@ -85,8 +92,11 @@ class TransitionData:
     responses: np.ndarray
     item_rewards: np.ndarray
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    reward_components: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.reward_components is None and isinstance(self.rewards, np.ndarray) and self.rewards.ndim == 1:
+            object.__setattr__(self, "reward_components", self.rewards[:, None].copy())
         for name, dtype in ARRAY_FIELDS.items():
             arr = getattr(self, name)
             if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.ndim != _NDIM[name]:
@@ -101,7 +111,7 @@ class TransitionData:
             "truncations": (n,), "centres": (n, a_dim), "lower": (n, a_dim), "upper": (n, a_dim),
             "episode_ids": (n,), "step_ids": (n,), "item_ids": (n, k),
             "predictions": (n, k, self.predictions.shape[2]), "responses": (n, k, self.responses.shape[2]),
-            "item_rewards": (n, k),
+            "item_rewards": (n, k), "reward_components": (n, self.reward_components.shape[1]),
         }
         for name, shape in expected.items():
             if getattr(self, name).shape != shape:
@@ -111,6 +121,13 @@ class TransitionData:
             object.__setattr__(self, "metadata", json.loads(json.dumps(self.metadata)))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"TransitionData.metadata must be JSON-serialisable: {exc}") from exc
+        if self.num_reward_components < 1:
+            raise ValueError("TransitionData.reward_components must have at least one column")
+        if self.num_reward_components > 1 and not np.allclose(
+            self.reward_components.astype(np.float64).sum(axis=1), self.rewards, rtol=REWARD_COMPONENTS_TOLERANCE,
+            atol=REWARD_COMPONENTS_TOLERANCE,
+        ):
+            raise ValueError("TransitionData.rewards must equal the row sums of reward_components")
         if not (self.upper > self.lower).all():
             raise ValueError("TransitionData.upper must be > lower in every row and dimension")
         if (self.terminals & self.truncations).any():
@@ -159,6 +176,19 @@ class TransitionData:
         return int(self.actions.shape[1])
 
     @property
+    def num_reward_components(self) -> int:
+        """Columns of ``reward_components`` (1 when the dataset carries only the total reward)."""
+        return int(self.reward_components.shape[1])
+
+    def reward_component_names(self) -> list[str]:
+        """Names of the ``reward_components`` columns (``["total"]`` for a single column)."""
+        groups = self.metadata.get("reward_components")
+        if self.num_reward_components == 1 or not isinstance(groups, dict):
+            return ["total"] if self.num_reward_components == 1 else [
+                f"component_{i}" for i in range(self.num_reward_components)]
+        return list(groups)
+
+    @property
     def has_item_logs(self) -> bool:
         return self.item_ids.shape[1] > 0
 
@@ -192,9 +222,15 @@ class TransitionData:
         return {name: getattr(self, name) for name in ARRAY_FIELDS}
 
     def content_hash(self) -> str:
-        """SHA-256 (hex) of every array's name, dtype, shape and bytes (the metadata is not included)."""
+        """SHA-256 (hex) of every array's name, dtype, shape and bytes (the metadata is not included).
+
+        A single ``reward_components`` column is ``rewards`` itself and is left out, so datasets written before the
+        field existed keep their hash.
+        """
         h = hashlib.sha256()
         for name, arr in self.arrays().items():
+            if name == "reward_components" and self.num_reward_components == 1:
+                continue
             h.update(f"{name}|{arr.dtype.str}|{arr.shape}|".encode())
             h.update(np.ascontiguousarray(arr).data)
         return h.hexdigest()
@@ -204,6 +240,8 @@ class TransitionData:
         """Episodes of ``parts`` in order, renumbered ``0..E-1``; ``metadata`` describes the whole."""
         if not parts:
             raise ValueError("parts must contain at least one TransitionData")
+        if len({p.num_reward_components for p in parts}) > 1:
+            raise ValueError("parts must have the same number of reward components to be concatenated")
         fields: dict[str, np.ndarray] = {}
         for name in ARRAY_FIELDS:
             fields[name] = np.concatenate([getattr(p, name) for p in parts])
