@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from mtf_gym.fusion import FusionRanges
+from mtf_gym.validation import check
 
 __all__ = [
     "PREDICTABLE_TASKS",
@@ -48,8 +49,7 @@ SEGMENT_NAMES: tuple[str, ...] = ("casual", "lean_back", "social", "quality_seek
 
 
 def _check(cond: bool, owner: str, name: str, value: Any, allowed: str) -> None:
-    if not cond:
-        raise ValueError(f"{owner}.{name} must be {allowed}, got {value!r}")
+    check(cond, name, allowed, value, owner=owner)
 
 
 def _check_finite_fields(obj: Any) -> None:
@@ -106,7 +106,7 @@ class SegmentParams:
     """Per-segment user parameters; each tuple has one entry per segment in :data:`SEGMENT_NAMES` order.
 
     The segments differ in what they respond to and in how well the ranker knows them, so the best fusion
-    weights differ by segment (the personalisation requirement, DESIGN.md 2.4).
+    weights differ by segment (the personalisation requirement, docs/design.md#required-properties-of-the-environment, P4).
     """
 
     share: tuple[float, ...] = (0.35, 0.30, 0.20, 0.15)
