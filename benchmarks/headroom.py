@@ -157,12 +157,15 @@ def cma_search(config: MTFSessionV1Config, features: str, *, train_users: int, g
                base: np.ndarray, objective: str = "return", first_seed: int = TRAIN_SEED, sigma0: float = 0.3,
                popsize: int | None = None, log: Callable[[str], None] = print) -> LinearFeaturePolicy:
     """CMA-ES (``cma``; separable above 60 parameters) over ``(a0, W)`` maximising the training users' mean
-    session return (``objective="first"``: the first request's reward, the greedy policy). The whole population
+    session return (``objective="first"``: the first request's reward, the greedy policy; ``"requests"``: requests
+    per session, the exploit search). The whole population
     runs as one batched simulator per generation, every candidate on the same users (common random numbers)."""
     import cma
 
     dim = config.action_dim
-    mean, std = feature_scaling(config, features) if features != "constant" else (np.zeros(0), np.ones(0))
+    # Scaling sample: enough users for stable moments, never more than the search itself runs.
+    sample = min(4096, max(256, 8 * train_users))
+    mean, std = feature_scaling(config, features, sample) if features != "constant" else (np.zeros(0), np.ones(0))
     num_features = mean.shape[0]
     num_params = dim + num_features * dim
     x0 = np.concatenate([np.asarray(base, np.float64), np.zeros(num_features * dim)])
@@ -189,7 +192,8 @@ def cma_search(config: MTFSessionV1Config, features: str, *, train_users: int, g
             return np.clip(a, -1.0, 1.0).astype(np.float32)
 
         result = rollout(sim, all_keys, act)
-        values = (result.returns if objective == "return" else result.first_rewards).reshape(len(candidates), -1)
+        values = {"return": result.returns, "first": result.first_rewards,
+                  "requests": result.requests}[objective].reshape(len(candidates), -1)
         fitness = values.mean(axis=1)
         es.tell(list(candidates), list(-fitness))
         if gen % 10 == 0 or gen == generations - 1:
@@ -209,6 +213,7 @@ class Rung:
     lift: dict[str, float]  # estimate, low, high vs the control
     mean_return: float
     mean_requests: float
+    policy: dict | None = None  # a searched policy's features, base and weights (to rerun it)
 
 
 def _lift(treatment: np.ndarray, control: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
@@ -250,8 +255,15 @@ def ladder(config: MTFSessionV1Config, *, eval_users: int, train_users: int, gen
                "control": ("BaselinePolicy: the tuned production constant", control)}
     for name, (description, policy) in policies.items():
         results[name] = (description, rollout(sim, keys, policy))
+    def saved(name: str) -> dict | None:
+        if name not in policies:
+            return None
+        policy = policies[name][1]
+        return {"features": policy.features, "base": policy.base.tolist(), "weights": policy.weights.tolist(),
+                "mean": policy.mean.tolist(), "std": policy.std.tolist()}
+
     rungs = [Rung(name, description, _lift(r.returns, control.returns, rng), float(r.returns.mean()),
-                  float(r.requests.mean())) for name, (description, r) in results.items()]
+                  float(r.requests.mean()), saved(name)) for name, (description, r) in results.items()]
     greedy_run = rollout(sim, keys, greedy)
     long_vs_greedy = _lift(control.returns, greedy_run.returns, rng)
     return rungs, long_vs_greedy

@@ -1,0 +1,93 @@
+"""Smoke runs of the MTFSession-v1 measurement scripts with tiny budgets; outputs are parsed and cross-checked."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+
+def test_headroom_ladder_script(tmp_path, capsys):
+    from benchmarks.headroom import main
+
+    main(["--eval-users", "64", "--train-users", "8", "--generations", "2", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    result = json.loads((tmp_path / "headroom.json").read_text())
+    names = [r["name"] for r in result["rungs"]]
+    assert names == ["random", "control", "best constant", "per-segment table", "oracle per-user",
+                     "oracle state-dependent", "observable-only"]
+    for rung in result["rungs"]:
+        lift = rung["lift"]
+        assert lift["low"] <= lift["estimate"] <= lift["high"], rung["name"]
+        assert f"| {rung['name']} |" in out
+    control = result["rungs"][1]
+    assert control["lift"]["estimate"] == 0.0
+    # The random rung is far below the tuned control even on 64 users.
+    assert result["rungs"][0]["lift"]["high"] < 0
+    assert set(result["checks"]) == {
+        "best constant <= control + 1% (upper CI)", "oracle per-user >= +6% over control",
+        "oracle state-dependent >= +2% over oracle per-user", "observable-only >= +3% over control",
+        "long-horizon >= +5% over greedy"}
+    assert (tmp_path / "headroom.png").stat().st_size > 10_000
+
+
+def test_linear_feature_policy_is_the_documented_formula():
+    from benchmarks.headroom import LinearFeaturePolicy
+    from mtf_gym.sim.config import MTFSessionV1Config
+    from mtf_gym.sim.simulator import UserSimulator
+
+    sim = UserSimulator(MTFSessionV1Config(), 3)
+    sim.start_sessions(np.arange(3), np.array([1, 2, 3], np.uint64))
+    obs = sim.observations()
+    base = np.linspace(-0.5, 0.5, 10)
+    weights = np.zeros((19, 10))
+    weights[6, 0] = 2.0  # request_progress -> first power
+    weights[1, 9] = 100.0  # history valid-view rate -> last bias, clipped
+    mean, std = np.full(19, 0.1), np.full(19, 0.5)
+    policy = LinearFeaturePolicy("observation", base, weights, mean, std)
+    expected = base + ((obs - mean) / std) @ weights
+    np.testing.assert_allclose(policy(sim, obs), np.clip(expected, -1, 1), rtol=1e-6)
+
+
+def test_tune_control_script(tmp_path, capsys):
+    from benchmarks.tune_control import main
+
+    main(["--train-users", "8", "--generations", "2", "--restarts", "2", "--validation-users", "64",
+          "--out", str(tmp_path / "t.json")])
+    out = capsys.readouterr().out
+    block = re.findall(r'^    "(\w+)": \(([-\d.e]+), ([-\d.e]+)\),$', out, re.M)
+    assert [b[0] for b in block] == ["valid_view", "watch_time", "long_view", "like", "follow"]
+    for _, power, bias in block:
+        assert -2.0 <= float(power) <= 2.0 and 1e-3 - 1e-9 <= float(bias) <= 1.0
+    result = json.loads((tmp_path / "t.json").read_text())
+    means = result["validation_means"]
+    assert set(means) == {"current control", "restart 0 (warm)", "restart 1 (centre)"}
+    assert result["winner"] == max(means, key=means.get)  # chosen on validation users
+    lift = result["winner_vs_current"]
+    assert lift["low"] <= lift["estimate"] <= lift["high"] and lift["estimate"] >= 0
+
+
+def test_observability_table():
+    from benchmarks.observability import latent_table
+    from mtf_gym.sim.config import MTFSessionV1Config
+
+    table = latent_table(MTFSessionV1Config(), 256, 2)
+    assert {"satisfaction", "fatigue", "watch_drive", "clickbait_aversion", "segment"} <= set(table)
+    assert "log_account_age" not in table  # an observed attribute, not a latent
+    assert all(r2 <= 1.0 for r2 in table.values())
+
+
+def test_exploit_search_script(capsys):
+    from benchmarks.exploit_search import main
+
+    main(["--eval-users", "64", "--train-users", "8", "--generations", "2"])
+    out = capsys.readouterr().out
+    rows = re.findall(r"^\| ([^|]+) \| ([\d.]+) \| ([\d.]+)% \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([-\d.]+) \|$",
+                      out, re.M)
+    assert len(rows) == 2 + 20 + 4
+    for _, requests, cap, valid, long_view, like, _ in rows:
+        assert float(requests) >= 1 and 0 <= float(cap) <= 100
+        assert 0 <= float(long_view) <= float(valid) <= 1 and 0 <= float(like) <= float(valid)
+    assert re.search(r"(nothing unrealistic|EXPLOIT FOUND)", out)
