@@ -23,7 +23,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.noise import NormalActionNoise
 from tqdm.auto import tqdm
 
-from agents.base import AgentConfig, OnlineAgent
+from agents.base import AgentConfig, OnlineAgent, resolve_device
 
 if TYPE_CHECKING:
     from mtf_gym.config import MTFSessionConfig
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["PPOAgent", "PPOConfig", "SACAgent", "SACConfig", "SB3Agent", "SB3AgentConfig", "TD3Agent", "TD3Config"]
 
 MODEL_FILE = "model.zip"
-_DEVICE = "cpu"
 
 
 @dataclass(frozen=True)
@@ -44,6 +43,7 @@ class SB3AgentConfig(AgentConfig):
         gamma: discount (the paper's 0.9, as for the offline agents).
         batch_size: mini-batch size.
         n_envs: parallel simulator sessions feeding the learner.
+        device: torch device, ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (``agents.base.resolve_device``).
     """
 
     algorithm: ClassVar[type[BaseAlgorithm]]
@@ -53,8 +53,12 @@ class SB3AgentConfig(AgentConfig):
     gamma: float = 0.9
     batch_size: int = 256
     n_envs: int = 1
+    device: str = "cpu"
 
     def validate(self) -> None:
+        if self.device not in ("cpu", "auto") and not self.device.startswith("cuda"):
+            raise ValueError(f"{type(self).__name__}.device must be 'cpu', 'auto', 'cuda' or 'cuda:N', "
+                             f"got {self.device!r}")
         self.check_layers("hidden_units")
         self.check_positive("learning_rate")
         self.check_range("gamma", 0.0, 1.0)
@@ -65,7 +69,7 @@ class SB3AgentConfig(AgentConfig):
         """Keyword arguments of the SB3 constructor (besides policy, env, seed and device)."""
         kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         kwargs["policy_kwargs"] = {"net_arch": list(kwargs.pop("hidden_units"))}
-        del kwargs["n_envs"]
+        del kwargs["n_envs"], kwargs["device"]
         return kwargs
 
 
@@ -175,6 +179,22 @@ class PPOConfig(SB3AgentConfig):
         return kwargs
 
 
+class _CheckpointCallback(BaseCallback):
+    """Reports the requests done so far to the agent's checkpoint hook when a rollout starts: SB3 trains on a
+    rollout after collecting it, so only then are the updates for every request so far done (the final
+    checkpoint fires after ``learn`` returns)."""
+
+    def __init__(self, agent: SB3Agent) -> None:
+        super().__init__()
+        self._agent = agent
+
+    def _on_rollout_start(self) -> None:
+        self._agent._checkpoint(self.num_timesteps)
+
+    def _on_step(self) -> bool:
+        return True
+
+
 class _TqdmCallback(BaseCallback):
     """A tqdm bar over ``total_timesteps`` (SB3's own bar needs ``rich``)."""
 
@@ -195,6 +215,7 @@ class SB3Agent(OnlineAgent):
 
     config_class: ClassVar[type[AgentConfig]] = SB3AgentConfig
     config: SB3AgentConfig
+    reports_checkpoints: ClassVar[bool] = True
 
     def __init__(self, config: AgentConfig | None = None) -> None:
         super().__init__(config)
@@ -208,10 +229,13 @@ class SB3Agent(OnlineAgent):
         env = make_vec_env(mtf_gym.ENV_ID, n_envs=cfg.n_envs, seed=seed,
                            env_kwargs={"config": dataclasses.replace(env_config, item_logs=False)})
         try:
-            model = cfg.algorithm("MlpPolicy", env, seed=seed, device=_DEVICE, verbose=0,
+            model = cfg.algorithm("MlpPolicy", env, seed=seed, device=resolve_device(cfg.device), verbose=0,
                                   **cfg.model_kwargs(self.action_dim))
-            callback = _TqdmCallback(n_steps, self.name) if show_progress else None
-            model.learn(total_timesteps=n_steps, callback=callback)
+            self._model = model  # a checkpoint callback acts with the model as it trains
+            callbacks: list[BaseCallback] = [_CheckpointCallback(self)]
+            if show_progress:
+                callbacks.append(_TqdmCallback(n_steps, self.name))
+            model.learn(total_timesteps=n_steps, callback=callbacks)
         finally:
             env.close()
         self._model = model
@@ -227,7 +251,7 @@ class SB3Agent(OnlineAgent):
         self._model.save(path / MODEL_FILE)
 
     def _load_payload(self, path: Path, metadata: dict[str, Any]) -> None:
-        self._model = self.config.algorithm.load(path / MODEL_FILE, device=_DEVICE)
+        self._model = self.config.algorithm.load(path / MODEL_FILE, device=resolve_device(self.config.device))
 
 
 class SACAgent(SB3Agent):
