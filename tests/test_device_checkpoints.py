@@ -101,3 +101,21 @@ def test_agent_without_checkpoint_support_reports_the_final_budget_once() -> Non
     with pytest.raises(ValueError, match=r"checkpoints must be integers in \[1, n_steps=64\]"):
         agent.fit_online(ONLINE_ENV_CONFIG, 64, seed=0, show_progress=False, checkpoints=(0,),
                          on_checkpoint=lambda *_: None)
+
+
+def test_fqe_estimates_the_behaviour_policy_on_its_own_data(tiny_data) -> None:
+    """FQE of the logging centre (the baseline fusion, which the uniform data explores around by +-0.15): with
+    gamma = 0 it estimates the mean first reward, with gamma = 1 the mean session return (within 20%)."""
+    from benchmarks.harness.ope import fqe_estimate
+    from mtf_gym import BaselinePolicy, MTFSessionConfig
+
+    policy = BaselinePolicy(MTFSessionConfig())
+    kwargs = {"hidden_units": (32, 32), "batch_size": 64, "learning_rate": 1e-3, "seed": 0}
+    first_reward = float(tiny_data.rewards[tiny_data.episode_starts()[:-1]].mean())
+    immediate = fqe_estimate(policy, tiny_data, 300, gamma=0.0, **kwargs)
+    assert immediate.num_initial_states == tiny_data.num_episodes
+    assert immediate.value == pytest.approx(first_reward, rel=0.2)
+    session = fqe_estimate(policy, tiny_data, 1000, gamma=1.0, **kwargs)
+    assert session.value == pytest.approx(float(tiny_data.episode_returns().mean()), rel=0.2)
+    again = fqe_estimate(policy, tiny_data, 300, gamma=0.0, **kwargs)
+    assert again.value == immediate.value  # same seed, same estimate
