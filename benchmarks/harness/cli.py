@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--workers", type=int, help="parallel jobs; 0 runs jobs in this process (workers)")
     group.add_argument("--executor", choices=("local", "ray"), help="local process pool or a Ray cluster")
     group.add_argument("--ray-address", help="Ray cluster address, e.g. auto or ray://head:10001")
-    group.add_argument("--device", help="torch device for agents that support one, e.g. cuda:0 (device)")
+    group.add_argument("--device", help="torch device of every torch agent: cpu, auto (CUDA if available), cuda or "
+                                        "cuda:N (device); CUDA without CUDA is an error")
     group.add_argument("--results-dir", help="parent directory of the run (results_dir; default results)")
     parser.add_argument("--dry-run", action="store_true", help="list the jobs and whether they are done; run nothing")
     parser.add_argument("--show-config", action="store_true", help="print the resolved preset as JSON and exit")
@@ -100,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.show_config:
             print(json.dumps(preset_to_dict(preset), indent=2))
             return 0
-        from benchmarks.harness.runner import describe_plan, plan, run_preset
+        from benchmarks.harness.runner import check_device, describe_plan, plan, run_preset
 
         if args.dry_run:
             rows = describe_plan(preset)
@@ -109,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{sum(not r['done'] for r in rows)} of {len(rows)} job(s) to run")
             return 0
         grid = plan(preset)  # checks agent names and every agent's settings before anything runs
+        if not args.report_only:
+            check_device(preset)  # CUDA asked for without CUDA: an error naming the fix, never a silent CPU run
         if preset.executor == "ray" and not args.report_only:
             from benchmarks.harness.executors import require_ray
 

@@ -25,6 +25,7 @@ from typing import Any
 from benchmarks.harness.presets import Preset
 
 __all__ = [
+    "ES",
     "ONLINE",
     "TEST_DATASET",
     "AblationPoint",
@@ -37,6 +38,8 @@ __all__ = [
 
 TEST_DATASET = "test"
 ONLINE = "online"
+# The online control of every "vs ES" verdict; it gets its own budget (``agents.es_steps``).
+ES = "es"
 
 
 def band_dataset_name(width: float) -> str:
@@ -115,6 +118,9 @@ class TrainJob(_JobIdentity):
         run_dir: the run's directory.
         dataset_hashes: config hashes of the datasets it reads (filled by :func:`build_grid`).
         device: torch device requested by the preset.
+        checkpoints: learning-curve points (log-spaced, the last at ``n_steps``; 1: the final policy only).
+        band: half-width of the exploration band around the baseline fusion (the saturation diagnostic's band edge).
+        env_id: the Gymnasium id of the environment version.
     """
 
     agent: str
@@ -130,6 +136,9 @@ class TrainJob(_JobIdentity):
     run_dir: str
     dataset_hashes: dict[str, str] = field(default_factory=dict)
     device: str = "cpu"
+    checkpoints: int = 1
+    band: float = 0.15
+    env_id: str = "MTFSession-v0"
 
     kind = "train"
 
@@ -143,9 +152,17 @@ class TrainJob(_JobIdentity):
 
     @property
     def needs(self) -> tuple[str, ...]:
-        """Dataset job ids this job reads: its training set (offline) and the baseline test set (weighted GAUC)."""
+        """Dataset job ids this job reads: its training set (offline), the baseline test set (weighted GAUC) and,
+        with FQE on, FQE's dataset."""
         names = [TEST_DATASET] if self.dataset == ONLINE else [self.dataset, TEST_DATASET]
+        if self.fqe_dataset and self.fqe_dataset not in names:
+            names.append(self.fqe_dataset)
         return tuple(f"{name}__seed{self.seed}" for name in names)
+
+    @property
+    def fqe_dataset(self) -> str | None:
+        """The dataset FQE is fitted on (None when FQE is off)."""
+        return self.evaluation.get("fqe_dataset") if int(self.evaluation.get("fqe_steps", 0)) > 0 else None
 
 
 
@@ -185,6 +202,8 @@ def build_grid(preset: Preset, agent_kinds: dict[str, str]) -> Grid:
     run_dir = str(preset.run_dir)
     col, ag, ab = preset.collection, preset.agents, preset.ablation
     evaluation = dataclasses.asdict(preset.evaluation)
+    if evaluation["fqe_dataset"] not in col.recipes:
+        evaluation["fqe_steps"] = 0  # FQE's dataset is not collected: no FQE (the report says so)
     common = {"sessions": col.sessions, "minari": col.minari}
 
     def dataset_jobs(seed: int) -> list[DatasetJob]:
@@ -223,7 +242,8 @@ def build_grid(preset: Preset, agent_kinds: dict[str, str]) -> Grid:
               extra: dict[str, Any] | None = None) -> TrainJob:
         kind = agent_kinds[agent]
         job = TrainJob(agent, label, dataset, seed, kind, n_steps, overrides_for(agent, extra), common, env,
-                       evaluation, run_dir, device=preset.device)
+                       evaluation, run_dir, device=preset.device, checkpoints=ag.checkpoints, band=col.band,
+                       env_id=preset.env_id)
         by_id = {d.job_id: d.config_hash for d in datasets}
         return dataclasses.replace(job, dataset_hashes={need: by_id[need] for need in job.needs})
 
@@ -232,7 +252,7 @@ def build_grid(preset: Preset, agent_kinds: dict[str, str]) -> Grid:
     for seed in preset.seeds:
         for agent in ag.names:
             if agent_kinds[agent] == "online":
-                trains.append(train(agent, agent, ONLINE, seed, ag.online_steps))
+                trains.append(train(agent, agent, ONLINE, seed, preset.es_steps if agent == ES else ag.online_steps))
             else:
                 trains.extend(train(agent, agent, ds, seed, ag.n_steps) for ds in offline_datasets)
 

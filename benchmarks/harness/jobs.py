@@ -14,6 +14,7 @@ agent cannot stop a grid of a hundred jobs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from benchmarks.harness.grid import ONLINE, TEST_DATASET, DatasetJob, TrainJob
 from benchmarks.harness.io import atomic_dir, atomic_path, atomic_write_json, atomic_write_text, read_json
 
 __all__ = [
+    "CURVE_FILE",
     "MODEL_DIR",
     "RESULT_FILE",
     "SESSIONS_FILE",
@@ -36,6 +38,7 @@ __all__ = [
     "is_done",
     "load_job_dataset",
     "run_job",
+    "saturation",
 ]
 
 RESULT_FILE = "result.json"
@@ -43,6 +46,9 @@ CONFIG_FILE = "config.json"
 LOG_FILE = "log.txt"
 TRACEBACK_FILE = "traceback.txt"
 SESSIONS_FILE = "sessions.npz"
+CURVE_FILE = "curve.npz"
+# An action this close to a boundary counts as "at" it (the saturation diagnostic).
+EDGE_TOLERANCE = 1e-3
 MODEL_DIR = "model"
 MINARI_DIR = "minari"
 # The harness's working copy of a dataset: TransitionData's arrays as one uncompressed .npz plus its datasheet.
@@ -281,6 +287,62 @@ def _collect(job: DatasetJob, log: _Log, timings: dict[str, float]) -> dict[str,
 # ----------------------------------------------------------------------------------------------------------------------
 # Training and evaluation
 # ----------------------------------------------------------------------------------------------------------------------
+def saturation(actions: np.ndarray, centres: np.ndarray, band: float,
+               tolerance: float = EDGE_TOLERANCE) -> dict[str, float]:
+    """Shares of action entries ``(N, A)`` at the action-space edge (``|a| >= 1 - tol``) and at or beyond the band
+    edge around the exploration centres (``|a - centre| >= band - tol``): a policy pinned there is bang-bang."""
+    actions, centres = np.asarray(actions, dtype=np.float64), np.asarray(centres, dtype=np.float64)
+    if actions.shape != centres.shape or actions.ndim != 2:
+        raise ValueError(f"actions and centres must be (N, A) arrays of one shape, got {actions.shape}, "
+                         f"{centres.shape}")
+    if not band > 0:
+        raise ValueError(f"band must be > 0, got {band!r}")
+    at_box = np.abs(actions) >= 1.0 - tolerance
+    at_band = np.abs(actions - centres) >= band - tolerance
+    return {"action_edge": float(at_box.mean()), "band_edge": float(at_band.mean()),
+            "band_edge_per_dim": at_band.mean(axis=0).tolist(), "band": float(band)}
+
+
+def _fit_with_curve(job: TrainJob, agent: Any, train: Any, env: Any, log: _Log,
+                    timings: dict[str, float]) -> tuple[dict[str, float], list[int], np.ndarray]:
+    """Train ``agent`` for ``job.n_steps`` and evaluate it at every checkpoint on the curve users.
+
+    An agent that reports checkpoints is evaluated as it trains; any other (ES, plug-ins) is retrained from the
+    same seed for each earlier checkpoint budget, which for a deterministic agent such as ES is its own run's
+    prefix. Returns the final training metrics, the checkpoint steps and the returns ``(K, curve users)``.
+    """
+    from benchmarks.harness.curves import checkpoint_schedule
+    from mtf_gym.evaluation import simulate_sessions
+
+    ev = job.evaluation
+    schedule = checkpoint_schedule(job.n_steps, job.checkpoints)
+    steps: list[int] = []
+    rows: list[np.ndarray] = []
+
+    def record(step: int, policy: Any) -> None:
+        with _timer(timings, "curve_eval_s"):
+            out = simulate_sessions(policy, int(ev["curve_sessions"]), int(ev["user_seed"]), env)
+        steps.append(int(step))
+        rows.append(out.returns)
+        log(f"checkpoint {step}: curve return {out.returns.mean():.3f}")
+
+    def fit(learner: Any, budget: int, checkpoints: tuple[int, ...]) -> dict[str, float]:
+        kwargs = {"seed": job.seed, "show_progress": False, "checkpoints": checkpoints, "on_checkpoint": record}
+        if job.kind_ == "online":
+            return learner.fit_online(env, budget, **kwargs)
+        return learner.fit(train, budget, **kwargs)
+
+    if not agent.reports_checkpoints:
+        for budget in schedule[:-1]:
+            with _timer(timings, "curve_fit_s"):
+                fit(build_agent_for(job.agent, job.overrides, job.common), budget, (budget,))
+    evaluated_before = timings.get("curve_eval_s", 0.0)
+    with _timer(timings, "fit_s"):
+        metrics = fit(agent, job.n_steps, schedule if agent.reports_checkpoints else schedule[-1:])
+    timings["fit_s"] -= timings.get("curve_eval_s", 0.0) - evaluated_before  # training time only
+    return metrics, steps, np.stack(rows)
+
+
 def _train_and_evaluate(job: TrainJob, log: _Log, timings: dict[str, float]) -> dict[str, Any]:
     from mtf_gym.config import MTFSessionConfig
     from mtf_gym.evaluation import LoggedItems, action_deviation, offline_weighted_gauc, simulate_sessions
@@ -292,11 +354,10 @@ def _train_and_evaluate(job: TrainJob, log: _Log, timings: dict[str, float]) -> 
         train = None if job.dataset == ONLINE else load_job_dataset(job.run_dir, job.dataset, job.seed)
     agent = build_agent_for(job.agent, job.overrides, job.common, log)
     log(f"training {job.agent} ({agent.kind}) for {job.n_steps} steps on {job.dataset}: {agent.config}")
-    with _timer(timings, "fit_s"):
-        if job.kind_ == "online":
-            metrics = agent.fit_online(env, job.n_steps, seed=job.seed, show_progress=False)
-        else:
-            metrics = agent.fit(train, job.n_steps, seed=job.seed, show_progress=False)
+    metrics, curve_steps, curve_returns = _fit_with_curve(job, agent, train, env, log, timings)
+    with atomic_path(job.directory / CURVE_FILE) as tmp:
+        np.savez(tmp, steps=np.asarray(curve_steps, dtype=np.int64), returns=curve_returns,
+                 user_seed=int(job.evaluation["user_seed"]))
     log(f"trained: {metrics}")
     with _timer(timings, "save_s"), atomic_dir(job.directory / MODEL_DIR) as tmp:
         agent.save(tmp)
@@ -309,6 +370,19 @@ def _train_and_evaluate(job: TrainJob, log: _Log, timings: dict[str, float]) -> 
         logs = LoggedItems.from_transitions(test)
         gauc = offline_weighted_gauc(agent, logs, env.fusion)
         deviation = action_deviation(agent, BaselinePolicy(env), logs.observations)
+        # Saturation on the logged states of the baseline test set, around the baseline fusion (the band centre).
+        sat = saturation(agent.act(logs.observations), BaselinePolicy(env)(logs.observations), job.band)
+    fqe = None
+    if job.fqe_dataset is not None:
+        from benchmarks.harness.ope import fqe_estimate
+
+        with _timer(timings, "fqe_s"):
+            estimate = fqe_estimate(agent, load_job_dataset(job.run_dir, job.fqe_dataset, job.seed),
+                                    int(ev["fqe_steps"]), seed=job.seed, gamma=float(ev["fqe_gamma"]),
+                                    hidden_units=tuple(job.common.get("hidden_units", (64, 64))),
+                                    batch_size=int(job.common.get("batch_size", 256)), device=job.device)
+        fqe = dataclasses.asdict(estimate)
+        log(f"FQE on {job.fqe_dataset}: {estimate.value:.3f} (se {estimate.standard_error:.3f})")
     means = sessions.means()
     log(f"online {means}; weighted GAUC {gauc.value:.4f} ({gauc.num_users_used} users)")
     return {
@@ -317,5 +391,7 @@ def _train_and_evaluate(job: TrainJob, log: _Log, timings: dict[str, float]) -> 
         "train_metrics": {k: float(v) for k, v in (metrics or {}).items() if np.isscalar(v)},
         "online": means, "gauc": gauc.value, "gauc_users_used": gauc.num_users_used,
         "gauc_users_skipped": gauc.num_users_skipped, "action_deviation": deviation,
-        "train_transitions": None if train is None else len(train),
+        "train_transitions": None if train is None else len(train), "saturation": sat, "fqe": fqe,
+        "curve": {"steps": curve_steps, "mean_returns": curve_returns.mean(axis=1).tolist(),
+                  "sessions": int(curve_returns.shape[1])}, "env_id": job.env_id, "device": job.device,
     }

@@ -65,10 +65,33 @@ def agent_kinds(names: Sequence[str]) -> dict[str, str]:
     return {n: registry.get(n).kind for n in names}
 
 
+def check_device(preset: Preset) -> str:
+    """The torch device the preset's agents will use; CUDA asked for where torch has none is a PresetError
+    naming the fix (``--device cpu`` or ``--device auto``), before any job starts."""
+    from agents.base import resolve_device
+
+    try:
+        return resolve_device(preset.device)
+    except ValueError as exc:
+        raise PresetError(str(exc)) from exc
+
+
+def check_env_id(preset: Preset) -> None:
+    """``preset.env_id`` must be a registered Gymnasium id (``import mtf_gym`` registers the MTF ones)."""
+    import gymnasium
+
+    import mtf_gym  # noqa: F401  (registers the environments)
+
+    if preset.env_id not in gymnasium.registry:
+        known = sorted(k for k in gymnasium.registry if k.startswith("MTF"))
+        raise PresetError(f"env_id must be a registered environment id, one of {known}, got {preset.env_id!r}")
+
+
 def plan(preset: Preset) -> Grid:
-    """The preset's grid, with every agent's config overrides checked before anything runs."""
+    """The preset's grid, with the env id and every agent's config overrides checked before anything runs."""
     from benchmarks.harness.jobs import build_agent_for
 
+    check_env_id(preset)
     kinds = agent_kinds(preset.agents.names)
     grid = build_grid(preset, kinds)
     checked: set[str] = set()
@@ -119,6 +142,7 @@ def run_preset(
         grid: the preset's grid if the caller already built it with :func:`plan`.
     """
     stage_start = time.perf_counter()
+    check_device(preset)
     grid = grid or plan(preset)
     run_dir = preset.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
