@@ -9,6 +9,7 @@ Examples:
     mtf-bench quick --config my_overrides.toml --workers 4
     mtf-bench quick --executor ray --ray-address auto # the same jobs on a Ray cluster
     mtf-bench quick --report-only --publish docs/results.md
+    mtf-bench standard --tune                         # rerun the hyperparameter search, then the grid
 
 Rerunning the same command resumes: finished jobs are skipped. Exit status: 0 all jobs finished, 1 some job failed
 (listed at the end; its traceback is in its directory), 2 bad input, 130 interrupted.
@@ -54,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--dry-run", action="store_true", help="list the jobs and whether they are done; run nothing")
     parser.add_argument("--show-config", action="store_true", help="print the resolved preset as JSON and exit")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from existing results")
+    parser.add_argument("--tune", action="store_true",
+                        help="(re)run the equal hyperparameter search of every learning agent before the grid "
+                             "(sets tuning.enabled; earlier search results are discarded)")
     parser.add_argument("--publish", metavar="PATH",
                         help="copy report.md to PATH (e.g. docs/results.md) and its plots next to it")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -63,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _shortcut_assignments(args: argparse.Namespace) -> list[str]:
     out = []
+    if getattr(args, "tune", False):
+        out.append("tuning.enabled=true")
     if args.agents is not None:
         out.append(f"agents.names={json.dumps([a.strip() for a in args.agents.split(',') if a.strip()])}")
     if args.seeds is not None:
@@ -130,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PresetError as exc:
         parser.error(str(exc))  # exits with status 2 and the usage line
 
+    if args.tune:
+        _discard_searches(preset)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     start = time.perf_counter()
     try:
@@ -154,6 +162,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {outcome.job_id}: {last[0]}", file=sys.stderr)
         return 1
     return 0
+
+
+def _discard_searches(preset) -> None:  # noqa: ANN001
+    """``--tune``: forget finished searches, so the runner redoes them (their validation dataset is kept)."""
+    from benchmarks.harness.grid import tuning_jobs
+    from benchmarks.harness.jobs import RESULT_FILE
+    from benchmarks.harness.runner import agent_kinds
+
+    for job in tuning_jobs(preset, agent_kinds(preset.agents.names))[1]:
+        (job.directory / RESULT_FILE).unlink(missing_ok=True)
 
 
 def _publish(run_dir: Path, target: str) -> None:

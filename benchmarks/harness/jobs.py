@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from benchmarks.harness.grid import ONLINE, TEST_DATASET, DatasetJob, TrainJob
+from benchmarks.harness.grid import ONLINE, TEST_DATASET, DatasetJob, TrainJob, TuneJob
 from benchmarks.harness.io import atomic_dir, atomic_path, atomic_write_json, atomic_write_text, read_json
 
 __all__ = [
@@ -71,7 +71,7 @@ class JobOutcome:
     error: str | None = None
 
 
-def is_done(job: DatasetJob | TrainJob) -> bool:
+def is_done(job: DatasetJob | TrainJob | TuneJob) -> bool:
     """Whether ``job`` finished before with the same identity (a valid ``result.json`` with a matching hash)."""
     result = read_json(job.directory / RESULT_FILE)
     return isinstance(result, dict) and result.get("status") == "ok" and result.get("config_hash") == job.config_hash
@@ -126,7 +126,7 @@ def _timer(timings: dict[str, float], name: str) -> Iterator[None]:
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 
-def run_job(job: DatasetJob | TrainJob) -> JobOutcome:
+def run_job(job: DatasetJob | TrainJob | TuneJob) -> JobOutcome:
     """Run one job to completion in this process; never raises (failures are recorded in the job directory)."""
     start = time.perf_counter()
     directory = job.directory
@@ -136,7 +136,7 @@ def run_job(job: DatasetJob | TrainJob) -> JobOutcome:
     atomic_write_json(directory / CONFIG_FILE, {"job_id": job.job_id, "config_hash": job.config_hash,
                                                 **job.identity()})
     body: Callable[[Any, _Log, dict[str, float]], dict[str, Any]] = (
-        _collect if isinstance(job, DatasetJob) else _train_and_evaluate)
+        _collect if isinstance(job, DatasetJob) else _tune if isinstance(job, TuneJob) else _train_and_evaluate)
     with open(directory / LOG_FILE, "a", encoding="utf-8") as stream, _one_torch_thread(), \
             contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
         log = _Log(stream)
@@ -282,6 +282,35 @@ def _collect(job: DatasetJob, log: _Log, timings: dict[str, float]) -> dict[str,
             gauc = offline_weighted_gauc(BaselinePolicy(env), LoggedItems.from_transitions(data), env.fusion)
         result["baseline_gauc"] = gauc.value
     return result
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Hyperparameter search
+# ----------------------------------------------------------------------------------------------------------------------
+def _tune(job: TuneJob, log: _Log, timings: dict[str, float]) -> dict[str, Any]:
+    from benchmarks.harness.tuning import run_search
+    from mtf_gym.config import MTFSessionConfig
+    from mtf_gym.evaluation import simulate_sessions
+
+    env = MTFSessionConfig.from_dict(job.env)
+    data = None if job.kind_ == "online" else load_job_dataset(job.run_dir, "uniform", job.seed)
+
+    def build(overrides: dict[str, Any]) -> Any:
+        return build_agent_for(job.agent, {**job.overrides, **overrides}, job.common)
+
+    def fit(agent: Any) -> None:
+        with _timer(timings, "fit_s"):
+            if job.kind_ == "online":
+                agent.fit_online(env, job.n_steps, seed=job.seed, show_progress=False)
+            else:
+                agent.fit(data, job.n_steps, seed=job.seed, show_progress=False)
+
+    def score(agent: Any) -> float:
+        with _timer(timings, "eval_s"):
+            return simulate_sessions(agent, job.sessions, job.user_seed, env).means()["return"]
+
+    log(f"tuning {job.agent} ({job.kind_}, {job.n_steps} steps per trial) over {job.space}")
+    return run_search(job, build, score, fit, log)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

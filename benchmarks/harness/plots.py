@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and CI; must precede pyplot
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 
 from benchmarks.harness.io import atomic_path
@@ -261,6 +262,9 @@ def plot_learning_curves(curves: Mapping[str, tuple[Sequence[int], Sequence[Esti
                     capsize=2, color="#1f77b4" if status == "converged" else "#d62728", linewidth=1.0)
         ax.axhline(0.0, color="black", linewidth=0.7)
         ax.set_xscale("log")
+        ax.set_xticks(list(steps))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(unit, fontsize=8)
         ax.set_ylabel("lift vs control (%)", fontsize=8)
         ax.set_title(f"{label}: {status}", fontsize=8)

@@ -92,11 +92,11 @@ def build_report(preset: Preset, grid: Grid, wall: Mapping[str, float] | None = 
 
 
 def _tuning_section(preset: Preset) -> list[str]:
-    try:
-        from benchmarks.harness.tuning import tuning_markdown
-    except ImportError:
-        return []
-    return tuning_markdown(preset)
+    from benchmarks.harness.grid import tuning_jobs
+    from benchmarks.harness.runner import agent_kinds
+    from benchmarks.harness.tuning import tuning_markdown
+
+    return tuning_markdown(preset, tuning_jobs(preset, agent_kinds(preset.agents.names))[1])
 
 
 def publish(run_dir: str | Path, target: str | Path) -> Path:
