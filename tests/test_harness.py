@@ -40,7 +40,11 @@ KINDS = {"bcq": "offline", "cql": "offline", "iql": "offline", "ddpg": "offline"
 # Presets and overrides
 # ----------------------------------------------------------------------------------------------------------------------
 def test_shipped_presets() -> None:
-    assert {"smoke", "quick", "paper"} <= set(available_presets())
+    assert {"smoke", "quick", "paper", "standard"} <= set(available_presets())
+    standard = load_preset("standard")
+    assert len(standard.seeds) >= 5 and standard.tuning.enabled and set(standard.agents.names) == set(KINDS)
+    assert standard.es_steps >= 80_000 and standard.agents.checkpoints >= 8
+    assert standard.env_id == "MTFSession-v0" and standard.device == "cpu"
     quick = load_preset("quick")
     assert set(quick.agents.names) == set(KINDS)  # every zoo agent
     assert quick.collection.recipes == ("gaussian", "uniform", "progressive") and len(quick.seeds) == 3
@@ -97,7 +101,7 @@ def test_bad_toml_file(tmp_path: Path) -> None:
 # CLI input errors
 # ----------------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("args", "message"), [
-    (["nope"], "unknown preset 'nope'; available presets: paper, quick, smoke"),
+    (["nope"], "unknown preset 'nope'; available presets: paper, quick, smoke, standard"),
     (["smoke", "--agents", "iql,nope"], "unknown agent(s) ['nope']"),
     (["smoke", "--set", "agents.n_stepz=3"], "unknown key(s) ['agents.n_stepz']"),
     (["smoke", "--seeds", "0,x"], "--seeds must be comma-separated integers"),

@@ -310,6 +310,30 @@ def _timings_md(preset: Preset, grid: Grid, loaded: LoadedResults, wall: Mapping
     return lines
 
 
+def _protocol_md(preset: Preset, agg: Aggregates) -> list[str]:
+    p, ev = preset, preset.evaluation
+    tuned = ("every learning agent first gets the same hyperparameter search (see below)" if p.tuning.enabled else
+             "no hyperparameter search in this preset (`tuning.enabled = false`): agents run their documented "
+             "defaults")
+    return ["## Protocol", "",
+            f"- **Seeds and users.** {len(p.seeds)} training seed(s); every arm is scored on the same "
+            f"{ev.sessions} A/B users (common random numbers), users no training data came from. Intervals are 95% "
+            "bootstrap CIs over training seeds and users; aggregate statistics over seeds use rliable's IQM, "
+            "probability of improvement and performance profiles on the normalised return (random fusion = 0, "
+            f"reference = 100: {agg.normalisation.reference}).",
+            "- **Controls.** The production fusion (`BaselinePolicy`) is the control arm of every lift; ES (CMA-ES "
+            f"over a linear fusion policy, {p.es_steps} requests) is the paper's deployed policy, and a 'vs ES' "
+            "verdict is given only if ES's learning curve has converged.",
+            f"- **Budgets and curves.** Every run is evaluated at {p.agents.checkpoints} log-spaced checkpoints on the "
+            f"first {ev.curve_sessions} A/B users; the report states per agent whether the last two agree "
+            "(converged). A verdict from runs that did not converge describes the budget, not the method.",
+            f"- **Tuning.** {tuned}.",
+            "- **Offline estimators.** Weighted GAUC and FQE for every trained policy, with their rank agreement with "
+            "online return and the regret of the policy each would select.",
+            f"- **Device.** `{p.device}`; asking for CUDA where torch has none stops the run. GPU throughput: not "
+            "measured on GPU in this repository's runs.", ""]
+
+
 def markdown(preset: Preset, grid: Grid, loaded: LoadedResults, agg: Aggregates, claims: Sequence[Claim],
              figures: Mapping[str, list[Path]], *, command: str, wall: Mapping[str, float],
              stage: Mapping[str, float], tuning: Sequence[str] = ()) -> str:
@@ -332,6 +356,7 @@ def markdown(preset: Preset, grid: Grid, loaded: LoadedResults, agg: Aggregates,
              f"paper's deployed policy), whose convergence is checked before any 'vs ES' verdict "
              f"({agg.claim_inputs.es_status or 'not run'}); uniformly random fusion: return "
              f"{agg.random.means()['return']:.3f}", ""]
+    lines += _protocol_md(p, agg)
     lines += _claims_md(p, claims)
     lines += _main_md(p, agg, figures)
     lines += _stats_md(agg, figures)
