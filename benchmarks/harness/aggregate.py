@@ -242,9 +242,13 @@ def _seed_stats(preset: Preset, cells: dict[tuple[str, str], Cell], baseline: Se
     reps = min(ev.bootstrap, 2000)
     iqm = stats.iqm(scores, reps=reps, confidence=ev.confidence, seed=REPORT_SEED) if scores else {}
     improvement = {}
+    # IntegratedRL on each training dataset over every baseline trained on the same data, the online agents
+    # (ES among them) and the control: "IntegratedRL over each baseline", without cross-dataset pairs.
     for x in [k for k in scores if k.startswith("integrated_rl/")]:
+        dataset = x.split("/", 1)[1]
         for y in scores:
-            if y != x:
+            agent, _, y_dataset = y.partition("/")
+            if agent != "integrated_rl" and (y_dataset in (dataset, ONLINE) or not y_dataset):
                 improvement[(x, y)] = stats.probability_of_improvement(scores[x], scores[y], reps=reps,
                                                                        confidence=ev.confidence, seed=REPORT_SEED)
     profiles = stats.performance_profiles(scores, PROFILE_THRESHOLDS, reps=reps, confidence=ev.confidence,
