@@ -3,7 +3,10 @@
 Layout of a run directory ``<results_dir>/<preset>/``::
 
     datasets/seed<k>/<dataset>/     one collected dataset (config.json, log.txt, result.json, the data)
-    jobs/<agent>__<dataset>__seed<k>/   one training run (config.json, log.txt, result.json, model/, sessions.npz)
+    jobs/<agent>__<dataset>__seed<k>/   one training run (config.json, log.txt, result.json, model/, sessions.npz,
+                                        curve.npz)
+    tuning/<agent>/                 one agent's hyperparameter search (with ``tuning.enabled``; its validation
+                                    dataset is datasets/seed<tuning.seed>/uniform/)
 
 Datasets are collected once per seed and shared by every agent. Online agents use no dataset: they run once per seed
 as ``<agent>__online__seed<k>``. Ablation runs of IntegratedRL carry their variant in the agent label
