@@ -170,6 +170,13 @@ class AgentConfig:
             allowed = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
             raise config_error(self, name, allowed, value)
 
+    def check_device(self, name: str = "device") -> None:
+        """Field ``name`` must name a torch device: ``cpu``, ``auto``, ``cuda`` or ``cuda:N`` (whether CUDA is
+        there is checked when the agent trains or loads, by :func:`resolve_device`)."""
+        value = getattr(self, name)
+        if not isinstance(value, str) or not _DEVICE_PATTERN.fullmatch(value):
+            raise config_error(self, name, "'cpu', 'auto', 'cuda' or 'cuda:N'", value)
+
     def check_layers(self, name: str) -> None:
         """Field ``name`` must be a non-empty tuple of layer widths ``>= 1``."""
         value = getattr(self, name)

@@ -84,9 +84,7 @@ class D3rlpyAgentConfig(AgentConfig):
     device: str = "cpu"
 
     def validate(self) -> None:
-        if self.device not in ("cpu", "auto") and not self.device.startswith("cuda"):
-            raise ValueError(f"{type(self).__name__}.device must be 'cpu', 'auto', 'cuda' or 'cuda:N', "
-                             f"got {self.device!r}")
+        self.check_device()
         self.check_layers("hidden_units")
         self.check_min("batch_size", 1)
         self.check_min("n_critics", 1)

@@ -75,8 +75,7 @@ class DDPGVAConfig(AgentConfig):
     device: str = "cpu"
 
     def validate(self) -> None:
-        if self.device not in ("cpu", "auto") and not self.device.startswith("cuda"):
-            raise ValueError(f"DDPGVAConfig.device must be 'cpu', 'auto', 'cuda' or 'cuda:N', got {self.device!r}")
+        self.check_device()
         self.check_layers("hidden_units")
         self.check_min("head_units", 1)
         self.check_min("batch_size", 1)

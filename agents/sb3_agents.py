@@ -56,9 +56,7 @@ class SB3AgentConfig(AgentConfig):
     device: str = "cpu"
 
     def validate(self) -> None:
-        if self.device not in ("cpu", "auto") and not self.device.startswith("cuda"):
-            raise ValueError(f"{type(self).__name__}.device must be 'cpu', 'auto', 'cuda' or 'cuda:N', "
-                             f"got {self.device!r}")
+        self.check_device()
         self.check_layers("hidden_units")
         self.check_positive("learning_rate")
         self.check_range("gamma", 0.0, 1.0)

@@ -5,6 +5,7 @@ report lists space and winner; ``mtf-bench --tune`` reruns the search."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ def test_every_agent_gets_the_same_number_of_configurations() -> None:
     from agents.registry import BUILTIN_AGENTS
 
     assert set(SEARCH_SPACES) == {spec.name for spec in BUILTIN_AGENTS} and CONFIGURATIONS >= 6
+    assert all(math.prod(len(v) for v in space.values()) == CONFIGURATIONS for space in SEARCH_SPACES.values())
     from agents.registry import build_agent
 
     base = build_agent("iql").config

@@ -10,6 +10,7 @@ against the field's type and range, so a typo fails before any job starts, with 
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import types
 import typing
@@ -287,8 +288,6 @@ class Preset:
     env_id: str = "MTFSession-v0"
 
     def __post_init__(self) -> None:
-        import re
-
         if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", self.device):
             raise _fail("preset", "device", "'cpu', 'auto', 'cuda' or 'cuda:N'", self.device)
         if not re.fullmatch(r"[A-Za-z][\w/.-]*-v\d+", self.env_id):
