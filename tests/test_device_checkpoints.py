@@ -119,3 +119,19 @@ def test_fqe_estimates_the_behaviour_policy_on_its_own_data(tiny_data) -> None:
     assert session.value == pytest.approx(float(tiny_data.episode_returns().mean()), rel=0.2)
     again = fqe_estimate(policy, tiny_data, 300, gamma=0.0, **kwargs)
     assert again.value == immediate.value  # same seed, same estimate
+
+
+@pytest.mark.parametrize("name", ("iql", "ddpg_va"))
+def test_evaluating_at_checkpoints_does_not_change_training(name: str, tiny_data) -> None:
+    """A learning curve observes the run, it does not perturb it: the final policy is the same with or without
+    checkpoint evaluations in the simulator (which draw from their own seeded generators)."""
+    from mtf_gym import MTFSessionConfig
+    from mtf_gym.evaluation import simulate_sessions
+
+    obs = tiny_data.observations[:16]
+    plain = build_agent(name, **TINY[name])
+    plain.fit(tiny_data, 12, seed=3, show_progress=False)
+    observed = build_agent(name, **TINY[name])
+    observed.fit(tiny_data, 12, seed=3, show_progress=False, checkpoints=(4, 8, 12),
+                 on_checkpoint=lambda _step, agent: simulate_sessions(agent, 8, 123, MTFSessionConfig()))
+    np.testing.assert_array_equal(plain.act(obs), observed.act(obs))
