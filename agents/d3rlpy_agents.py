@@ -3,9 +3,9 @@
 Every agent here is :class:`D3rlpyAgent` with a different config class. A config's fields are named exactly as the
 d3rlpy config's, so :meth:`D3rlpyAgentConfig.to_d3rlpy` passes them through generically; ``hidden_units`` becomes a
 ``VectorEncoderFactory`` for every encoder the algorithm has (actor, critic, imitator, value). Shared defaults make
-comparisons fair: 256x256 ReLU MLPs, batch 256, gamma 0.9 (the paper's), ``device="cpu"``; the training budget is ``n_steps`` of
-``fit``, the same for every agent of a preset. Algorithm-specific defaults follow each method's reference (and
-d3rlpy's reproduction settings); ``docs/agents/d3rlpy_baselines.md`` lists them and the deviations.
+comparisons fair: 256x256 ReLU MLPs, batch 256, gamma 0.9 (the paper's), ``device="cpu"``; the training budget is
+``n_steps`` of ``fit``, the same for every agent of a preset. Algorithm-specific defaults follow each method's
+reference (and d3rlpy's reproduction settings); ``docs/agents/d3rlpy_baselines.md`` lists them and the deviations.
 
 Training writes nothing to disk (``NoopAdapterFactory``: no ``d3rlpy_logs/``) and shows d3rlpy's tqdm progress bar
 when ``show_progress`` is true. Configs hold only plain values and d3rlpy factories, never Python callables, so a

@@ -3,7 +3,8 @@
 They learn from live interaction, which the paper's offline setting cannot afford, so they are an *upper
 reference*, not a competitor of the offline agents. One wrapper, :class:`SB3Agent`; each config knows its SB3 class
 and turns its fields into SB3 keyword arguments. SB3 refuses Gymnasium ``VectorEnv``s, so training runs on
-``make_vec_env("MTFSession-v0", n_envs)`` (a ``DummyVecEnv`` of ``Monitor``-wrapped single envs) on the config's ``device`` (CPU by default).
+``make_vec_env("MTFSession-v0", n_envs)`` (a ``DummyVecEnv`` of ``Monitor``-wrapped single envs), the networks on
+the config's ``device`` (CPU by default).
 ``fit_online``'s ``n_steps`` is SB3's ``total_timesteps`` (requests summed over the parallel envs; PPO always
 completes at least one rollout of ``rollout_steps * n_envs``).
 """

@@ -110,7 +110,7 @@ def test_saturation_shares() -> None:
 # ----------------------------------------------------------------------------------------------------------------------
 # Claim rules
 # ----------------------------------------------------------------------------------------------------------------------
-def E(value: float, low: float | None = None, high: float | None = None) -> Estimate:  # noqa: N802
+def E(value: float, low: float | None = None, high: float | None = None) -> Estimate:
     return Estimate(value, value if low is None else low, value if high is None else high)
 
 

@@ -38,9 +38,9 @@ def test_every_agent_gets_the_same_number_of_configurations() -> None:
 
 
 def test_validation_must_be_disjoint_from_training_and_ab_users() -> None:
-    with pytest.raises(PresetError, match="tuning.seed must be a seed not in the preset's seeds"):
+    with pytest.raises(PresetError, match=r"tuning\.seed must be a seed not in the preset's seeds"):
         load_preset("smoke", assignments=("tuning.enabled=true", "tuning.seed=0"))
-    with pytest.raises(PresetError, match="tuning.user_seed must be a range disjoint from the A/B users"):
+    with pytest.raises(PresetError, match=r"tuning\.user_seed must be a range disjoint from the A/B users"):
         load_preset("smoke", assignments=("tuning.enabled=true", "tuning.user_seed=1000000050"))
 
 

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from benchmarks.harness.presets import PresetError, available_presets, load_preset, preset_to_dict
+from benchmarks.harness.presets import Preset, PresetError, available_presets, load_preset, preset_to_dict
 
 __all__ = ["main"]
 
@@ -164,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _discard_searches(preset) -> None:  # noqa: ANN001
+def _discard_searches(preset: Preset) -> None:
     """``--tune``: forget finished searches, so the runner redoes them (their validation dataset is kept)."""
     from benchmarks.harness.grid import tuning_jobs
     from benchmarks.harness.jobs import RESULT_FILE

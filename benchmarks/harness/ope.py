@@ -1,4 +1,5 @@
-"""Off-policy evaluation by Fitted Q Evaluation (``d3rlpy.ope.FQE``), the second offline estimator next to weighted GAUC.
+"""Off-policy evaluation by Fitted Q Evaluation (``d3rlpy.ope.FQE``), the second offline estimator beside weighted
+GAUC.
 
 FQE fits ``Q^pi(s, a)`` of a fixed policy ``pi`` on logged transitions by regressing on ``r + gamma Q'(s',
 pi(s'))``; the policy's value is then the mean of ``Q^pi(s_0, pi(s_0))`` over the logged sessions' first states.

@@ -28,11 +28,11 @@ __all__ = [
     "plot_improvement",
     "plot_interval_estimates",
     "plot_learning_curves",
+    "plot_lifts",
     "plot_offline_vs_online",
     "plot_performance_profiles",
-    "plot_saturation",
-    "plot_lifts",
     "plot_progressive",
+    "plot_saturation",
     "save_figure",
 ]
 

@@ -26,7 +26,7 @@ from benchmarks.harness.presets import Preset
 from benchmarks.harness.results import LoadedResults
 from mtf_gym.evaluation import ONLINE_METRICS, lift_ci
 
-__all__ = ["PLOTS_DIR", "markdown", "run_rows", "rows_to_csv", "summary"]
+__all__ = ["PLOTS_DIR", "markdown", "rows_to_csv", "run_rows", "summary"]
 
 PLOTS_DIR = "plots"
 
@@ -262,7 +262,8 @@ def _agreement_md(preset: Preset, agg: Aggregates, figures: Mapping[str, list[Pa
     lines = ["", "## Offline vs online agreement", "",
              f"Two offline estimators score every trained policy: weighted GAUC on the baseline test set, and Fitted Q "
              f"Evaluation (`d3rlpy.ope.FQE`, {ev.fqe_steps} steps, γ = {ev.fqe_gamma:g}, fitted on the "
-             f"`{ev.fqe_dataset}` dataset of the run's seed; value = mean Q over the first states). Regret: how far the "
+             f"`{ev.fqe_dataset}` dataset of the run's seed; value = mean Q over the first states). Regret: how far "
+             "the "
              "policy each estimator ranks first falls below the best policy's online return.", "",
              "| estimator | policies | Spearman ρ [95% CI] | p | regret of the offline-selected policy |",
              "|---|---|---|---|---|"]

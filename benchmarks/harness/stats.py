@@ -17,8 +17,8 @@ under pandas 3, and it passes ``random_state=`` which ``arch`` 8 no longer accep
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,7 +112,8 @@ def _profile(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 
 
 def performance_profiles(scores: Mapping[str, np.ndarray], thresholds: Sequence[float], *, reps: int = 2000,
-                         confidence: float = 0.95, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                         confidence: float = 0.95,
+                         seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Performance profiles (rliable's run-score distributions): per arm, the fraction of runs scoring above each
     threshold, as ``(point (T,), low (T,), high (T,))`` with stratified-bootstrap intervals."""
     taus = np.asarray(thresholds, dtype=np.float64)

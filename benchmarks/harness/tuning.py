@@ -20,8 +20,15 @@ from benchmarks.harness.grid import TuneJob
 from benchmarks.harness.io import read_json
 from benchmarks.harness.presets import Preset
 
-__all__ = ["CONFIGURATIONS", "SEARCH_SPACES", "LR_SCALE", "expand_trial", "run_search", "tuning_markdown",
-           "winners"]
+__all__ = [
+    "CONFIGURATIONS",
+    "LR_SCALE",
+    "SEARCH_SPACES",
+    "expand_trial",
+    "run_search",
+    "tuning_markdown",
+    "winners",
+]
 
 LR_SCALE = "lr_scale"
 _SCALES = (0.3, 1.0, 3.0)
