@@ -349,6 +349,8 @@ def _fit_with_curve(job: TrainJob, agent: Any, train: Any, env: Any, log: _Log,
     rows: list[np.ndarray] = []
 
     def record(step: int, policy: Any) -> None:
+        if steps and steps[-1] == step:
+            return  # several checkpoints reached at once (e.g. within one PPO rollout): one policy, one point
         with _timer(timings, "curve_eval_s"):
             out = simulate_sessions(policy, int(ev["curve_sessions"]), int(ev["user_seed"]), env)
         steps.append(int(step))

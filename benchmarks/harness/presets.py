@@ -152,7 +152,9 @@ class EvaluationSettings:
         reference_return: session return scored 100 by the normalised score (the random policy scores 0): the
             environment's best known fusion (best constant or oracle). 0: not given, the control arm (the
             environment's ``BaselinePolicy``) is used as 100 and the report says so.
-        fqe_steps: FQE gradient steps per trained policy (0: no FQE).
+        fqe_steps: FQE gradient steps per trained policy (0: no FQE). FQE propagates value one request per target
+            update (every 100 steps), so sessions of ~5-30 requests need a few thousand steps; at 500 steps its
+            values are still far below the returns (its ranking may already be useful).
         fqe_dataset: the recipe whose dataset (of the run's seed) FQE is fitted on, the same for every policy.
         fqe_gamma: FQE's discount (1: undiscounted session return, what the A/B test measures).
     """
