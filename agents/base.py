@@ -18,9 +18,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import types
 import typing
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
@@ -38,11 +40,13 @@ __all__ = [
     "METADATA_FILE",
     "Agent",
     "AgentConfig",
+    "CheckpointCallback",
     "Kind",
     "OfflineAgent",
     "OnlineAgent",
     "config_error",
     "read_agent_metadata",
+    "resolve_device",
     "transition_arrays",
 ]
 
@@ -50,6 +54,39 @@ Kind = Literal["offline", "online"]
 KINDS: tuple[str, ...] = ("offline", "online")
 METADATA_FILE = "agent.json"
 _FORMAT_VERSION = 1
+
+
+DEVICE_FIX = "pass --device cpu (or --device auto: CUDA when torch sees a GPU, else the CPU)"
+# Called by training code at each checkpoint of a run: (steps or requests done so far, the agent as it is then).
+CheckpointCallback = Callable[[int, "Agent"], None]
+
+
+def resolve_device(device: str) -> str:
+    """The torch device an agent's ``device`` field names: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
+
+    ``auto`` is ``cuda:0`` when torch sees a CUDA GPU, else ``cpu``. Asking for CUDA where torch has none is an
+    error naming the fix, never a silent CPU run (a "GPU" benchmark that ran on the CPU would mislabel its timings).
+    """
+    if not isinstance(device, str) or not _DEVICE_PATTERN.fullmatch(device):
+        raise ValueError(f"device must be 'cpu', 'auto', 'cuda' or 'cuda:N', got {device!r}")
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    available = torch.cuda.is_available()
+    if device == "auto":
+        return "cuda:0" if available else "cpu"
+    if not available:
+        raise ValueError(f"device={device!r} asks for a CUDA GPU, but torch sees none here "
+                         f"(torch {torch.__version__}, torch.cuda.is_available() is False): {DEVICE_FIX}")
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r}: torch sees {torch.cuda.device_count()} CUDA device(s) "
+                         f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1}); {DEVICE_FIX}")
+    return f"cuda:{index}"
+
+
+_DEVICE_PATTERN = re.compile(r"cpu|auto|cuda(:\d+)?")
 
 
 def config_error(config: type | object, name: str, allowed: str, value: object) -> ValueError:
@@ -134,6 +171,13 @@ class AgentConfig:
             allowed = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
             raise config_error(self, name, allowed, value)
 
+    def check_device(self, name: str = "device") -> None:
+        """Field ``name`` must name a torch device: ``cpu``, ``auto``, ``cuda`` or ``cuda:N`` (whether CUDA is
+        there is checked when the agent trains or loads, by :func:`resolve_device`)."""
+        value = getattr(self, name)
+        if not isinstance(value, str) or not _DEVICE_PATTERN.fullmatch(value):
+            raise config_error(self, name, "'cpu', 'auto', 'cuda' or 'cuda:N'", value)
+
     def check_layers(self, name: str) -> None:
         """Field ``name`` must be a non-empty tuple of layer widths ``>= 1``."""
         value = getattr(self, name)
@@ -184,6 +228,9 @@ class Agent(ABC):
     kind: ClassVar[Kind]
     config_class: ClassVar[type[AgentConfig]]
     summary: ClassVar[str] = ""
+    # True when the training loop calls ``self._checkpoint(done)`` as it goes (learning curves from one run);
+    # otherwise ``fit(..., checkpoints=...)`` reports only the final budget.
+    reports_checkpoints: ClassVar[bool] = False
 
     def __init__(self, config: AgentConfig | None = None) -> None:
         config = self.config_class() if config is None else config
@@ -194,6 +241,8 @@ class Agent(ABC):
         self.config = config
         self.observation_dim: int | None = None
         self.action_dim: int | None = None
+        self._pending_checkpoints: list[int] = []
+        self._on_checkpoint: CheckpointCallback | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, config={self.config!r})"
@@ -204,6 +253,32 @@ class Agent(ABC):
 
     def _set_dims(self, observation_dim: int, action_dim: int) -> None:
         self.observation_dim, self.action_dim = int(observation_dim), int(action_dim)
+
+    def _start_checkpoints(self, checkpoints: Sequence[int], on_checkpoint: CheckpointCallback | None,
+                           n_steps: int) -> None:
+        bad = [c for c in checkpoints if isinstance(c, bool) or int(c) != c or not 1 <= c <= n_steps]
+        if bad:
+            raise ValueError(f"checkpoints must be integers in [1, n_steps={n_steps}], got {bad}")
+        if checkpoints and on_checkpoint is None:
+            raise ValueError("checkpoints need an on_checkpoint callback")
+        self._pending_checkpoints = sorted({int(c) for c in checkpoints})
+        self._on_checkpoint = on_checkpoint
+
+    def _checkpoint(self, done: int) -> None:
+        """Training code calls this with the steps (or requests) done so far; the callback fires once per
+        checkpoint reached, with the agent as it is now (it may act)."""
+        while self._pending_checkpoints and done >= self._pending_checkpoints[0]:
+            self._pending_checkpoints.pop(0)
+            if self._on_checkpoint is not None:
+                self._on_checkpoint(done, self)
+
+    def _finish_checkpoints(self, done: int) -> None:
+        """After training: the checkpoints not reported yet (an agent without checkpoint support, or budget
+        overshoot) fire now, once, at the final budget."""
+        if self._pending_checkpoints:
+            self._pending_checkpoints = self._pending_checkpoints[-1:]
+            self._checkpoint(max(done, self._pending_checkpoints[0]))
+        self._on_checkpoint = None
 
     def act(self, observations: np.ndarray) -> np.ndarray:
         """Deterministic actions ``(N, A)`` float32 in ``[-1, 1]`` for observations ``(N, obs_dim)``."""
@@ -305,12 +380,20 @@ class OfflineAgent(Agent):
 
     kind: ClassVar[Kind] = "offline"
 
-    def fit(self, data: TransitionData, n_steps: int, *, seed: int = 0, show_progress: bool = True) -> dict[str, float]:
-        """Train for ``n_steps`` gradient steps on ``data``; returns the final training metrics (losses)."""
+    def fit(self, data: TransitionData, n_steps: int, *, seed: int = 0, show_progress: bool = True,
+            checkpoints: Sequence[int] = (), on_checkpoint: CheckpointCallback | None = None) -> dict[str, float]:
+        """Train for ``n_steps`` gradient steps on ``data``; returns the final training metrics (losses).
+
+        ``on_checkpoint(step, agent)`` is called once per step count in ``checkpoints`` (learning curves), during
+        training if the agent ``reports_checkpoints``, else once at the end.
+        """
         _check_steps(n_steps)
         arrays = transition_arrays(data)
         self._set_dims(arrays["observations"].shape[1], arrays["actions"].shape[1])
-        return self._fit(data, int(n_steps), seed=int(seed), show_progress=show_progress)
+        self._start_checkpoints(checkpoints, on_checkpoint, int(n_steps))
+        metrics = self._fit(data, int(n_steps), seed=int(seed), show_progress=show_progress)
+        self._finish_checkpoints(int(n_steps))
+        return metrics
 
     @abstractmethod
     def _fit(self, data: TransitionData, n_steps: int, *, seed: int, show_progress: bool) -> dict[str, float]:
@@ -326,9 +409,13 @@ class OnlineAgent(Agent):
 
     kind: ClassVar[Kind] = "online"
 
-    def fit_online(self, env_config: MTFSessionConfig, n_steps: int, *, seed: int = 0,
-                   show_progress: bool = True) -> dict[str, float]:
-        """Train in the simulator for about ``n_steps`` requests; returns final training metrics."""
+    def fit_online(self, env_config: MTFSessionConfig, n_steps: int, *, seed: int = 0, show_progress: bool = True,
+                   checkpoints: Sequence[int] = (),
+                   on_checkpoint: CheckpointCallback | None = None) -> dict[str, float]:
+        """Train in the simulator for about ``n_steps`` requests; returns final training metrics.
+
+        ``checkpoints`` / ``on_checkpoint``: as for :meth:`OfflineAgent.fit`, counted in requests.
+        """
         from mtf_gym.config import MTFSessionConfig
         from mtf_gym.simulator import OBSERVATION_FEATURES
 
@@ -336,7 +423,10 @@ class OnlineAgent(Agent):
         if not isinstance(env_config, MTFSessionConfig):
             raise TypeError(f"env_config must be an MTFSessionConfig, got {type(env_config).__name__}")
         self._set_dims(len(OBSERVATION_FEATURES), env_config.action_dim)
-        return self._fit_online(env_config, int(n_steps), seed=int(seed), show_progress=show_progress)
+        self._start_checkpoints(checkpoints, on_checkpoint, int(n_steps))
+        metrics = self._fit_online(env_config, int(n_steps), seed=int(seed), show_progress=show_progress)
+        self._finish_checkpoints(int(n_steps))
+        return metrics
 
     @abstractmethod
     def _fit_online(self, env_config: MTFSessionConfig, n_steps: int, *, seed: int,

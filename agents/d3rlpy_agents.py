@@ -3,9 +3,9 @@
 Every agent here is :class:`D3rlpyAgent` with a different config class. A config's fields are named exactly as the
 d3rlpy config's, so :meth:`D3rlpyAgentConfig.to_d3rlpy` passes them through generically; ``hidden_units`` becomes a
 ``VectorEncoderFactory`` for every encoder the algorithm has (actor, critic, imitator, value). Shared defaults make
-comparisons fair: 256x256 ReLU MLPs, batch 256, gamma 0.9 (the paper's), CPU; the training budget is ``n_steps`` of
-``fit``, the same for every agent of a preset. Algorithm-specific defaults follow each method's reference (and
-d3rlpy's reproduction settings); ``docs/agents/d3rlpy_baselines.md`` lists them and the deviations.
+comparisons fair: 256x256 ReLU MLPs, batch 256, gamma 0.9 (the paper's), ``device="cpu"``; the training budget is
+``n_steps`` of ``fit``, the same for every agent of a preset. Algorithm-specific defaults follow each method's
+reference (and d3rlpy's reproduction settings); ``docs/agents/d3rlpy_baselines.md`` lists them and the deviations.
 
 Training writes nothing to disk (``NoopAdapterFactory``: no ``d3rlpy_logs/``) and shows d3rlpy's tqdm progress bar
 when ``show_progress`` is true. Configs hold only plain values and d3rlpy factories, never Python callables, so a
@@ -31,7 +31,7 @@ from d3rlpy.base import LearnableConfig
 from d3rlpy.logging import NoopAdapterFactory
 from d3rlpy.models import VectorEncoderFactory
 
-from agents.base import AgentConfig, OfflineAgent
+from agents.base import AgentConfig, OfflineAgent, resolve_device
 from agents.integrated_rl import IntegratedRLConfig
 
 if TYPE_CHECKING:
@@ -55,7 +55,6 @@ __all__ = [
 ]
 
 MODEL_FILE = "model.d3"
-_DEVICE = "cpu:0"
 # BCQ samples candidate actions from its VAE at inference time; a fixed seed makes act() a function of its input.
 _PREDICT_SEED = 0
 
@@ -71,6 +70,8 @@ class D3rlpyAgentConfig(AgentConfig):
         actor_learning_rate, critic_learning_rate: Adam step sizes.
         tau: soft target-update rate.
         n_critics: size of the critic ensemble.
+        device: torch device, ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (``agents.base.resolve_device``: asking
+            for CUDA without it is an error, never a silent CPU run).
     """
 
     # The d3rlpy config class the fields are passed to, and whether the data must carry exploration bands.
@@ -84,8 +85,10 @@ class D3rlpyAgentConfig(AgentConfig):
     critic_learning_rate: float = 3e-4
     tau: float = 0.005
     n_critics: int = 2
+    device: str = "cpu"
 
     def validate(self) -> None:
+        self.check_device()
         self.check_layers("hidden_units")
         self.check_min("batch_size", 1)
         self.check_min("n_critics", 1)
@@ -99,6 +102,7 @@ class D3rlpyAgentConfig(AgentConfig):
         """The d3rlpy config: every field by name, plus an MLP encoder factory for each of the algorithm's encoders."""
         kwargs: dict[str, Any] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         hidden = list(kwargs.pop("hidden_units"))
+        kwargs.pop("device")  # an argument of create(), not of the d3rlpy config
         for f in dataclasses.fields(self.d3rlpy_config_class):
             if f.name.endswith("_encoder_factory"):
                 kwargs[f.name] = VectorEncoderFactory(hidden_units=hidden)
@@ -282,6 +286,7 @@ class D3rlpyAgent(OfflineAgent):
 
     config_class: ClassVar[type[AgentConfig]] = D3rlpyAgentConfig
     config: D3rlpyAgentConfig
+    reports_checkpoints: ClassVar[bool] = True
 
     def __init__(self, config: AgentConfig | None = None) -> None:
         super().__init__(config)
@@ -290,7 +295,8 @@ class D3rlpyAgent(OfflineAgent):
     def _fit(self, data: TransitionData, n_steps: int, *, seed: int, show_progress: bool) -> dict[str, float]:
         dataset = _to_d3rlpy_dataset(data, self.config.banded)
         d3rlpy.seed(seed)  # d3rlpy samples mini-batches from the global NumPy/torch generators
-        algo = self.config.to_d3rlpy().create(device=_DEVICE)
+        algo = self.config.to_d3rlpy().create(device=resolve_device(self.config.device))
+        self._algo = algo  # a checkpoint callback acts with the algorithm as it trains
         history = algo.fit(
             dataset,
             n_steps=n_steps,
@@ -299,8 +305,8 @@ class D3rlpyAgent(OfflineAgent):
             with_timestamp=False,
             logger_adapter=NoopAdapterFactory(),
             show_progress=show_progress,
+            callback=lambda _algo, _epoch, total_step: self._checkpoint(total_step),
         )
-        self._algo = algo
         return {key: float(value) for key, value in history[-1][1].items()}
 
     def _predict(self, observations: np.ndarray) -> np.ndarray:
@@ -312,7 +318,7 @@ class D3rlpyAgent(OfflineAgent):
         self._algo.save(str(path / MODEL_FILE))
 
     def _load_payload(self, path: Path, metadata: dict[str, Any]) -> None:
-        algo = d3rlpy.load_learnable(str(path / MODEL_FILE), device=_DEVICE)
+        algo = d3rlpy.load_learnable(str(path / MODEL_FILE), device=resolve_device(self.config.device))
         expected = self.config.d3rlpy_config_class
         if not isinstance(algo.config, expected):
             raise ValueError(f"{path / MODEL_FILE} holds a {type(algo.config).__name__}, expected {expected.__name__}")

@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from agents.base import AgentConfig, OfflineAgent, transition_arrays
+from agents.base import AgentConfig, OfflineAgent, resolve_device, transition_arrays
 
 if TYPE_CHECKING:
     from mtf_gym.datasets import TransitionData
@@ -59,6 +59,7 @@ class DDPGVAConfig(AgentConfig):
         max_deviation: the actor's reach around the exploration centre (action clip), per dimension.
         value_warmup_fraction: share of ``n_steps`` during which only V trains (the article trains V first).
         pretrain_steps: actor regression steps onto the logged centres before RL (0 = rely on the zero init).
+        device: torch device, ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (``agents.base.resolve_device``).
     """
 
     hidden_units: tuple[int, ...] = (256, 256)
@@ -71,8 +72,10 @@ class DDPGVAConfig(AgentConfig):
     max_deviation: float = 0.3
     value_warmup_fraction: float = 0.1
     pretrain_steps: int = 0
+    device: str = "cpu"
 
     def validate(self) -> None:
+        self.check_device()
         self.check_layers("hidden_units")
         self.check_min("head_units", 1)
         self.check_min("batch_size", 1)
@@ -121,6 +124,7 @@ class DDPGVAAgent(OfflineAgent):
     name = "ddpg_va"
     config_class = DDPGVAConfig
     config: DDPGVAConfig
+    reports_checkpoints = True
 
     def __init__(self, config: AgentConfig | None = None) -> None:
         super().__init__(config)
@@ -128,14 +132,15 @@ class DDPGVAAgent(OfflineAgent):
 
     def _fit(self, data: TransitionData, n_steps: int, *, seed: int, show_progress: bool) -> dict[str, float]:
         cfg = self.config
-        arrays = {k: torch.as_tensor(v) for k, v in transition_arrays(data).items()}
+        device = torch.device(resolve_device(cfg.device))
+        arrays = {k: torch.as_tensor(v, device=device) for k, v in transition_arrays(data).items()}
         obs, act, rew = arrays["observations"], arrays["actions"], arrays["rewards"]
         next_obs, centres = arrays["next_observations"], arrays["centres"]
         not_done = 1.0 - arrays["terminals"].float()  # truncation (request cap) still bootstraps
         rng = np.random.default_rng(seed)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's torch generator
             torch.manual_seed(seed)
-            net = VANetwork(self.observation_dim, self.action_dim, cfg)
+            net = VANetwork(self.observation_dim, self.action_dim, cfg).to(device)
         net.centre.copy_(centres.mean(dim=0))
         target = copy.deepcopy(net).requires_grad_(False)
         critic_params = [*net.encoder.parameters(), *net.value_head.parameters(), *net.advantage_head.parameters()]
@@ -143,7 +148,7 @@ class DDPGVAAgent(OfflineAgent):
         actor_opt = torch.optim.Adam(net.actor_head.parameters(), lr=cfg.actor_learning_rate)
 
         def batch() -> torch.Tensor:
-            return torch.as_tensor(rng.integers(0, len(obs), size=cfg.batch_size))
+            return torch.as_tensor(rng.integers(0, len(obs), size=cfg.batch_size), device=device)
 
         for _ in range(cfg.pretrain_steps):
             idx = batch()
@@ -156,6 +161,7 @@ class DDPGVAAgent(OfflineAgent):
 
         warmup = math.ceil(cfg.value_warmup_fraction * n_steps)
         metrics: dict[str, float] = {}
+        self._net = net  # a checkpoint callback acts with the network as it trains
         for step in tqdm(range(n_steps), desc=self.name, disable=not show_progress):
             idx = batch()
             s, a, r, s2, nd = obs[idx], act[idx], rew[idx], next_obs[idx], not_done[idx]
@@ -184,17 +190,20 @@ class DDPGVAAgent(OfflineAgent):
             with torch.no_grad():
                 for p_target, p in zip(target.parameters(), net.parameters()):
                     p_target.lerp_(p, cfg.tau)
+            self._checkpoint(step + 1)
         self._net = net.eval()
         return metrics
 
     def _predict(self, observations: np.ndarray) -> np.ndarray:
+        device = next(self._net.parameters()).device
         with torch.no_grad():
-            return self._net.policy(self._net.encoder(torch.as_tensor(observations))).numpy()
+            return self._net.policy(self._net.encoder(torch.as_tensor(observations, device=device))).cpu().numpy()
 
     def _save_payload(self, path: Path) -> None:
         torch.save(self._net.state_dict(), path / MODEL_FILE)
 
     def _load_payload(self, path: Path, metadata: dict[str, Any]) -> None:
+        device = resolve_device(self.config.device)
         net = VANetwork(self.observation_dim, self.action_dim, self.config)
-        net.load_state_dict(torch.load(path / MODEL_FILE, map_location="cpu", weights_only=True))
-        self._net = net.eval()
+        net.load_state_dict(torch.load(path / MODEL_FILE, map_location=device, weights_only=True))
+        self._net = net.to(device).eval()

@@ -3,7 +3,8 @@
 They learn from live interaction, which the paper's offline setting cannot afford, so they are an *upper
 reference*, not a competitor of the offline agents. One wrapper, :class:`SB3Agent`; each config knows its SB3 class
 and turns its fields into SB3 keyword arguments. SB3 refuses Gymnasium ``VectorEnv``s, so training runs on
-``make_vec_env("MTFSession-v0", n_envs)`` (a ``DummyVecEnv`` of ``Monitor``-wrapped single envs) on the CPU.
+``make_vec_env("MTFSession-v0", n_envs)`` (a ``DummyVecEnv`` of ``Monitor``-wrapped single envs), the networks on
+the config's ``device`` (CPU by default).
 ``fit_online``'s ``n_steps`` is SB3's ``total_timesteps`` (requests summed over the parallel envs; PPO always
 completes at least one rollout of ``rollout_steps * n_envs``).
 """
@@ -28,7 +29,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.noise import NormalActionNoise
 from tqdm.auto import tqdm
 
-from agents.base import AgentConfig, OnlineAgent
+from agents.base import AgentConfig, OnlineAgent, resolve_device
 
 if TYPE_CHECKING:
     from mtf_gym.config import MTFSessionConfig
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["PPOAgent", "PPOConfig", "SACAgent", "SACConfig", "SB3Agent", "SB3AgentConfig", "TD3Agent", "TD3Config"]
 
 MODEL_FILE = "model.zip"
-_DEVICE = "cpu"
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class SB3AgentConfig(AgentConfig):
         gamma: discount (the paper's 0.9, as for the offline agents).
         batch_size: mini-batch size.
         n_envs: parallel simulator sessions feeding the learner.
+        device: torch device, ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (``agents.base.resolve_device``).
     """
 
     algorithm: ClassVar[type[BaseAlgorithm]]
@@ -58,8 +59,10 @@ class SB3AgentConfig(AgentConfig):
     gamma: float = 0.9
     batch_size: int = 256
     n_envs: int = 1
+    device: str = "cpu"
 
     def validate(self) -> None:
+        self.check_device()
         self.check_layers("hidden_units")
         self.check_positive("learning_rate")
         self.check_range("gamma", 0.0, 1.0)
@@ -70,7 +73,7 @@ class SB3AgentConfig(AgentConfig):
         """Keyword arguments of the SB3 constructor (besides policy, env, seed and device)."""
         kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         kwargs["policy_kwargs"] = {"net_arch": list(kwargs.pop("hidden_units"))}
-        del kwargs["n_envs"]
+        del kwargs["n_envs"], kwargs["device"]
         return kwargs
 
 
@@ -180,6 +183,22 @@ class PPOConfig(SB3AgentConfig):
         return kwargs
 
 
+class _CheckpointCallback(BaseCallback):
+    """Reports the requests done so far to the agent's checkpoint hook when a rollout starts: SB3 trains on a
+    rollout after collecting it, so only then are the updates for every request so far done (the final
+    checkpoint fires after ``learn`` returns)."""
+
+    def __init__(self, agent: SB3Agent) -> None:
+        super().__init__()
+        self._agent = agent
+
+    def _on_rollout_start(self) -> None:
+        self._agent._checkpoint(self.num_timesteps)
+
+    def _on_step(self) -> bool:
+        return True
+
+
 class _TqdmCallback(BaseCallback):
     """A tqdm bar over ``total_timesteps`` (SB3's own bar needs ``rich``)."""
 
@@ -200,6 +219,7 @@ class SB3Agent(OnlineAgent):
 
     config_class: ClassVar[type[AgentConfig]] = SB3AgentConfig
     config: SB3AgentConfig
+    reports_checkpoints: ClassVar[bool] = True
 
     def __init__(self, config: AgentConfig | None = None) -> None:
         super().__init__(config)
@@ -216,10 +236,13 @@ class SB3Agent(OnlineAgent):
             env = make_vec_env(mtf_gym.ENV_ID_V0, n_envs=cfg.n_envs, seed=seed,
                                env_kwargs={"config": dataclasses.replace(env_config, item_logs=False)})
         try:
-            model = cfg.algorithm("MlpPolicy", env, seed=seed, device=_DEVICE, verbose=0,
+            model = cfg.algorithm("MlpPolicy", env, seed=seed, device=resolve_device(cfg.device), verbose=0,
                                   **cfg.model_kwargs(self.action_dim))
-            callback = _TqdmCallback(n_steps, self.name) if show_progress else None
-            model.learn(total_timesteps=n_steps, callback=callback)
+            self._model = model  # a checkpoint callback acts with the model as it trains
+            callbacks: list[BaseCallback] = [_CheckpointCallback(self)]
+            if show_progress:
+                callbacks.append(_TqdmCallback(n_steps, self.name))
+            model.learn(total_timesteps=n_steps, callback=callbacks)
         finally:
             env.close()
         self._model = model
@@ -235,7 +258,7 @@ class SB3Agent(OnlineAgent):
         self._model.save(path / MODEL_FILE)
 
     def _load_payload(self, path: Path, metadata: dict[str, Any]) -> None:
-        self._model = self.config.algorithm.load(path / MODEL_FILE, device=_DEVICE)
+        self._model = self.config.algorithm.load(path / MODEL_FILE, device=resolve_device(self.config.device))
 
 
 class SACAgent(SB3Agent):

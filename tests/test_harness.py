@@ -26,7 +26,8 @@ from benchmarks.harness.runner import run_preset
 
 REPO = Path(__file__).resolve().parents[1]
 PLOTS = ("online_lift", "weighted_gauc", "progressive_rounds", "exploration_offsets", "action_deviation", "ablations",
-         "gauc_vs_online")
+         "gauc_vs_online", "fqe_vs_online", "learning_curves", "iqm_normalised_return", "probability_of_improvement",
+         "performance_profiles", "saturation")
 # A two-job grid (one offline agent on one recipe, one online agent) for the kill/resume test.
 TINY_RUN = ("--set", "collection.recipes=uniform", "--agents", "iql,es", "--set", "ablation.enabled=false",
             "--set", "evaluation.sessions=50", "--set", "evaluation.bootstrap=100", "--workers", "0")
@@ -39,7 +40,11 @@ KINDS = {"bcq": "offline", "cql": "offline", "iql": "offline", "ddpg": "offline"
 # Presets and overrides
 # ----------------------------------------------------------------------------------------------------------------------
 def test_shipped_presets() -> None:
-    assert {"smoke", "quick", "paper"} <= set(available_presets())
+    assert {"smoke", "quick", "paper", "standard"} <= set(available_presets())
+    standard = load_preset("standard")
+    assert len(standard.seeds) >= 5 and standard.tuning.enabled and set(standard.agents.names) == set(KINDS)
+    assert standard.es_steps >= 80_000 and standard.agents.checkpoints >= 8
+    assert standard.env_id == "MTFSession-v0" and standard.device == "cpu"
     quick = load_preset("quick")
     assert set(quick.agents.names) == set(KINDS)  # every zoo agent
     assert quick.collection.recipes == ("gaussian", "uniform", "progressive") and len(quick.seeds) == 3
@@ -96,7 +101,7 @@ def test_bad_toml_file(tmp_path: Path) -> None:
 # CLI input errors
 # ----------------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("args", "message"), [
-    (["nope"], "unknown preset 'nope'; available presets: paper, quick, smoke"),
+    (["nope"], "unknown preset 'nope'; available presets: paper, quick, smoke, standard"),
     (["smoke", "--agents", "iql,nope"], "unknown agent(s) ['nope']"),
     (["smoke", "--set", "agents.n_stepz=3"], "unknown key(s) ['agents.n_stepz']"),
     (["smoke", "--seeds", "0,x"], "--seeds must be comma-separated integers"),
@@ -240,12 +245,18 @@ def test_smoke_outputs_are_complete_and_finite(smoke_run: dict) -> None:
     job_dirs = sorted((run_dir / "jobs").iterdir())
     assert len(job_dirs) == 9
     for job_dir in job_dirs:
-        for name in ("config.json", "log.txt", "result.json", "sessions.npz", "model/agent.json"):
+        for name in ("config.json", "log.txt", "result.json", "sessions.npz", "curve.npz", "model/agent.json"):
             assert (job_dir / name).is_file(), job_dir / name
         result = json.loads((job_dir / "result.json").read_text())
         assert result["status"] == "ok"
-        values = [*result["online"].values(), result["gauc"], *result["action_deviation"], *result["timings"].values()]
+        values = [*result["online"].values(), result["gauc"], *result["action_deviation"], *result["timings"].values(),
+                  result["fqe"]["value"], result["saturation"]["action_edge"], result["saturation"]["band_edge"],
+                  *result["curve"]["mean_returns"]]
         assert all(math.isfinite(v) for v in values), job_dir
+        # The learning curve ends at the run's budget; smoke asks for 3 checkpoints.
+        assert result["curve"]["steps"][-1] >= result["n_steps"] and len(result["curve"]["steps"]) == 3
+        with np.load(job_dir / "curve.npz") as curve:
+            assert curve["returns"].shape == (3, 50)
     for ds in ("test", "gaussian", "uniform", "progressive", "uniform_w0.10"):
         result = json.loads((run_dir / "datasets" / "seed0" / ds / "result.json").read_text())
         assert result["num_episodes"] == 60 and math.isfinite(result["mean_return"])
@@ -255,15 +266,19 @@ def test_smoke_outputs_are_complete_and_finite(smoke_run: dict) -> None:
     runs = json.loads((run_dir / "runs.json").read_text())["runs"]
     assert len(runs) == 9 and all(r["status"] == "ok" for r in runs)
     for row in runs:
-        for key in ("return", "valid_views", "watch_time_min", "requests", "lift_return", "lift_return_low",
-                    "lift_return_high", "gauc", "fit_s"):
+        for key in ("return", "valid_views", "watch_time_min", "requests", "normalised_return", "lift_return",
+                    "lift_return_low", "lift_return_high", "gauc", "fqe", "band_edge_share", "fit_s"):
             assert math.isfinite(row[key]), (row["job_id"], key)
     header = (run_dir / "runs.csv").read_text().splitlines()[0].split(",")
     assert {"job_id", "agent", "dataset", "seed", "return", "lift_return", "gauc"} <= set(header)
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert len(summary["claims"]) >= 8 and all(c["verdict"] for c in summary["claims"])
+    assert len(summary["claims"]) >= 9 and all(c["verdict"] for c in summary["claims"])
+    assert summary["normalisation"]["reference_return"] > summary["normalisation"]["random_return"]
+    assert {c["curve"]["status"] for c in summary["cells"]} <= {"converged", "still improving", "declining"}
+    assert any(p["x"] == "integrated_rl/uniform" for p in summary["probability_of_improvement"])
     report = (run_dir / "report.md").read_text()
-    for section in ("## The paper's claims, checked", "## Main results", "## Exploration datasets",
+    for section in ("## The paper's claims, checked", "## Main results", "## Aggregate statistics over seeds (rliable)",
+                    "## Learning curves and convergence", "## Saturation", "## Exploration datasets",
                     "## Ablations of IntegratedRL", "## Offline vs online agreement", "## Wall time per stage"):
         assert section in report
     for plot in PLOTS:

@@ -3,12 +3,14 @@
 Examples:
 
     mtf-bench smoke                                   # CI check of the whole pipeline (< 2 min)
-    mtf-bench quick                                   # the README's main job (~20 min on 2 CPU cores)
+    mtf-bench quick                                   # the README's main job: a sanity run (~20 min, 2 CPU cores)
+    mtf-bench standard                                # the published results: 5 seeds, equal tuning (2-3 h, resumable)
     mtf-bench paper --device cuda:0                   # the paper's sizes, on a GPU machine
     mtf-bench quick --set agents.n_steps=500 --agents iql,integrated_rl --seeds 0
     mtf-bench quick --config my_overrides.toml --workers 4
     mtf-bench quick --executor ray --ray-address auto # the same jobs on a Ray cluster
     mtf-bench quick --report-only --publish docs/results.md
+    mtf-bench standard --tune                         # rerun the hyperparameter search, then the grid
 
 Rerunning the same command resumes: finished jobs are skipped. Exit status: 0 all jobs finished, 1 some job failed
 (listed at the end; its traceback is in its directory), 2 bad input, 130 interrupted.
@@ -26,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from benchmarks.harness.presets import PresetError, available_presets, load_preset, preset_to_dict
+from benchmarks.harness.presets import Preset, PresetError, available_presets, load_preset, preset_to_dict
 
 __all__ = ["main"]
 
@@ -48,11 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--workers", type=int, help="parallel jobs; 0 runs jobs in this process (workers)")
     group.add_argument("--executor", choices=("local", "ray"), help="local process pool or a Ray cluster")
     group.add_argument("--ray-address", help="Ray cluster address, e.g. auto or ray://head:10001")
-    group.add_argument("--device", help="torch device for agents that support one, e.g. cuda:0 (device)")
+    group.add_argument("--device", help="torch device of every torch agent: cpu, auto (CUDA if available), cuda or "
+                                        "cuda:N (device); CUDA without CUDA is an error")
     group.add_argument("--results-dir", help="parent directory of the run (results_dir; default results)")
     parser.add_argument("--dry-run", action="store_true", help="list the jobs and whether they are done; run nothing")
     parser.add_argument("--show-config", action="store_true", help="print the resolved preset as JSON and exit")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from existing results")
+    parser.add_argument("--tune", action="store_true",
+                        help="(re)run the equal hyperparameter search of every learning agent before the grid "
+                             "(sets tuning.enabled; earlier search results are discarded)")
     parser.add_argument("--publish", metavar="PATH",
                         help="copy report.md to PATH (e.g. docs/results.md) and its plots next to it")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -62,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _shortcut_assignments(args: argparse.Namespace) -> list[str]:
     out = []
+    if getattr(args, "tune", False):
+        out.append("tuning.enabled=true")
     if args.agents is not None:
         out.append(f"agents.names={json.dumps([a.strip() for a in args.agents.split(',') if a.strip()])}")
     if args.seeds is not None:
@@ -100,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.show_config:
             print(json.dumps(preset_to_dict(preset), indent=2))
             return 0
-        from benchmarks.harness.runner import describe_plan, plan, run_preset
+        from benchmarks.harness.runner import check_device, describe_plan, plan, run_preset
 
         if args.dry_run:
             rows = describe_plan(preset)
@@ -109,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{sum(not r['done'] for r in rows)} of {len(rows)} job(s) to run")
             return 0
         grid = plan(preset)  # checks agent names and every agent's settings before anything runs
+        if not args.report_only:
+            check_device(preset)  # CUDA asked for without CUDA: an error naming the fix, never a silent CPU run
         if preset.executor == "ray" and not args.report_only:
             from benchmarks.harness.executors import require_ray
 
@@ -127,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PresetError as exc:
         parser.error(str(exc))  # exits with status 2 and the usage line
 
+    if args.tune:
+        _discard_searches(preset)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     start = time.perf_counter()
     try:
@@ -151,6 +163,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {outcome.job_id}: {last[0]}", file=sys.stderr)
         return 1
     return 0
+
+
+def _discard_searches(preset: Preset) -> None:
+    """``--tune``: forget finished searches, so the runner redoes them (their validation dataset is kept)."""
+    from benchmarks.harness.grid import tuning_jobs
+    from benchmarks.harness.jobs import RESULT_FILE
+    from benchmarks.harness.runner import agent_kinds
+
+    for job in tuning_jobs(preset, agent_kinds(preset.agents.names))[1]:
+        (job.directory / RESULT_FILE).unlink(missing_ok=True)
 
 
 def _publish(run_dir: Path, target: str) -> None:

@@ -3,7 +3,10 @@
 Layout of a run directory ``<results_dir>/<preset>/``::
 
     datasets/seed<k>/<dataset>/     one collected dataset (config.json, log.txt, result.json, the data)
-    jobs/<agent>__<dataset>__seed<k>/   one training run (config.json, log.txt, result.json, model/, sessions.npz)
+    jobs/<agent>__<dataset>__seed<k>/   one training run (config.json, log.txt, result.json, model/, sessions.npz,
+                                        curve.npz)
+    tuning/<agent>/                 one agent's hyperparameter search (with ``tuning.enabled``; its validation
+                                    dataset is datasets/seed<tuning.seed>/uniform/)
 
 Datasets are collected once per seed and shared by every agent. Online agents use no dataset: they run once per seed
 as ``<agent>__online__seed<k>``. Ablation runs of IntegratedRL carry their variant in the agent label
@@ -25,18 +28,23 @@ from typing import Any, ClassVar
 from benchmarks.harness.presets import Preset
 
 __all__ = [
+    "ES",
     "ONLINE",
     "TEST_DATASET",
     "AblationPoint",
     "DatasetJob",
     "Grid",
     "TrainJob",
+    "TuneJob",
     "band_dataset_name",
     "build_grid",
+    "tuning_jobs",
 ]
 
 TEST_DATASET = "test"
 ONLINE = "online"
+# The online control of every "vs ES" verdict; it gets its own budget (``agents.es_steps``).
+ES = "es"
 
 
 def band_dataset_name(width: float) -> str:
@@ -119,6 +127,9 @@ class TrainJob(_JobIdentity):
         run_dir: the run's directory.
         dataset_hashes: config hashes of the datasets it reads (filled by :func:`build_grid`).
         device: torch device requested by the preset.
+        checkpoints: learning-curve points (log-spaced, the last at ``n_steps``; 1: the final policy only).
+        band: half-width of the exploration band around the baseline fusion (the saturation diagnostic's band edge).
+        env_id: the Gymnasium id of the environment version.
     """
 
     agent: str
@@ -134,6 +145,9 @@ class TrainJob(_JobIdentity):
     run_dir: str
     dataset_hashes: dict[str, str] = field(default_factory=dict)
     device: str = "cpu"
+    checkpoints: int = 1
+    band: float = 0.15
+    env_id: str = "MTFSession-v0"
 
     job_kind: ClassVar[str] = "train"
 
@@ -147,10 +161,67 @@ class TrainJob(_JobIdentity):
 
     @property
     def needs(self) -> tuple[str, ...]:
-        """Dataset job ids this job reads: its training set (offline) and the baseline test set (weighted GAUC)."""
+        """Dataset job ids this job reads: its training set (offline), the baseline test set (weighted GAUC) and,
+        with FQE on, FQE's dataset."""
         names = [TEST_DATASET] if self.dataset == ONLINE else [self.dataset, TEST_DATASET]
+        if self.fqe_dataset and self.fqe_dataset not in names:
+            names.append(self.fqe_dataset)
         return tuple(f"{name}__seed{self.seed}" for name in names)
 
+    @property
+    def fqe_dataset(self) -> str | None:
+        """The dataset FQE is fitted on (None when FQE is off)."""
+        return self.evaluation.get("fqe_dataset") if int(self.evaluation.get("fqe_steps", 0)) > 0 else None
+
+
+
+@dataclass(frozen=True)
+class TuneJob(_JobIdentity):
+    """The hyperparameter search of one agent (``benchmarks.harness.tuning``): every configuration of ``space``
+    trained on the validation dataset of ``seed`` (offline) or in the simulator (online), scored on validation users.
+
+    Attributes:
+        agent: registry name.
+        agent_kind: ``offline`` or ``online``.
+        seed: the search's collection and training seed (not one of the preset's seeds).
+        n_steps: gradient steps (offline) or simulator requests (online) of every trial.
+        space: ``{parameter: values}``, the agent's search space.
+        overrides: the preset's own overrides of the agent (applied to every trial).
+        common: the preset's shared knobs.
+        env: the simulator config.
+        sessions: validation users per trial; user_seed: the first of them.
+        run_dir: the run's directory.
+        dataset_hashes: config hashes of the datasets it reads.
+        env_id: the Gymnasium id of the environment version.
+    """
+
+    agent: str
+    agent_kind: str
+    seed: int
+    n_steps: int
+    space: dict[str, tuple[Any, ...]]
+    overrides: dict[str, Any]
+    common: dict[str, Any]
+    env: dict[str, Any]
+    sessions: int
+    user_seed: int
+    run_dir: str
+    dataset_hashes: dict[str, str] = field(default_factory=dict)
+    env_id: str = "MTFSession-v0"
+
+    job_kind: ClassVar[str] = "tune"
+
+    @property
+    def job_id(self) -> str:
+        return f"tune__{self.agent}"
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.run_dir) / "tuning" / self.agent
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return () if self.agent_kind == "online" else (f"uniform__seed{self.seed}",)
 
 
 @dataclass(frozen=True)
@@ -183,13 +254,53 @@ class Grid:
         raise KeyError(job_id)
 
 
-def build_grid(preset: Preset, agent_kinds: dict[str, str]) -> Grid:
-    """The jobs of ``preset``; ``agent_kinds`` maps each agent name to ``offline``/``online`` (from the registry)."""
+def _common(preset: Preset) -> dict[str, Any]:
+    ag = preset.agents
+    return {"hidden_units": list(ag.hidden_units), "batch_size": ag.batch_size, "device": preset.device}
+
+
+def tuning_jobs(preset: Preset, agent_kinds: dict[str, str]) -> tuple[tuple[DatasetJob, ...], tuple[TuneJob, ...]]:
+    """The hyperparameter search of every agent with a search space, and the validation dataset it trains on
+    (none when ``tuning.enabled`` is false)."""
+    from benchmarks.harness.tuning import SEARCH_SPACES
+
+    tu, col, ag = preset.tuning, preset.collection, preset.agents
+    if not tu.enabled:
+        return (), ()
+    env = preset.env_config().to_dict()
+    run_dir = str(preset.run_dir)
+    validation = DatasetJob("uniform", "uniform", tu.seed, {"sessions": col.sessions, "minari": col.minari,
+                                                            "band": col.band}, env, run_dir)
+    jobs = []
+    for agent in ag.names:
+        if agent not in SEARCH_SPACES:
+            continue
+        kind = agent_kinds[agent]
+        budget = (tu.n_steps or ag.n_steps) if kind == "offline" else (
+            tu.online_steps or (preset.es_steps if agent == ES else ag.online_steps))
+        job = TuneJob(agent, kind, tu.seed, budget, SEARCH_SPACES[agent], dict(ag.overrides.get(agent, {})),
+                      _common(preset), env, tu.sessions, tu.user_seed, run_dir, env_id=preset.env_id)
+        if kind == "offline":
+            job = dataclasses.replace(job, dataset_hashes={validation.job_id: validation.config_hash})
+        jobs.append(job)
+    return ((validation,) if any(j.agent_kind == "offline" for j in jobs) else ()), tuple(jobs)
+
+
+def build_grid(preset: Preset, agent_kinds: dict[str, str],
+               tuned: dict[str, dict[str, Any]] | None = None) -> Grid:
+    """The jobs of ``preset``; ``agent_kinds`` maps each agent name to ``offline``/``online`` (from the registry);
+    ``tuned`` holds the winning overrides of the hyperparameter search per agent (the preset's overrides win)."""
+    tuned = tuned or {}
     env = preset.env_config().to_dict()
     run_dir = str(preset.run_dir)
     col, ag, ab = preset.collection, preset.agents, preset.ablation
     evaluation = dataclasses.asdict(preset.evaluation)
+    if evaluation["fqe_dataset"] not in col.recipes:
+        evaluation["fqe_steps"] = 0  # FQE's dataset is not collected: no FQE (the report says so)
     common = {"sessions": col.sessions, "minari": col.minari}
+
+    def overrides_for(agent: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {**tuned.get(agent, {}), **ag.overrides.get(agent, {}), **(extra or {})}
 
     def dataset_jobs(seed: int) -> list[DatasetJob]:
         jobs = [DatasetJob(TEST_DATASET, "baseline", seed, {"sessions": col.test_sessions, "minari": col.minari},
@@ -203,7 +314,7 @@ def build_grid(preset: Preset, agent_kinds: dict[str, str]) -> Grid:
             else:
                 params.update(band=col.band, rounds=col.progressive_rounds, steps=col.progressive_steps,
                               eval_sessions=col.progressive_eval_sessions, hidden_units=list(ag.hidden_units),
-                              batch_size=ag.batch_size, overrides=ag.overrides.get("integrated_rl", {}))
+                              batch_size=ag.batch_size, overrides=overrides_for("integrated_rl"))
             jobs.append(DatasetJob(recipe, recipe, seed, params, env, run_dir,
                                    evaluation if recipe == "progressive" else {}))
         return jobs
@@ -218,16 +329,14 @@ def build_grid(preset: Preset, agent_kinds: dict[str, str]) -> Grid:
                 datasets.append(DatasetJob(band_dataset_name(width), "uniform", seed, {**common, "band": width},
                                            env, run_dir))
 
-    common = {"hidden_units": list(ag.hidden_units), "batch_size": ag.batch_size, "device": preset.device}
-
-    def overrides_for(agent: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {**ag.overrides.get(agent, {}), **(extra or {})}
+    common = _common(preset)
 
     def train(agent: str, label: str, dataset: str, seed: int, n_steps: int,
               extra: dict[str, Any] | None = None) -> TrainJob:
         kind = agent_kinds[agent]
         job = TrainJob(agent, label, dataset, seed, kind, n_steps, overrides_for(agent, extra), common, env,
-                       evaluation, run_dir, device=preset.device)
+                       evaluation, run_dir, device=preset.device, checkpoints=ag.checkpoints, band=col.band,
+                       env_id=preset.env_id)
         by_id = {d.job_id: d.config_hash for d in datasets}
         return dataclasses.replace(job, dataset_hashes={need: by_id[need] for need in job.needs})
 
@@ -236,7 +345,7 @@ def build_grid(preset: Preset, agent_kinds: dict[str, str]) -> Grid:
     for seed in preset.seeds:
         for agent in ag.names:
             if agent_kinds[agent] == "online":
-                trains.append(train(agent, agent, ONLINE, seed, ag.online_steps))
+                trains.append(train(agent, agent, ONLINE, seed, preset.es_steps if agent == ES else ag.online_steps))
             else:
                 trains.extend(train(agent, agent, ds, seed, ag.n_steps) for ds in offline_datasets)
 

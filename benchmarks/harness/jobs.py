@@ -14,6 +14,7 @@ agent cannot stop a grid of a hundred jobs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -23,10 +24,11 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from benchmarks.harness.grid import ONLINE, TEST_DATASET, DatasetJob, TrainJob
+from benchmarks.harness.grid import ONLINE, TEST_DATASET, DatasetJob, TrainJob, TuneJob
 from benchmarks.harness.io import atomic_dir, atomic_path, atomic_write_json, atomic_write_text, read_json
 
 __all__ = [
+    "CURVE_FILE",
     "MODEL_DIR",
     "RESULT_FILE",
     "SESSIONS_FILE",
@@ -36,6 +38,7 @@ __all__ = [
     "is_done",
     "load_job_dataset",
     "run_job",
+    "saturation",
 ]
 
 RESULT_FILE = "result.json"
@@ -43,6 +46,9 @@ CONFIG_FILE = "config.json"
 LOG_FILE = "log.txt"
 TRACEBACK_FILE = "traceback.txt"
 SESSIONS_FILE = "sessions.npz"
+CURVE_FILE = "curve.npz"
+# An action this close to a boundary counts as "at" it (the saturation diagnostic).
+EDGE_TOLERANCE = 1e-3
 MODEL_DIR = "model"
 MINARI_DIR = "minari"
 # Each dataset job keeps its dataset as a working copy (mtf_gym.datasets.save_working_copy: .npz + datasheet, fast
@@ -61,7 +67,7 @@ class JobOutcome:
     error: str | None = None
 
 
-def is_done(job: DatasetJob | TrainJob) -> bool:
+def is_done(job: DatasetJob | TrainJob | TuneJob) -> bool:
     """Whether ``job`` finished before with the same identity (a valid ``result.json`` with a matching hash)."""
     result = read_json(job.directory / RESULT_FILE)
     return isinstance(result, dict) and result.get("status") == "ok" and result.get("config_hash") == job.config_hash
@@ -114,7 +120,7 @@ def _timer(timings: dict[str, float], name: str) -> Iterator[None]:
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 
-def run_job(job: DatasetJob | TrainJob) -> JobOutcome:
+def run_job(job: DatasetJob | TrainJob | TuneJob) -> JobOutcome:
     """Run one job to completion in this process; never raises (failures are recorded in the job directory)."""
     start = time.perf_counter()
     directory = job.directory
@@ -124,7 +130,7 @@ def run_job(job: DatasetJob | TrainJob) -> JobOutcome:
     atomic_write_json(directory / CONFIG_FILE, {"job_id": job.job_id, "config_hash": job.config_hash,
                                                 **job.identity()})
     body: Callable[[Any, _Log, dict[str, float]], dict[str, Any]] = (
-        _collect if isinstance(job, DatasetJob) else _train_and_evaluate)
+        _collect if isinstance(job, DatasetJob) else _tune if isinstance(job, TuneJob) else _train_and_evaluate)
     with open(directory / LOG_FILE, "a", encoding="utf-8") as stream, _one_torch_thread(), \
             contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
         log = _Log(stream)
@@ -274,8 +280,95 @@ def _collect(job: DatasetJob, log: _Log, timings: dict[str, float]) -> dict[str,
 
 
 # ----------------------------------------------------------------------------------------------------------------------
+# Hyperparameter search
+# ----------------------------------------------------------------------------------------------------------------------
+def _tune(job: TuneJob, log: _Log, timings: dict[str, float]) -> dict[str, Any]:
+    from benchmarks.harness.tuning import run_search
+    from mtf_gym.config import MTFSessionConfig
+    from mtf_gym.evaluation import simulate_sessions
+
+    env = MTFSessionConfig.from_dict(job.env)
+    data = None if job.agent_kind == "online" else load_job_dataset(job.run_dir, "uniform", job.seed)
+
+    def build(overrides: dict[str, Any]) -> Any:
+        return build_agent_for(job.agent, {**job.overrides, **overrides}, job.common)
+
+    def fit(agent: Any) -> None:
+        with _timer(timings, "fit_s"):
+            if job.agent_kind == "online":
+                agent.fit_online(env, job.n_steps, seed=job.seed, show_progress=False)
+            else:
+                agent.fit(data, job.n_steps, seed=job.seed, show_progress=False)
+
+    def score(agent: Any) -> float:
+        with _timer(timings, "eval_s"):
+            return simulate_sessions(agent, job.sessions, job.user_seed, env).means()["return"]
+
+    log(f"tuning {job.agent} ({job.agent_kind}, {job.n_steps} steps per trial) over {job.space}")
+    return run_search(job, build, score, fit, log)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
 # Training and evaluation
 # ----------------------------------------------------------------------------------------------------------------------
+def saturation(actions: np.ndarray, centres: np.ndarray, band: float,
+               tolerance: float = EDGE_TOLERANCE) -> dict[str, float]:
+    """Shares of action entries ``(N, A)`` at the action-space edge (``|a| >= 1 - tol``) and at or beyond the band
+    edge around the exploration centres (``|a - centre| >= band - tol``): a policy pinned there is bang-bang."""
+    actions, centres = np.asarray(actions, dtype=np.float64), np.asarray(centres, dtype=np.float64)
+    if actions.shape != centres.shape or actions.ndim != 2:
+        raise ValueError(f"actions and centres must be (N, A) arrays of one shape, got {actions.shape}, "
+                         f"{centres.shape}")
+    if not band > 0:
+        raise ValueError(f"band must be > 0, got {band!r}")
+    at_box = np.abs(actions) >= 1.0 - tolerance
+    at_band = np.abs(actions - centres) >= band - tolerance
+    return {"action_edge": float(at_box.mean()), "band_edge": float(at_band.mean()),
+            "band_edge_per_dim": at_band.mean(axis=0).tolist(), "band": float(band)}
+
+
+def _fit_with_curve(job: TrainJob, agent: Any, train: Any, env: Any, log: _Log,
+                    timings: dict[str, float]) -> tuple[dict[str, float], list[int], np.ndarray]:
+    """Train ``agent`` for ``job.n_steps`` and evaluate it at every checkpoint on the curve users.
+
+    An agent that reports checkpoints is evaluated as it trains; any other (ES, plug-ins) is retrained from the
+    same seed for each earlier checkpoint budget, which for a deterministic agent such as ES is its own run's
+    prefix. Returns the final training metrics, the checkpoint steps and the returns ``(K, curve users)``.
+    """
+    from benchmarks.harness.curves import checkpoint_schedule
+    from mtf_gym.evaluation import simulate_sessions
+
+    ev = job.evaluation
+    schedule = checkpoint_schedule(job.n_steps, job.checkpoints)
+    steps: list[int] = []
+    rows: list[np.ndarray] = []
+
+    def record(step: int, policy: Any) -> None:
+        if steps and steps[-1] == step:
+            return  # several checkpoints reached at once (e.g. within one PPO rollout): one policy, one point
+        with _timer(timings, "curve_eval_s"):
+            out = simulate_sessions(policy, int(ev["curve_sessions"]), int(ev["user_seed"]), env)
+        steps.append(int(step))
+        rows.append(out.returns)
+        log(f"checkpoint {step}: curve return {out.returns.mean():.3f}")
+
+    def fit(learner: Any, budget: int, checkpoints: tuple[int, ...]) -> dict[str, float]:
+        kwargs = {"seed": job.seed, "show_progress": False, "checkpoints": checkpoints, "on_checkpoint": record}
+        if job.agent_kind == "online":
+            return learner.fit_online(env, budget, **kwargs)
+        return learner.fit(train, budget, **kwargs)
+
+    if not agent.reports_checkpoints:
+        for budget in schedule[:-1]:
+            with _timer(timings, "curve_fit_s"):
+                fit(build_agent_for(job.agent, job.overrides, job.common), budget, (budget,))
+    evaluated_before = timings.get("curve_eval_s", 0.0)
+    with _timer(timings, "fit_s"):
+        metrics = fit(agent, job.n_steps, schedule if agent.reports_checkpoints else schedule[-1:])
+    timings["fit_s"] -= timings.get("curve_eval_s", 0.0) - evaluated_before  # training time only
+    return metrics, steps, np.stack(rows)
+
+
 def _train_and_evaluate(job: TrainJob, log: _Log, timings: dict[str, float]) -> dict[str, Any]:
     from mtf_gym.config import MTFSessionConfig
     from mtf_gym.evaluation import LoggedItems, action_deviation, offline_weighted_gauc, simulate_sessions
@@ -287,11 +380,10 @@ def _train_and_evaluate(job: TrainJob, log: _Log, timings: dict[str, float]) -> 
         train = None if job.dataset == ONLINE else load_job_dataset(job.run_dir, job.dataset, job.seed)
     agent = build_agent_for(job.agent, job.overrides, job.common, log)
     log(f"training {job.agent} ({agent.kind}) for {job.n_steps} steps on {job.dataset}: {agent.config}")
-    with _timer(timings, "fit_s"):
-        if job.agent_kind == "online":
-            metrics = agent.fit_online(env, job.n_steps, seed=job.seed, show_progress=False)
-        else:
-            metrics = agent.fit(train, job.n_steps, seed=job.seed, show_progress=False)
+    metrics, curve_steps, curve_returns = _fit_with_curve(job, agent, train, env, log, timings)
+    with atomic_path(job.directory / CURVE_FILE) as tmp:
+        np.savez(tmp, steps=np.asarray(curve_steps, dtype=np.int64), returns=curve_returns,
+                 user_seed=int(job.evaluation["user_seed"]))
     log(f"trained: {metrics}")
     with _timer(timings, "save_s"), atomic_dir(job.directory / MODEL_DIR) as tmp:
         agent.save(tmp)
@@ -304,6 +396,19 @@ def _train_and_evaluate(job: TrainJob, log: _Log, timings: dict[str, float]) -> 
         logs = LoggedItems.from_transitions(test)
         gauc = offline_weighted_gauc(agent, logs, env.fusion)
         deviation = action_deviation(agent, BaselinePolicy(env), logs.observations)
+        # Saturation on the logged states of the baseline test set, around the baseline fusion (the band centre).
+        sat = saturation(agent.act(logs.observations), BaselinePolicy(env)(logs.observations), job.band)
+    fqe = None
+    if job.fqe_dataset is not None:
+        from benchmarks.harness.ope import fqe_estimate
+
+        with _timer(timings, "fqe_s"):
+            estimate = fqe_estimate(agent, load_job_dataset(job.run_dir, job.fqe_dataset, job.seed),
+                                    int(ev["fqe_steps"]), seed=job.seed, gamma=float(ev["fqe_gamma"]),
+                                    hidden_units=tuple(job.common.get("hidden_units", (64, 64))),
+                                    batch_size=int(job.common.get("batch_size", 256)), device=job.device)
+        fqe = dataclasses.asdict(estimate)
+        log(f"FQE on {job.fqe_dataset}: {estimate.value:.3f} (se {estimate.standard_error:.3f})")
     means = sessions.means()
     log(f"online {means}; weighted GAUC {gauc.value:.4f} ({gauc.num_users_used} users)")
     return {
@@ -312,5 +417,7 @@ def _train_and_evaluate(job: TrainJob, log: _Log, timings: dict[str, float]) -> 
         "train_metrics": {k: float(v) for k, v in (metrics or {}).items() if np.isscalar(v)},
         "online": means, "gauc": gauc.value, "gauc_users_used": gauc.num_users_used,
         "gauc_users_skipped": gauc.num_users_skipped, "action_deviation": deviation,
-        "train_transitions": None if train is None else len(train),
+        "train_transitions": None if train is None else len(train), "saturation": sat, "fqe": fqe,
+        "curve": {"steps": curve_steps, "mean_returns": curve_returns.mean(axis=1).tolist(),
+                  "sessions": int(curve_returns.shape[1])}, "env_id": job.env_id, "device": job.device,
     }

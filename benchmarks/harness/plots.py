@@ -1,6 +1,6 @@
 """The benchmark's figures (matplotlib, Agg backend), each written atomically as PNG and SVG.
 
-Every function takes plain numbers (already aggregated by :mod:`benchmarks.harness.report`) and an output path
+Every function takes plain numbers (already aggregated by :mod:`benchmarks.harness.aggregate`) and an output path
 without suffix, and returns the written files. Intervals are the report's 95% bootstrap CIs.
 """
 
@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and CI; must precede pyplot
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 
 from benchmarks.harness.io import atomic_path
@@ -24,9 +25,14 @@ __all__ = [
     "plot_ablation",
     "plot_action_deviation",
     "plot_gauc",
-    "plot_gauc_vs_online",
+    "plot_improvement",
+    "plot_interval_estimates",
+    "plot_learning_curves",
     "plot_lifts",
+    "plot_offline_vs_online",
+    "plot_performance_profiles",
     "plot_progressive",
+    "plot_saturation",
     "save_figure",
 ]
 
@@ -215,12 +221,11 @@ def plot_ablation(panels: Mapping[str, Mapping[float, Estimate]], xlabels: Mappi
     return save_figure(fig, path)
 
 
-def plot_gauc_vs_online(points: Sequence[tuple[str, float, float]], rho: float, tau: float, pvalue: float,
-                        path: str | Path, *, reference: tuple[float, float] | None = None) -> list[Path]:
-    """One point per trained policy: weighted GAUC (x) vs online return (y); rank correlations in the title.
-
-    ``reference`` (GAUC, return) of the baseline policy is drawn as a star; it is not part of the correlation.
-    """
+def plot_offline_vs_online(points: Sequence[tuple[str, float, float]], estimator: str, rho: float, low: float,
+                           high: float, path: str | Path, *,
+                           reference: tuple[float, float] | None = None) -> list[Path]:
+    """One point per trained policy: an offline estimate (x) vs online return (y); Spearman's ρ with its CI in the
+    title. ``reference`` (estimate, return) of the baseline policy is drawn as a star, outside the correlation."""
     fig, ax = plt.subplots(figsize=(7.5, 5.0))
     groups: dict[str, list[tuple[float, float]]] = {}
     for label, x, y in points:
@@ -231,13 +236,115 @@ def plot_gauc_vs_online(points: Sequence[tuple[str, float, float]], rho: float, 
     if reference is not None and all(np.isfinite(reference)):
         ax.scatter([reference[0]], [reference[1]], marker="*", s=160, color="black",
                    label="baseline policy (reference, not in ρ)")
-    ax.set_xlabel("offline weighted GAUC (baseline test set)", fontsize=9)
+    ax.set_xlabel(f"offline estimate: {estimator}", fontsize=9)
     ax.set_ylabel("online session return (simulated A/B)", fontsize=9)
-    fmt = "n/a" if not np.isfinite(rho) else f"{rho:+.2f}"
-    ax.set_title(f"Does weighted GAUC rank policies like online return?  Spearman ρ = {fmt}, Kendall τ = "
-                 f"{'n/a' if not np.isfinite(tau) else f'{tau:+.2f}'} (p = "
-                 f"{'n/a' if not np.isfinite(pvalue) else f'{pvalue:.3g}'}, n = {len(points)})", fontsize=9)
+    interval = "n/a" if not np.isfinite(rho) else f"{rho:+.2f} [{low:+.2f}, {high:+.2f}]"
+    ax.set_title(f"Does {estimator} rank policies like online return?  Spearman ρ = {interval} (95% bootstrap "
+                 f"CI over policies, n = {len(points)})", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_learning_curves(curves: Mapping[str, tuple[Sequence[int], Sequence[Estimate], str, str]],
+                         path: str | Path) -> list[Path]:
+    """Lift of session return vs the control at each checkpoint, one panel per cell: ``curves[label] = (steps,
+    lifts, unit, status)`` with ``status`` the convergence verdict (shown in the panel title)."""
+    labels = list(curves)
+    cols = min(4, max(1, len(labels)))
+    rows = math.ceil(len(labels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
+    for k, label in enumerate(labels):
+        ax = axes[k // cols][k % cols]
+        steps, lifts, unit, status = curves[label]
+        ax.errorbar(steps, [e.value * 100 for e in lifts], yerr=_yerr(lifts) * 100, marker="o", markersize=3,
+                    capsize=2, color="#1f77b4" if status == "converged" else "#d62728", linewidth=1.0)
+        ax.axhline(0.0, color="black", linewidth=0.7)
+        ax.set_xscale("log")
+        ax.set_xticks(list(steps))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel(unit, fontsize=8)
+        ax.set_ylabel("lift vs control (%)", fontsize=8)
+        ax.set_title(f"{label}: {status}", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for k in range(len(labels), rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    fig.suptitle("Learning curves: lift of session return vs the baseline policy on the curve users (95% CI; "
+                 "blue = last two checkpoints agree, red = not converged)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return save_figure(fig, path)
+
+
+def plot_interval_estimates(estimates: Mapping[str, Estimate], path: str | Path, *, xlabel: str,
+                            title: str) -> list[Path]:
+    """A horizontal point-and-interval chart (rliable's interval-estimate view), best arm on top."""
+    names = sorted(estimates, key=lambda n: estimates[n].value)
+    fig, ax = plt.subplots(figsize=(7.0, 0.9 + 0.32 * len(names)))
+    est = [estimates[n] for n in names]
+    ax.errorbar([e.value for e in est], range(len(names)), xerr=_yerr(est), fmt="o", capsize=3, color="#1f77b4")
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names, fontsize=8)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_improvement(improvement: Mapping[tuple[str, str], Estimate], path: str | Path) -> list[Path]:
+    """Probability of improvement of X over Y (rows ``X > Y``) with its interval; 0.5 = no difference."""
+    pairs = sorted(improvement, key=lambda k: improvement[k].value)
+    fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.3 * len(pairs)))
+    est = [improvement[k] for k in pairs]
+    ax.errorbar([e.value for e in est], range(len(pairs)), xerr=_yerr(est), fmt="o", capsize=3, color="#2ca02c")
+    ax.axvline(0.5, color="black", linestyle="--", linewidth=0.8)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_yticks(range(len(pairs)))
+    ax.set_yticklabels([f"{x}  >  {y}" for x, y in pairs], fontsize=7)
+    ax.set_xlabel("P(X > Y): a random seed of X beats a random seed of Y (stratified-bootstrap 95% CI)", fontsize=8)
+    ax.set_title("Probability of improvement of IntegratedRL over every other arm", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_performance_profiles(profiles: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+                              thresholds: Sequence[float], path: str | Path) -> list[Path]:
+    """Run-score distributions: fraction of seeds whose normalised return exceeds tau, with bands."""
+    fig, ax = plt.subplots(figsize=(8.0, 4.6))
+    taus = np.asarray(thresholds)
+    for j, (name, (point, low, high)) in enumerate(sorted(profiles.items())):
+        style = "--" if j >= 10 else "-"
+        ax.plot(taus, point, style, color=_color(j), label=name, linewidth=1.3)
+        ax.fill_between(taus, low, high, color=_color(j), alpha=0.12)
+    ax.set_xlabel("normalised return τ (random fusion = 0, reference = 100)", fontsize=9)
+    ax.set_ylabel("fraction of runs with score > τ", fontsize=9)
+    ax.set_title("Performance profiles (rliable run-score distributions; 95% stratified-bootstrap bands)",
+                 fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_saturation(saturation: Mapping[str, tuple[float, float]], path: str | Path) -> list[Path]:
+    """Per arm, the share of action entries at the action-space edge and at the band edge (bang-bang check)."""
+    names = list(saturation)
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.6 * len(names)), 3.8))
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, [100 * saturation[n][0] for n in names], width=0.4, label="at the action-space edge |a| = 1")
+    ax.bar(x + 0.2, [100 * saturation[n][1] for n in names], width=0.4,
+           label="at or beyond the band edge |a − baseline| ≥ band")
+    ax.set_xticks(x)
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("share of action entries (%)", fontsize=9)
+    ax.set_ylim(0, 100)
+    ax.set_title("Saturation: how often each policy sits on a boundary (test-set states, mean over seeds)",
+                 fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path)

@@ -10,6 +10,7 @@ against the field's type and range, so a typo fails before any job starts, with 
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import types
 import typing
@@ -29,6 +30,7 @@ __all__ = [
     "EvaluationSettings",
     "Preset",
     "PresetError",
+    "TuningSettings",
     "apply_overrides",
     "available_presets",
     "load_preset",
@@ -101,7 +103,11 @@ class AgentSettings:
         names: registry names (``agents.registry``); offline agents train on every dataset, online agents once per
             seed in the simulator.
         n_steps: gradient steps of every offline agent (the same budget for all: a fair comparison).
-        online_steps: simulator requests of every online agent.
+        online_steps: simulator requests of every online agent except ES.
+        es_steps: simulator requests of ES, the control every "vs ES" verdict uses; it must be large enough for
+            ES's learning curve to plateau (0: ``online_steps``).
+        checkpoints: learning-curve points per training run, log-spaced and including the last (1: the final
+            policy only); each is evaluated on the same ``evaluation.curve_sessions`` users.
         hidden_units: MLP widths, applied to every agent whose config has ``hidden_units``.
         batch_size: applied to every agent whose config has ``batch_size``.
         overrides: per-agent config overrides, ``{agent: {field: value}}`` (``--set
@@ -111,6 +117,8 @@ class AgentSettings:
     names: tuple[str, ...] = ZOO
     n_steps: int = 2000
     online_steps: int = 5000
+    es_steps: int = 0
+    checkpoints: int = 8
     hidden_units: tuple[int, ...] = (64, 64)
     batch_size: int = 256
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -118,9 +126,11 @@ class AgentSettings:
     def __post_init__(self) -> None:
         if not self.names or len(set(self.names)) != len(self.names):
             raise _fail("agents", "names", "a non-empty tuple of distinct agent names", self.names)
-        for name in ("n_steps", "online_steps", "batch_size"):
+        for name in ("n_steps", "online_steps", "batch_size", "checkpoints"):
             if getattr(self, name) < 1:
                 raise _fail("agents", name, "an integer >= 1", getattr(self, name))
+        if self.es_steps < 0:
+            raise _fail("agents", "es_steps", ">= 0 (0: online_steps)", self.es_steps)
         if not self.hidden_units or any(h < 1 for h in self.hidden_units):
             raise _fail("agents", "hidden_units", "a non-empty tuple of widths >= 1", self.hidden_units)
         for agent, values in self.overrides.items():
@@ -138,14 +148,40 @@ class EvaluationSettings:
             its training data came from.
         bootstrap: bootstrap resamples of every confidence interval.
         confidence: nominal coverage of the intervals.
+        curve_sessions: users of every learning-curve checkpoint: the first ``curve_sessions`` A/B users, the same
+            for every checkpoint and agent (common random numbers).
+        reference_return: session return scored 100 by the normalised score (the random policy scores 0): the
+            environment's best known fusion (best constant or oracle). 0: not given, the control arm (the
+            environment's ``BaselinePolicy``) is used as 100 and the report says so.
+        fqe_steps: FQE gradient steps per trained policy (0: no FQE). FQE propagates value one request per target
+            update (every 100 steps), so sessions of ~5-30 requests need a few thousand steps; at 500 steps its
+            values are still far below the returns (its ranking may already be useful).
+        fqe_dataset: the recipe whose dataset (of the run's seed) FQE is fitted on, the same for every policy.
+        fqe_gamma: FQE's discount (1: undiscounted session return, what the A/B test measures).
     """
 
     sessions: int = 2000
     user_seed: int = 1_000_000_000
     bootstrap: int = 2000
     confidence: float = 0.95
+    curve_sessions: int = 500
+    reference_return: float = 0.0
+    fqe_steps: int = 1000
+    fqe_dataset: str = "uniform"
+    fqe_gamma: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 2 <= self.curve_sessions <= self.sessions:
+            raise _fail("evaluation", "curve_sessions", f"an integer in [2, sessions={self.sessions}]",
+                        self.curve_sessions)
+        if self.reference_return < 0:
+            raise _fail("evaluation", "reference_return", ">= 0 (0: the control arm)", self.reference_return)
+        if self.fqe_steps < 0:
+            raise _fail("evaluation", "fqe_steps", ">= 0 (0: no FQE)", self.fqe_steps)
+        if self.fqe_dataset not in ALL_RECIPES:
+            raise _fail("evaluation", "fqe_dataset", f"one of {ALL_RECIPES}", self.fqe_dataset)
+        if not 0 <= self.fqe_gamma <= 1:
+            raise _fail("evaluation", "fqe_gamma", "in [0, 1]", self.fqe_gamma)
         if self.sessions < 2:
             raise _fail("evaluation", "sessions", "an integer >= 2", self.sessions)
         if self.user_seed < 0:
@@ -186,6 +222,41 @@ class AblationSettings:
 
 
 @dataclass(frozen=True)
+class TuningSettings:
+    """The equal hyperparameter search every learning agent gets before the grid (``benchmarks.harness.tuning``).
+
+    Each agent's search space has the same number of configurations (``tuning.SEARCH_SPACES``); optuna tries all
+    of them, training on a validation dataset collected with its own seed and scoring on validation users, both
+    disjoint from the training seeds and the A/B users. The winner's settings become the agent's overrides in the
+    grid (``--set`` overrides still win).
+
+    Attributes:
+        enabled: run the search (``mtf-bench PRESET --tune`` reruns it).
+        seed: collection and training seed of the search; must not be one of the preset's seeds.
+        sessions: validation users per trial.
+        user_seed: seed of the first validation user; the range must not overlap the A/B users.
+        n_steps: gradient steps (offline) per trial (0: ``agents.n_steps``).
+        online_steps: simulator requests (online) per trial (0: ``agents.online_steps``, ``es_steps`` for ES).
+    """
+
+    enabled: bool = False
+    seed: int = 900
+    sessions: int = 500
+    user_seed: int = 2_000_000_000
+    n_steps: int = 0
+    online_steps: int = 0
+
+    def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise _fail("tuning", "seed", ">= 0", self.seed)
+        if self.sessions < 2:
+            raise _fail("tuning", "sessions", "an integer >= 2", self.sessions)
+        for name in ("user_seed", "n_steps", "online_steps"):
+            if getattr(self, name) < 0:
+                raise _fail("tuning", name, ">= 0", getattr(self, name))
+
+
+@dataclass(frozen=True)
 class Preset:
     """One benchmark run.
 
@@ -198,7 +269,9 @@ class Preset:
         workers: parallel jobs (0: run jobs in this process, for debugging).
         executor: ``local`` (a process pool) or ``ray`` (a Ray cluster: ``pip install 'mtf-gym[ray]'``).
         ray_address: Ray cluster address (empty: start or join a local instance).
-        device: torch device of every agent whose config has a ``device`` field (``cuda:0`` on a GPU machine).
+        device: torch device of every agent whose config has a ``device`` field: ``cpu``, ``auto``, ``cuda`` or
+            ``cuda:N``; asking for CUDA where torch has none stops the run before any job (never a silent CPU run).
+        env_id: the Gymnasium id of the environment version benchmarked (recorded in every job's identity).
     """
 
     name: str = "custom"
@@ -209,13 +282,25 @@ class Preset:
     agents: AgentSettings = field(default_factory=AgentSettings)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
     ablation: AblationSettings = field(default_factory=AblationSettings)
+    tuning: TuningSettings = field(default_factory=TuningSettings)
     results_dir: str = "results"
     workers: int = 2
     executor: Literal["local", "ray"] = "local"
     ray_address: str = ""
     device: str = "cpu"
+    env_id: str = "MTFSession-v0"
 
     def __post_init__(self) -> None:
+        if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", self.device):
+            raise _fail("preset", "device", "'cpu', 'auto', 'cuda' or 'cuda:N'", self.device)
+        if not re.fullmatch(r"[A-Za-z][\w/.-]*-v\d+", self.env_id):
+            raise _fail("preset", "env_id", "a Gymnasium id such as 'MTFSession-v0'", self.env_id)
+        if self.tuning.enabled and self.tuning.seed in self.seeds:
+            raise _fail("tuning", "seed", f"a seed not in the preset's seeds {self.seeds}", self.tuning.seed)
+        ev, tu = self.evaluation, self.tuning
+        if tu.enabled and tu.user_seed < ev.user_seed + ev.sessions and ev.user_seed < tu.user_seed + tu.sessions:
+            raise _fail("tuning", "user_seed", f"a range disjoint from the A/B users [{ev.user_seed}, "
+                        f"{ev.user_seed + ev.sessions})", tu.user_seed)
         if not self.name or any(c in self.name for c in "/\\ "):
             raise _fail("preset", "name", "a non-empty name without slashes or spaces", self.name)
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
@@ -226,6 +311,11 @@ class Preset:
             self.env_config()
         except (TypeError, ValueError) as exc:
             raise PresetError(f"env: {exc}") from exc
+
+    @property
+    def es_steps(self) -> int:
+        """ES's budget: ``agents.es_steps``, or ``agents.online_steps`` when that is 0."""
+        return self.agents.es_steps or self.agents.online_steps
 
     @property
     def run_dir(self) -> Path:
@@ -241,6 +331,7 @@ _SECTIONS: dict[str, type] = {
     "agents": AgentSettings,
     "evaluation": EvaluationSettings,
     "ablation": AblationSettings,
+    "tuning": TuningSettings,
 }
 
 

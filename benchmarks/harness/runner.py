@@ -20,14 +20,14 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from benchmarks.harness.executors import make_executor
-from benchmarks.harness.grid import DatasetJob, Grid, TrainJob, build_grid
+from benchmarks.harness.grid import DatasetJob, Grid, TrainJob, TuneJob, build_grid, tuning_jobs
 from benchmarks.harness.io import atomic_write_json, clean_temporaries
 from benchmarks.harness.jobs import JobOutcome, is_done, run_job
 from benchmarks.harness.presets import Preset, PresetError, preset_to_dict
 
 __all__ = ["RunSummary", "agent_kinds", "plan", "run_preset"]
 
-Job = DatasetJob | TrainJob
+Job = DatasetJob | TrainJob | TuneJob
 
 
 @dataclass
@@ -65,12 +65,37 @@ def agent_kinds(names: Sequence[str]) -> dict[str, str]:
     return {n: registry.get(n).kind for n in names}
 
 
+def check_device(preset: Preset) -> str:
+    """The torch device the preset's agents will use; CUDA asked for where torch has none is a PresetError
+    naming the fix (``--device cpu`` or ``--device auto``), before any job starts."""
+    from agents.base import resolve_device
+
+    try:
+        return resolve_device(preset.device)
+    except ValueError as exc:
+        raise PresetError(str(exc)) from exc
+
+
+def check_env_id(preset: Preset) -> None:
+    """``preset.env_id`` must be a registered Gymnasium id (``import mtf_gym`` registers the MTF ones)."""
+    import gymnasium
+
+    import mtf_gym  # noqa: F401  (registers the environments)
+
+    if preset.env_id not in gymnasium.registry:
+        known = sorted(k for k in gymnasium.registry if k.startswith("MTF"))
+        raise PresetError(f"env_id must be a registered environment id, one of {known}, got {preset.env_id!r}")
+
+
 def plan(preset: Preset) -> Grid:
-    """The preset's grid, with every agent's config overrides checked before anything runs."""
+    """The preset's grid, with the env id and every agent's config overrides checked before anything runs."""
     from benchmarks.harness.jobs import build_agent_for
 
+    check_env_id(preset)
+    from benchmarks.harness.tuning import winners
+
     kinds = agent_kinds(preset.agents.names)
-    grid = build_grid(preset, kinds)
+    grid = build_grid(preset, kinds, winners(preset, tuning_jobs(preset, kinds)[1]))
     checked: set[str] = set()
     for job in grid.trains:
         key = f"{job.agent}:{sorted(job.overrides.items())}:{sorted(job.common.items())}"
@@ -97,77 +122,46 @@ def _failure(job: Job, exc: BaseException) -> JobOutcome:
     return JobOutcome(job.job_id, "failed", 0.0, "".join(traceback.format_exception(exc)))
 
 
-def run_preset(
-    preset: Preset,
-    *,
-    progress: bool = True,
-    report: bool = True,
-    job_filter: Callable[[Job], bool] | None = None,
-    echo: Callable[[str], None] = print,
-    command: str | None = None,
-    grid: Grid | None = None,
-) -> RunSummary:
-    """Run (or resume) every job of ``preset``, then write the report; returns what happened.
-
-    Args:
-        preset: the run.
-        progress: tqdm progress bar over jobs.
-        report: build ``runs.csv``/``runs.json``, plots and ``report.md`` after the grid.
-        job_filter: run only the jobs it accepts (their dataset dependencies are added automatically).
-        echo: where status lines go.
-        command: the command line shown in the report (default: this process's arguments).
-        grid: the preset's grid if the caller already built it with :func:`plan`.
-    """
-    stage_start = time.perf_counter()
-    grid = grid or plan(preset)
-    run_dir = preset.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    removed = clean_temporaries(run_dir)
-    if removed:
-        echo(f"removed {removed} temporary file(s) left by an interrupted run")
-    atomic_write_json(run_dir / "config.json", preset_to_dict(preset))
-    summary = RunSummary(run_dir=run_dir)
-    trains = [j for j in grid.trains if job_filter is None or job_filter(j)]
-    needed = {need for j in trains for need in j.needs}
-    datasets = [d for d in grid.datasets if job_filter is None or job_filter(d) or d.job_id in needed]
-    jobs: list[Job] = [*datasets, *trains]
-
-    if preset.device != "cpu":
-        ignoring = _agents_without_field(preset.agents.names, "device")
-        if ignoring:
-            echo(f"warning: device={preset.device!r} is ignored by {', '.join(ignoring)} (no 'device' config field); "
-                 "they run on their default device")
+def _run_jobs(preset: Preset, jobs: Sequence[Job], summary: RunSummary, *, progress: bool,
+              echo: Callable[[str], None], stage: str) -> None:
+    """Run (or skip, when done) ``jobs`` on the preset's executor, a job only after the jobs it needs; outcomes go
+    into ``summary``. A failed job fails the jobs that need it and nothing else."""
     executor = make_executor(preset.executor, preset.workers, ray_address=preset.ray_address, device=preset.device)
-    echo(f"{preset.name}: {len(datasets)} dataset(s) + {len(trains)} training job(s) -> {run_dir} "
-         f"({executor.name}, {executor.workers} worker(s))")
+    echo(f"{preset.name} {stage}: {len(jobs)} job(s) -> {preset.run_dir} ({executor.name}, "
+         f"{executor.workers} worker(s))")
     bar = tqdm(total=len(jobs), unit="job", disable=not progress, dynamic_ncols=True)
     finished: set[str] = set()
     failed: set[str] = set()
     queue: list[Job] = []
+    skipped = 0
     for job in jobs:
         if is_done(job):
             summary.outcomes[job.job_id] = JobOutcome(job.job_id, "skipped", 0.0)
             finished.add(job.job_id)
+            skipped += 1
             bar.update(1)
         else:
             queue.append(job)
-    if summary.skipped:
-        echo(f"resuming: {len(summary.skipped)} job(s) already done")
+    if skipped:
+        echo(f"resuming: {skipped} job(s) already done")
     in_flight: dict[cf.Future, Job] = {}
-    grid_start = time.perf_counter()
     interrupted = False
+
+    def needs(job: Job) -> set[str]:
+        return set(getattr(job, "needs", ()))
+
     try:
         while queue or in_flight:
             # Jobs whose dataset failed can never run: record them as failed too.
-            for job in [j for j in queue if isinstance(j, TrainJob) and set(j.needs) & failed]:
+            for job in [j for j in queue if needs(j) & failed]:
                 queue.remove(job)
-                missing = sorted(set(job.needs) & failed)
+                missing = sorted(needs(job) & failed)
                 summary.outcomes[job.job_id] = JobOutcome(job.job_id, "failed", 0.0,
                                                           f"not run: dataset job(s) {missing} failed")
                 failed.add(job.job_id)
                 bar.update(1)
             while queue and len(in_flight) < max(1, executor.workers):
-                ready = next((j for j in queue if isinstance(j, DatasetJob) or set(j.needs) <= finished), None)
+                ready = next((j for j in queue if needs(j) <= finished), None)
                 if ready is None:
                     break
                 queue.remove(ready)
@@ -201,6 +195,59 @@ def run_preset(
     finally:
         bar.close()
         executor.shutdown(cancel=interrupted)
+
+
+def run_preset(
+    preset: Preset,
+    *,
+    progress: bool = True,
+    report: bool = True,
+    job_filter: Callable[[Job], bool] | None = None,
+    echo: Callable[[str], None] = print,
+    command: str | None = None,
+    grid: Grid | None = None,
+) -> RunSummary:
+    """Run (or resume) every job of ``preset``, then write the report; returns what happened.
+
+    With ``tuning.enabled`` the hyperparameter search runs first (its own stage) and the grid is planned with its
+    winners.
+
+    Args:
+        preset: the run.
+        progress: tqdm progress bar over jobs.
+        report: build ``runs.csv``/``runs.json``, plots and ``report.md`` after the grid.
+        job_filter: run only the jobs it accepts (their dataset dependencies are added automatically).
+        echo: where status lines go.
+        command: the command line shown in the report (default: this process's arguments).
+        grid: the preset's grid if the caller already built it with :func:`plan` (re-planned after tuning).
+    """
+    stage_start = time.perf_counter()
+    check_device(preset)
+    run_dir = preset.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    removed = clean_temporaries(run_dir)
+    if removed:
+        echo(f"removed {removed} temporary file(s) left by an interrupted run")
+    atomic_write_json(run_dir / "config.json", preset_to_dict(preset))
+    summary = RunSummary(run_dir=run_dir)
+    if preset.device != "cpu":
+        ignoring = _agents_without_field(preset.agents.names, "device")
+        if ignoring:
+            echo(f"warning: device={preset.device!r} is ignored by {', '.join(ignoring)} (no torch model: no "
+                 "'device' config field)")
+
+    validation, searches = tuning_jobs(preset, agent_kinds(preset.agents.names))
+    if searches:
+        tuning_start = time.perf_counter()
+        _run_jobs(preset, [*validation, *searches], summary, progress=progress, echo=echo, stage="tuning")
+        summary.stage_seconds["tuning_wall_s"] = time.perf_counter() - tuning_start
+        grid = plan(preset)  # with the winners
+    grid = grid or plan(preset)
+    trains = [j for j in grid.trains if job_filter is None or job_filter(j)]
+    needed = {need for j in trains for need in j.needs}
+    datasets = [d for d in grid.datasets if job_filter is None or job_filter(d) or d.job_id in needed]
+    grid_start = time.perf_counter()
+    _run_jobs(preset, [*datasets, *trains], summary, progress=progress, echo=echo, stage="grid")
     summary.stage_seconds["grid_wall_s"] = time.perf_counter() - grid_start
 
     if report:
@@ -216,5 +263,6 @@ def run_preset(
 def describe_plan(preset: Preset) -> list[dict[str, Any]]:
     """One row per job (id, kind, directory, done?) for ``--dry-run``."""
     grid = plan(preset)
+    validation, searches = tuning_jobs(preset, agent_kinds(preset.agents.names))
     return [{"job": j.job_id, "kind": j.job_kind, "done": is_done(j), "dir": str(j.directory)}
-            for j in [*grid.datasets, *grid.trains]]
+            for j in [*validation, *searches, *grid.datasets, *grid.trains]]

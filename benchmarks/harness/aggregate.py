@@ -1,0 +1,361 @@
+"""Report stage 2, aggregation: from loaded results to every number the claims, tables and figures use.
+
+:func:`aggregate` takes the preset, its grid and the loaded results and returns one frozen :class:`Aggregates`;
+the only simulations here are the two reference arms on the A/B users (the control, ``BaselinePolicy``, and the
+uniformly random fusion, the 0 of the normalised score). Everything else is arithmetic on the jobs' outputs:
+
+* per (agent, training data) cell: mean online metrics, paired lifts vs the control with bootstrap CIs over seeds and
+  users (common random numbers), weighted GAUC and FQE, saturation, and the learning curve with its convergence;
+* rliable statistics over seeds (:mod:`benchmarks.harness.stats`): IQM of the normalised return, probability of
+  improvement of IntegratedRL over every other arm, performance profiles;
+* the offline estimators' rank agreement with online return and the regret of the policy each would select;
+* the exploration analysis and the ablations; the inputs of every claim rule (:class:`ClaimInputs`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from benchmarks.harness import stats
+from benchmarks.harness.curves import Convergence, convergence, seed_mean_curve
+from benchmarks.harness.grid import ES, ONLINE, TEST_DATASET, Grid
+from benchmarks.harness.plots import Estimate
+from benchmarks.harness.presets import Preset
+from benchmarks.harness.results import LoadedResults, Run
+from mtf_gym.evaluation import ONLINE_METRICS, SessionOutcomes, lift_ci, simulate_sessions
+from mtf_gym.metrics import ConfidenceInterval, bootstrap_ci, paired_lift_ci
+
+__all__ = ["Aggregates", "Cell", "CellCurve", "ClaimInputs", "Normalisation", "OfflineAgreement", "SeedStats",
+           "aggregate", "main_runs"]
+
+# Seed of the report's bootstrap resamples and of the random reference arm (fixed: a report is reproducible).
+REPORT_SEED = 20240426
+PROFILE_THRESHOLDS = tuple(float(t) for t in np.linspace(0.0, 150.0, 61))
+
+
+def _estimate(ci: ConfidenceInterval) -> Estimate:
+    return Estimate(ci.estimate, ci.low, ci.high)
+
+
+@dataclass(frozen=True)
+class CellCurve:
+    """A cell's learning curve: lift vs the control on the curve users at each checkpoint, and its convergence."""
+
+    steps: tuple[int, ...]
+    lifts: tuple[Estimate, ...]
+    convergence: Convergence
+    unit: str  # "gradient steps" or "requests"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (agent, training data) cell of the main grid, aggregated over its seeds."""
+
+    agent: str
+    dataset: str
+    runs: tuple[Run, ...]
+    means: dict[str, float] | None
+    lifts: dict[str, Estimate | None]
+    gauc: Estimate | None
+    fqe: Estimate | None
+    fit_s: float
+    saturation: dict[str, Any] | None
+    curve: CellCurve | None
+
+    @property
+    def ok(self) -> tuple[Run, ...]:
+        return tuple(r for r in self.runs if r.ok)
+
+    @property
+    def label(self) -> str:
+        return f"{self.agent}/{self.dataset}"
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """The two ends of the normalised score (random fusion = 0, reference = 100) and where the 100 comes from."""
+
+    random_return: float
+    reference_return: float
+    reference: str
+
+
+@dataclass(frozen=True)
+class SeedStats:
+    """rliable statistics over training seeds of every arm's normalised return (arm: ``agent/dataset``)."""
+
+    scores: dict[str, np.ndarray]
+    iqm: dict[str, stats.IntervalEstimate]
+    improvement: dict[tuple[str, str], stats.IntervalEstimate]
+    profiles: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    thresholds: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class OfflineAgreement:
+    """An offline estimator vs online return over every trained policy."""
+
+    estimator: str
+    spearman: stats.SpearmanEstimate
+    regret: float | None
+    selected: str | None
+    points: tuple[tuple[str, float, float], ...]  # (label, offline estimate, online return)
+
+
+@dataclass(frozen=True)
+class ClaimInputs:
+    """Exactly what the claim rules of :mod:`benchmarks.harness.claims` judge."""
+
+    return_lifts: dict[tuple[str, str], Estimate | None]
+    gauc: dict[tuple[str, str], Estimate | None]
+    uniform_vs_gaussian: dict[str, Estimate]
+    vs_es: dict[str, dict[str, Estimate | None]]
+    es_status: str | None
+    ptm_lift: Estimate | None
+
+
+@dataclass(frozen=True)
+class Aggregates:
+    baseline: SessionOutcomes
+    random: SessionOutcomes
+    baseline_gauc: float
+    normalisation: Normalisation
+    cells: dict[tuple[str, str], Cell]
+    seed_stats: SeedStats
+    agreements: dict[str, OfflineAgreement]
+    efficiency: Any | None
+    exploration_costs: dict[str, list[float]]
+    ablation: dict[str, dict[float, dict[str, Any]]]
+    claim_inputs: ClaimInputs
+
+
+def main_runs(preset: Preset, runs: Sequence[Run], label: str, dataset: str) -> list[Run]:
+    """The runs of ``label`` on ``dataset`` at the main budget (ablation variants at other budgets excluded)."""
+    if dataset == ONLINE:
+        steps = preset.es_steps if label == ES else preset.agents.online_steps
+    else:
+        steps = preset.agents.n_steps
+    return [r for r in runs if r.job.label == label and r.job.dataset == dataset and r.job.n_steps == steps]
+
+
+class _Bootstrap:
+    """The report's resampling settings and its one generator (drawn from in a fixed order: reproducible)."""
+
+    def __init__(self, preset: Preset) -> None:
+        self.rng = np.random.default_rng(REPORT_SEED)
+        self.confidence = preset.evaluation.confidence
+        self.reps = preset.evaluation.bootstrap
+
+    def lift(self, runs: Sequence[Run], metric: str, control: SessionOutcomes) -> Estimate | None:
+        sessions = [r.sessions for r in runs if r.ok]
+        if not sessions:
+            return None
+        return _estimate(lift_ci(sessions, control, metric, rng=self.rng, confidence=self.confidence,
+                                 num_resamples=self.reps))
+
+    def mean(self, values: Sequence[float | None]) -> Estimate | None:
+        vals = [v for v in values if v is not None and math.isfinite(v)]
+        if not vals:
+            return None
+        return _estimate(bootstrap_ci(vals, confidence=self.confidence, num_resamples=self.reps, rng=self.rng))
+
+
+def mean_outcomes(runs: Sequence[SessionOutcomes]) -> SessionOutcomes:
+    """Per-user average over several runs on the same users (a seed-averaged control arm)."""
+    first = runs[0]
+    fields = {f.name: np.mean([getattr(r, f.name) for r in runs], axis=0)
+              for f in dataclasses.fields(SessionOutcomes) if f.name != "user_seed"}
+    return SessionOutcomes(**fields, user_seed=first.user_seed)
+
+
+def _cell_curve(runs: Sequence[Run], baseline: SessionOutcomes, boot: _Bootstrap, unit: str) -> CellCurve | None:
+    curves = [(r.curve.steps, r.curve.returns) for r in runs if r.ok and r.curve is not None]
+    if not curves:
+        return None
+    try:
+        steps, returns = seed_mean_curve(curves)
+    except ValueError:
+        return None
+    control = baseline.returns[: returns.shape[1]]
+    lifts = tuple(_estimate(paired_lift_ci(row, control, confidence=boot.confidence, num_resamples=boot.reps,
+                                           rng=boot.rng)) for row in returns)
+    conv = convergence(steps, returns, rng=boot.rng, confidence=boot.confidence, num_resamples=boot.reps)
+    return CellCurve(steps, lifts, conv, unit)
+
+
+def _saturation(runs: Sequence[Run]) -> dict[str, Any] | None:
+    sats = [r.result["saturation"] for r in runs if r.ok and r.result.get("saturation")]
+    if not sats:
+        return None
+    return {"action_edge": float(np.mean([s["action_edge"] for s in sats])),
+            "band_edge": float(np.mean([s["band_edge"] for s in sats])),
+            "band_edge_per_dim": np.mean([s["band_edge_per_dim"] for s in sats], axis=0).tolist(),
+            "band": sats[0]["band"]}
+
+
+def _fqe_value(run: Run) -> float | None:
+    fqe = (run.result or {}).get("fqe")
+    return None if not fqe else fqe.get("value")
+
+
+def _cells(preset: Preset, runs: Sequence[Run], baseline: SessionOutcomes, boot: _Bootstrap) -> dict:
+    cells: dict[tuple[str, str], Cell] = {}
+    for agent in preset.agents.names:
+        for ds in (*preset.collection.recipes, ONLINE):
+            group = main_runs(preset, runs, agent, ds)
+            if not group:
+                continue
+            ok = [r for r in group if r.ok]
+            means = ({m: float(np.mean([r.result["online"][m] for r in ok])) for m in ONLINE_METRICS}
+                     if ok else None)
+            cells[(agent, ds)] = Cell(
+                agent, ds, tuple(group), means,
+                {m: boot.lift(ok, m, baseline) for m in ONLINE_METRICS} if ok else {},
+                boot.mean([r.result["gauc"] for r in ok]), boot.mean([_fqe_value(r) for r in ok]),
+                float(np.mean([r.result["timings"].get("fit_s", np.nan) for r in ok])) if ok else float("nan"),
+                _saturation(ok), _cell_curve(ok, baseline, boot, "requests" if ds == ONLINE else "gradient steps"))
+    return cells
+
+
+def _normalisation(preset: Preset, baseline: SessionOutcomes, random: SessionOutcomes) -> Normalisation:
+    ref = preset.evaluation.reference_return
+    if ref > 0:
+        return Normalisation(float(random.returns.mean()), ref, "evaluation.reference_return (the environment's "
+                             "best known fusion)")
+    return Normalisation(float(random.returns.mean()), float(baseline.returns.mean()),
+                         "the control arm (BaselinePolicy): evaluation.reference_return is not set")
+
+
+def _seed_stats(preset: Preset, cells: dict[tuple[str, str], Cell], baseline: SessionOutcomes,
+                norm: Normalisation) -> SeedStats:
+    ev = preset.evaluation
+    scores = {c.label: stats.normalise(np.array([r.result["online"]["return"] for r in c.ok]), norm.random_return,
+                                       norm.reference_return) for c in cells.values() if c.ok}
+    scores["control (BaselinePolicy)"] = stats.normalise(np.array([baseline.returns.mean()]), norm.random_return,
+                                                         norm.reference_return)
+    reps = min(ev.bootstrap, 2000)
+    iqm = stats.iqm(scores, reps=reps, confidence=ev.confidence, seed=REPORT_SEED) if scores else {}
+    improvement = {}
+    # IntegratedRL on each training dataset over every baseline trained on the same data, the online agents
+    # (ES among them) and the control: "IntegratedRL over each baseline", without cross-dataset pairs.
+    for x in [k for k in scores if k.startswith("integrated_rl/")]:
+        dataset = x.split("/", 1)[1]
+        for y in scores:
+            agent, _, y_dataset = y.partition("/")
+            if agent != "integrated_rl" and (y_dataset in (dataset, ONLINE) or not y_dataset):
+                improvement[(x, y)] = stats.probability_of_improvement(scores[x], scores[y], reps=reps,
+                                                                       confidence=ev.confidence, seed=REPORT_SEED)
+    profiles = stats.performance_profiles(scores, PROFILE_THRESHOLDS, reps=reps, confidence=ev.confidence,
+                                          seed=REPORT_SEED) if scores else {}
+    return SeedStats(scores, iqm, improvement, profiles, PROFILE_THRESHOLDS)
+
+
+def _agreement(name: str, key: Any, runs: Sequence[Run], ev: Any) -> OfflineAgreement:
+    rows = [(r.job.job_id, r.job.label, key(r), float(r.result["online"]["return"])) for r in runs if r.ok]
+    rows = [row for row in rows if row[2] is not None and math.isfinite(row[2])]
+    offline = [row[2] for row in rows]
+    online = [row[3] for row in rows]
+    rho = stats.spearman_with_ci(offline, online, confidence=ev.confidence, reps=min(ev.bootstrap, 2000),
+                                 seed=REPORT_SEED)
+    regret = selected = None
+    if rows:
+        index, _, relative = stats.offline_selection_regret(offline, online)
+        regret, selected = relative, rows[index][0]
+    return OfflineAgreement(name, rho, regret, selected, tuple((row[1], row[2], row[3]) for row in rows))
+
+
+def _exploration(preset: Preset, datasets: dict[tuple[str, int], Any], boot: _Bootstrap) -> tuple[Any, dict]:
+    """Gaussian vs uniform efficiency (pooled over seeds) and the cost of exploring per recipe."""
+    from mtf_gym.datasets import TransitionData
+    from mtf_gym.datasets.analysis import exploration_cost, exploration_efficiency
+
+    col = preset.collection
+    pairs = [(datasets[("uniform", s)], datasets[("gaussian", s)]) for s in preset.seeds
+             if ("uniform", s) in datasets and ("gaussian", s) in datasets]
+    efficiency = None
+    if pairs:
+        efficiency = exploration_efficiency(TransitionData.concatenate([u for u, _ in pairs], {}),
+                                            TransitionData.concatenate([g for _, g in pairs], {}),
+                                            lower=-col.band, upper=col.band, sigma=col.sigma,
+                                            confidence=boot.confidence)
+    costs: dict[str, list[float]] = {}
+    for seed in preset.seeds:
+        test = datasets.get((TEST_DATASET, seed))
+        for name in col.recipes:
+            if test is not None and (name, seed) in datasets:
+                cost = exploration_cost(datasets[(name, seed)], test, rng=boot.rng, confidence=boot.confidence,
+                                        num_resamples=boot.reps)
+                costs.setdefault(name, []).append(cost.relative_change)
+    return efficiency, costs
+
+
+def _ablation(grid: Grid, runs: Sequence[Run], baseline: SessionOutcomes, boot: _Bootstrap) -> dict:
+    by_id = {r.job.job_id: r for r in runs}
+    out: dict[str, dict[float, dict[str, Any]]] = {}
+    for point in grid.ablations:
+        group = [by_id[j] for j in point.job_ids if j in by_id and by_id[j].ok]
+        out.setdefault(point.group, {})[point.value] = {
+            "n": len(group), "lift": boot.lift(group, "return", baseline) if group else None,
+            "gauc": boot.mean([r.result["gauc"] for r in group]) if group else None,
+            "steps": group[0].job.n_steps if group else None}
+    return out
+
+
+def _claim_inputs(preset: Preset, runs: Sequence[Run], cells: dict[tuple[str, str], Cell],
+                  boot: _Bootstrap) -> ClaimInputs:
+    def ok(agent: str, ds: str) -> list[Run]:
+        return [r for r in main_runs(preset, runs, agent, ds) if r.ok]
+
+    uniform_vs_gaussian = {}
+    for agent in preset.agents.names:
+        u, g = ok(agent, "uniform"), ok(agent, "gaussian")
+        if u and g:
+            uniform_vs_gaussian[agent] = boot.lift(u, "return", mean_outcomes([r.sessions for r in g]))
+    es_runs = ok(ES, ONLINE)
+    vs_es: dict[str, dict[str, Estimate | None]] = {}
+    es_status = None
+    if es_runs:
+        control = mean_outcomes([r.sessions for r in es_runs])
+        es_cell = cells.get((ES, ONLINE))
+        es_status = es_cell.curve.convergence.status if es_cell and es_cell.curve else "no learning curve"
+        for label, agent, ds in (("DDPG", "ddpg", "uniform"), ("IQL", "iql", "uniform"),
+                                 ("IntegratedRL", "integrated_rl", "progressive")):
+            group = ok(agent, ds)
+            vs_es[label] = {m: boot.lift(group, m, control) if group else None
+                            for m in ("valid_views", "watch_time_min")}
+    prog, unif = ok("integrated_rl", "progressive"), ok("integrated_rl", "uniform")
+    ptm = boot.lift(prog, "return", mean_outcomes([r.sessions for r in unif])) if prog and unif else None
+    return ClaimInputs(
+        return_lifts={k: c.lifts.get("return") for k, c in cells.items()},
+        gauc={k: c.gauc for k, c in cells.items()},
+        uniform_vs_gaussian=uniform_vs_gaussian, vs_es=vs_es, es_status=es_status, ptm_lift=ptm)
+
+
+def aggregate(preset: Preset, grid: Grid, loaded: LoadedResults, datasets: dict[tuple[str, int], Any]) -> Aggregates:
+    """Every aggregate of the run (see the module docstring); ``datasets`` are the loaded collected datasets."""
+    from mtf_gym.policies import BaselinePolicy, RandomFusionPolicy
+
+    env, ev = preset.env_config(), preset.evaluation
+    boot = _Bootstrap(preset)
+    baseline = simulate_sessions(BaselinePolicy(env), ev.sessions, ev.user_seed, env)
+    random = simulate_sessions(RandomFusionPolicy(env.action_dim, np.random.default_rng(REPORT_SEED)), ev.sessions,
+                               ev.user_seed, env)
+    runs = loaded.runs
+    cells = _cells(preset, runs, baseline, boot)
+    norm = _normalisation(preset, baseline, random)
+    gauc_values = [(loaded.datasets.get((TEST_DATASET, s)) or {}).get("baseline_gauc") for s in preset.seeds]
+    gauc_values = [v for v in gauc_values if v is not None]
+    efficiency, costs = _exploration(preset, datasets, boot)
+    agreements = {"weighted GAUC": _agreement("weighted GAUC", lambda r: r.result.get("gauc"), runs, ev),
+                  "FQE": _agreement("FQE", _fqe_value, runs, ev)}
+    return Aggregates(
+        baseline=baseline, random=random, baseline_gauc=float(np.mean(gauc_values)) if gauc_values else float("nan"),
+        normalisation=norm, cells=cells, seed_stats=_seed_stats(preset, cells, baseline, norm),
+        agreements=agreements, efficiency=efficiency, exploration_costs=costs,
+        ablation=_ablation(grid, runs, baseline, boot), claim_inputs=_claim_inputs(preset, runs, cells, boot))

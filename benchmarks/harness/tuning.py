@@ -1,0 +1,138 @@
+"""Equal hyperparameter tuning: every learning agent gets the same small search before the grid (``tuning`` in a
+preset; ``mtf-bench PRESET --tune`` reruns it).
+
+Each agent's search space has exactly :data:`CONFIGURATIONS` configurations: a learning-rate scale (every
+``*learning_rate`` field of the agent's config multiplied by 0.3, 1 or 3; for ES, whose CMA-ES has no learning rate,
+its initial step size ``sigma0``) crossed with the one setting the agent's paper singles out (two values). optuna's
+``GridSampler`` tries every configuration with the same budget; each trial trains on the validation dataset (a
+bounded-uniform dataset collected with ``tuning.seed``, a seed no training run uses) and is scored by the mean
+session return on the validation users (``tuning.user_seed``, disjoint from the A/B users). The winner's settings
+become the agent's overrides in the grid; the preset's own ``agents.overrides`` still win over them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.harness.grid import TuneJob
+from benchmarks.harness.io import read_json
+from benchmarks.harness.presets import Preset
+
+__all__ = [
+    "CONFIGURATIONS",
+    "LR_SCALE",
+    "SEARCH_SPACES",
+    "expand_trial",
+    "run_search",
+    "tuning_markdown",
+    "winners",
+]
+
+LR_SCALE = "lr_scale"
+_SCALES = (0.3, 1.0, 3.0)
+SEARCH_SPACES: dict[str, dict[str, tuple[Any, ...]]] = {
+    "bcq": {LR_SCALE: _SCALES, "action_flexibility": (0.05, 0.15)},
+    "cql": {LR_SCALE: _SCALES, "conservative_weight": (1.0, 5.0)},
+    "iql": {LR_SCALE: _SCALES, "expectile": (0.7, 0.9)},
+    "ddpg": {LR_SCALE: _SCALES, "tau": (0.005, 0.02)},
+    "td3bc": {LR_SCALE: _SCALES, "alpha": (1.0, 2.5)},
+    "integrated_rl": {LR_SCALE: _SCALES, "eta": (1.0, 3.0)},
+    "ddpg_va": {LR_SCALE: _SCALES, "max_deviation": (0.15, 0.3)},
+    "es": {"sigma0": (0.1, 0.3, 1.0), "action_scale": (0.3, 0.5)},
+    "sac": {LR_SCALE: _SCALES, "tau": (0.005, 0.02)},
+    "td3": {LR_SCALE: _SCALES, "target_policy_noise": (0.1, 0.2)},
+    "ppo": {LR_SCALE: _SCALES, "clip_range": (0.1, 0.2)},
+}
+# Every space above has exactly this many configurations (tests/test_tuning.py checks it): the same search for all.
+CONFIGURATIONS = 6
+
+
+def _size(space: dict[str, tuple[Any, ...]]) -> int:
+    size = 1
+    for values in space.values():
+        size *= len(values)
+    return size
+
+
+
+def expand_trial(params: dict[str, Any], base_config: Any) -> dict[str, Any]:
+    """Config overrides of one trial: ``lr_scale`` becomes every ``*learning_rate`` field of ``base_config`` (the
+    agent's config before tuning) times the scale; the other parameters are config fields already."""
+    out = {k: v for k, v in params.items() if k != LR_SCALE}
+    if LR_SCALE in params:
+        for f in dataclasses.fields(base_config):
+            value = getattr(base_config, f.name)
+            if f.name.endswith("learning_rate") and isinstance(value, float) and value > 0:
+                out[f.name] = value * float(params[LR_SCALE])
+    return out
+
+
+def run_search(job: TuneJob, build: Callable[[dict[str, Any]], Any], score: Callable[[Any], float],
+               fit: Callable[[Any], None], log: Callable[[str], None]) -> dict[str, Any]:
+    """Try every configuration of ``job.space`` with optuna's GridSampler; returns the trials and the winner.
+
+    ``build(overrides)`` makes an agent, ``fit(agent)`` trains it on the validation data, ``score(agent)`` is its
+    mean validation return (higher is better).
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    base = build({}).config
+    space = {k: list(v) for k, v in job.space.items()}
+    trials: list[dict[str, Any]] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {k: trial.suggest_categorical(k, v) for k, v in space.items()}
+        overrides = expand_trial(params, base)
+        agent = build(overrides)
+        fit(agent)
+        value = float(score(agent))
+        trials.append({"params": params, "overrides": overrides, "validation_return": value})
+        log(f"trial {len(trials)}: {params} -> validation return {value:.4f}")
+        return value
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.GridSampler(space, seed=job.seed))
+    study.optimize(objective, n_trials=_size(job.space))
+    best = max(trials, key=lambda t: t["validation_return"])
+    return {"agent": job.agent, "space": job.space, "trials": trials, "winner": best["params"],
+            "winner_overrides": best["overrides"], "best_validation_return": best["validation_return"]}
+
+
+def winners(preset: Preset, jobs: tuple[TuneJob, ...]) -> dict[str, dict[str, Any]]:
+    """The winning overrides of every finished search, by agent (empty when tuning is off)."""
+    from benchmarks.harness.jobs import RESULT_FILE, is_done
+
+    if not preset.tuning.enabled:
+        return {}
+    return {job.agent: dict(read_json(job.directory / RESULT_FILE)["winner_overrides"]) for job in jobs
+            if is_done(job)}
+
+
+def tuning_markdown(preset: Preset, jobs: tuple[TuneJob, ...]) -> list[str]:
+    """The report's section: each agent's search space, trials and winner (nothing when tuning is off)."""
+    from benchmarks.harness.jobs import RESULT_FILE, is_done
+
+    if not preset.tuning.enabled:
+        return []
+    tu = preset.tuning
+    lines = ["", "## Hyperparameter search (equal for every agent)", "",
+             f"Every learning agent: the {CONFIGURATIONS} configurations of its space (optuna GridSampler), each "
+             f"trained with the same budget on a bounded-uniform validation dataset collected with seed {tu.seed} "
+             f"(no training run uses it) and scored by mean session return on {tu.sessions} validation users from "
+             f"seed {tu.user_seed} (disjoint from the A/B users). `lr_scale` multiplies every learning rate of the "
+             "agent's config. Rerun with `mtf-bench " + preset.name + " --tune`.", "",
+             "| agent | search space | winner | validation return (winner) | validation returns of all trials |",
+             "|---|---|---|---|---|"]
+    for job in jobs:
+        space = "; ".join(f"{k} ∈ {{{', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vals)}}}"
+                          for k, vals in job.space.items())
+        if not is_done(job):
+            lines.append(f"| {job.agent} | {space} | not run | – | – |")
+            continue
+        res = read_json(job.directory / RESULT_FILE)
+        winner = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in res["winner"].items())
+        trials = " ".join(f"{t['validation_return']:.3f}" for t in res["trials"])
+        lines.append(f"| {job.agent} | {space} | {winner} | {res['best_validation_return']:.3f} | {trials} |")
+    return lines

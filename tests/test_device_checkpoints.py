@@ -1,0 +1,137 @@
+"""The ``device`` knob reaches every torch agent (checked on what each built agent holds), asking for CUDA without
+it is a clear error, and training reports learning-curve checkpoints at the requested step counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from agents.base import resolve_device
+from agents.registry import build_agent
+from tests.test_agents import ONLINE_ENV_CONFIG, TINY, collect_tiny_data
+
+TORCH_AGENTS = ("bcq", "cql", "iql", "ddpg", "td3bc", "integrated_rl", "ddpg_va", "sac", "td3", "ppo")
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    return collect_tiny_data()
+
+
+def _held_devices(agent: Any) -> set[str]:
+    """The devices of every parameter the trained agent holds (d3rlpy impl, SB3 policy, ddpg_va network)."""
+    if hasattr(agent, "_algo"):
+        modules = agent._algo.impl.modules
+        params = [p for name in vars(modules) for m in [getattr(modules, name)] if isinstance(m, torch.nn.Module)
+                  for p in m.parameters()]
+    elif hasattr(agent, "_model"):
+        params = list(agent._model.policy.parameters())
+    else:
+        params = list(agent._net.parameters())
+    assert params
+    return {p.device.type for p in params}
+
+
+@pytest.mark.parametrize("name", TORCH_AGENTS)
+def test_device_reaches_every_torch_agent(name: str, tiny_data) -> None:
+    agent = build_agent(name, **TINY[name], device="cpu")
+    assert agent.config.device == "cpu"
+    if agent.kind == "offline":
+        agent.fit(tiny_data, 4, seed=0, show_progress=False)
+    else:
+        agent.fit_online(ONLINE_ENV_CONFIG, 32, seed=0, show_progress=False)
+    assert _held_devices(agent) == {"cpu"}
+    if hasattr(agent, "_algo"):
+        assert str(agent._algo._device).startswith("cpu")
+    if hasattr(agent, "_model"):
+        assert agent._model.device.type == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised where torch has no CUDA")
+@pytest.mark.parametrize("name", ("iql", "integrated_rl", "ddpg_va", "sac"))
+def test_cuda_without_cuda_is_an_error_naming_the_fix(name: str, tiny_data) -> None:
+    agent = build_agent(name, **TINY[name], device="cuda:0")
+    with pytest.raises(ValueError, match=r"--device cpu.*--device auto"):
+        if agent.kind == "offline":
+            agent.fit(tiny_data, 2, seed=0, show_progress=False)
+        else:
+            agent.fit_online(ONLINE_ENV_CONFIG, 16, seed=0, show_progress=False)
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda:0" if torch.cuda.is_available() else "cpu")
+    for bad in ("gpu", "cuda:x", "", "CPU"):
+        with pytest.raises(ValueError, match="device must be 'cpu', 'auto', 'cuda' or 'cuda:N'"):
+            resolve_device(bad)
+    with pytest.raises(ValueError, match="device must be"):
+        build_agent("iql", device="tpu")
+
+
+@pytest.mark.parametrize("name", ("iql", "ddpg_va", "td3"))
+def test_checkpoints_fire_once_at_each_requested_count(name: str, tiny_data) -> None:
+    seen: list[tuple[int, np.ndarray]] = []
+    obs = tiny_data.observations[:8]
+
+    def record(step: int, agent: Any) -> None:
+        seen.append((step, agent.act(obs)))
+
+    agent = build_agent(name, **TINY[name])
+    if agent.kind == "offline":
+        agent.fit(tiny_data, 12, seed=0, show_progress=False, checkpoints=(3, 7, 12), on_checkpoint=record)
+    else:
+        agent.fit_online(ONLINE_ENV_CONFIG, 48, seed=0, show_progress=False, checkpoints=(20, 48),
+                         on_checkpoint=record)
+    steps = [s for s, _ in seen]
+    assert steps == ([3, 7, 12] if agent.kind == "offline" else [20, 48])
+    assert not np.array_equal(seen[0][1], seen[-1][1])  # the policy moved between checkpoints
+    np.testing.assert_array_equal(seen[-1][1], agent.act(obs))  # the last checkpoint is the final policy
+
+
+def test_agent_without_checkpoint_support_reports_the_final_budget_once() -> None:
+    seen: list[int] = []
+    agent = build_agent("es", **TINY["es"])
+    agent.fit_online(ONLINE_ENV_CONFIG, 64, seed=0, show_progress=False, checkpoints=(8, 64),
+                     on_checkpoint=lambda step, _agent: seen.append(step))
+    assert agent.reports_checkpoints is False
+    assert len(seen) == 1 and seen[0] >= 64
+    with pytest.raises(ValueError, match=r"checkpoints must be integers in \[1, n_steps=64\]"):
+        agent.fit_online(ONLINE_ENV_CONFIG, 64, seed=0, show_progress=False, checkpoints=(0,),
+                         on_checkpoint=lambda *_: None)
+
+
+def test_fqe_estimates_the_behaviour_policy_on_its_own_data(tiny_data) -> None:
+    """FQE of the logging centre (the baseline fusion, which the uniform data explores around by +-0.15): with
+    gamma = 0 it estimates the mean first reward, with gamma = 1 the mean session return (within 20%)."""
+    from benchmarks.harness.ope import fqe_estimate
+    from mtf_gym import BaselinePolicy, MTFSessionConfig
+
+    policy = BaselinePolicy(MTFSessionConfig())
+    kwargs = {"hidden_units": (32, 32), "batch_size": 64, "learning_rate": 1e-3, "seed": 0}
+    first_reward = float(tiny_data.rewards[tiny_data.episode_starts()[:-1]].mean())
+    immediate = fqe_estimate(policy, tiny_data, 300, gamma=0.0, **kwargs)
+    assert immediate.num_initial_states == tiny_data.num_episodes
+    assert immediate.value == pytest.approx(first_reward, rel=0.2)
+    session = fqe_estimate(policy, tiny_data, 1000, gamma=1.0, **kwargs)
+    assert session.value == pytest.approx(float(tiny_data.episode_returns().mean()), rel=0.2)
+    again = fqe_estimate(policy, tiny_data, 300, gamma=0.0, **kwargs)
+    assert again.value == immediate.value  # same seed, same estimate
+
+
+@pytest.mark.parametrize("name", ("iql", "ddpg_va"))
+def test_evaluating_at_checkpoints_does_not_change_training(name: str, tiny_data) -> None:
+    """A learning curve observes the run, it does not perturb it: the final policy is the same with or without
+    checkpoint evaluations in the simulator (which draw from their own seeded generators)."""
+    from mtf_gym import MTFSessionConfig
+    from mtf_gym.evaluation import simulate_sessions
+
+    obs = tiny_data.observations[:16]
+    plain = build_agent(name, **TINY[name])
+    plain.fit(tiny_data, 12, seed=3, show_progress=False)
+    observed = build_agent(name, **TINY[name])
+    observed.fit(tiny_data, 12, seed=3, show_progress=False, checkpoints=(4, 8, 12),
+                 on_checkpoint=lambda _step, agent: simulate_sessions(agent, 8, 123, MTFSessionConfig()))
+    np.testing.assert_array_equal(plain.act(obs), observed.act(obs))

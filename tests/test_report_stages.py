@@ -1,0 +1,194 @@
+"""The report's stages on small fixtures with hand-checkable numbers: rliable statistics, learning-curve checkpoints
+and the convergence rule, saturation, offline-estimator agreement, every claim rule, and the device check."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.harness import claims, stats
+from benchmarks.harness.curves import checkpoint_schedule, convergence, seed_mean_curve
+from benchmarks.harness.jobs import saturation
+from benchmarks.harness.plots import Estimate
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# rliable statistics
+# ----------------------------------------------------------------------------------------------------------------------
+def test_normalise_random_is_0_reference_is_100() -> None:
+    np.testing.assert_allclose(stats.normalise([5.0, 15.0, 25.0, 35.0], 5.0, 25.0), [0.0, 50.0, 100.0, 150.0])
+    with pytest.raises(ValueError, match="must exceed random_return"):
+        stats.normalise([1.0], 5.0, 5.0)
+
+
+def test_iqm_is_the_25_percent_trimmed_mean_with_a_bootstrap_interval() -> None:
+    # Four seeds 0, 10, 20, 30: the middle half is {10, 20}, so the IQM is 15.
+    out = stats.iqm({"a": np.array([0.0, 10.0, 20.0, 30.0]), "b": np.array([7.0, 7.0])}, reps=500)
+    assert out["a"].value == pytest.approx(15.0)
+    assert 0.0 <= out["a"].low <= 15.0 <= out["a"].high <= 30.0
+    assert (out["b"].value, out["b"].low, out["b"].high) == (7.0, 7.0, 7.0)  # no spread, no interval
+    again = stats.iqm({"a": np.array([0.0, 10.0, 20.0, 30.0])}, reps=500)
+    assert again["a"] == out["a"]  # seeded: reproducible
+
+
+def test_probability_of_improvement_counts_pairs() -> None:
+    # x = {1, 2}, y = {0, 3}: x beats y in 2 of 4 pairs -> 0.5; ties count half.
+    assert stats.probability_of_improvement(np.array([1.0, 2.0]), np.array([0.0, 3.0]), reps=200).value == 0.5
+    assert stats.probability_of_improvement(np.array([3.0, 4.0]), np.array([1.0, 2.0]), reps=200).value == 1.0
+    assert stats.probability_of_improvement(np.array([1.0]), np.array([1.0]), reps=50).value == 0.5
+
+
+def test_performance_profile_is_the_share_of_runs_above_tau() -> None:
+    point, low, high = stats.performance_profiles({"a": np.array([0.0, 10.0, 20.0, 30.0])}, [5.0, 25.0, 40.0],
+                                                  reps=200)["a"]
+    np.testing.assert_allclose(point, [0.75, 0.25, 0.0])
+    assert (low <= point).all() and (point <= high).all()
+
+
+def test_spearman_with_interval_and_selection_regret() -> None:
+    online = np.arange(10.0)
+    perfect = stats.spearman_with_ci(online * 2 + 1, online, reps=300)
+    assert perfect.rho == pytest.approx(1.0) and perfect.low > 0.5 and perfect.n == 10
+    reversed_ = stats.spearman_with_ci(-online, online, reps=300)
+    assert reversed_.rho == pytest.approx(-1.0) and reversed_.high < 0
+    assert math.isnan(stats.spearman_with_ci([1.0, 2.0], [1.0, 2.0]).rho)  # too few policies
+    # The estimator ranks policy 0 first (offline 3), whose online return 5 is 5 below the best (10): regret 50%.
+    assert stats.offline_selection_regret([3.0, 1.0, 2.0], [5.0, 10.0, 7.0]) == (0, 5.0, 0.5)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Learning curves
+# ----------------------------------------------------------------------------------------------------------------------
+def test_checkpoint_schedule_is_log_spaced_and_ends_at_the_budget() -> None:
+    assert checkpoint_schedule(1500, 8) == (12, 23, 47, 94, 187, 375, 750, 1500)
+    assert checkpoint_schedule(20, 3) == (5, 10, 20)
+    assert checkpoint_schedule(300_000, 8)[-1] == 300_000 and len(checkpoint_schedule(300_000, 8)) == 8
+    assert checkpoint_schedule(5, 8) == (1, 2, 3, 4, 5)  # tiny budgets: fewer, distinct points
+    assert checkpoint_schedule(77, 1) == (77,)
+    with pytest.raises(ValueError, match="integers >= 1"):
+        checkpoint_schedule(0, 8)
+
+
+def test_convergence_rule() -> None:
+    rng = np.random.default_rng(0)
+    users = rng.uniform(10.0, 30.0, size=400)
+    noise = rng.normal(0.0, 0.5, size=400)
+    steps = (10, 20, 40)
+    flat = np.stack([users * 0.8, users, users + noise])
+    assert convergence(steps, flat, rng=np.random.default_rng(1)).status == "converged"
+    rising = np.stack([users * 0.8, users, users * 1.1 + noise])
+    result = convergence(steps, rising, rng=np.random.default_rng(1))
+    assert result.status == "still improving" and result.change.low > 0 and result.steps == (20, 40)
+    assert result.change.estimate == pytest.approx(rising[2].mean() / rising[1].mean() - 1)
+    falling = np.stack([users, users, users * 0.9 + noise])
+    assert convergence(steps, falling, rng=np.random.default_rng(1)).status == "declining"
+    assert convergence((40,), users[None], rng=np.random.default_rng(1)).status == "one checkpoint"
+    # Seeds are averaged per user before the rule is applied.
+    curve_steps, mean = seed_mean_curve([(steps, flat), (steps, flat + 2.0)])
+    assert curve_steps == steps and np.allclose(mean, flat + 1.0)
+    with pytest.raises(ValueError, match="share one schedule"):
+        seed_mean_curve([(steps, flat), ((1, 2, 3), flat)])
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Saturation
+# ----------------------------------------------------------------------------------------------------------------------
+def test_saturation_shares() -> None:
+    centres = np.zeros((2, 3))
+    actions = np.array([[1.0, 0.15, 0.0], [-0.5, -0.2, 0.1]])
+    out = saturation(actions, centres, band=0.15)
+    assert out["action_edge"] == pytest.approx(1 / 6)  # only the 1.0 entry
+    assert out["band_edge"] == pytest.approx(4 / 6)  # 1.0, 0.15, -0.5, -0.2 (0.1 and 0.0 are inside)
+    assert out["band_edge_per_dim"] == pytest.approx([1.0, 1.0, 0.0])
+    with pytest.raises(ValueError, match="one shape"):
+        saturation(actions, np.zeros((2, 2)), band=0.15)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Claim rules
+# ----------------------------------------------------------------------------------------------------------------------
+def E(value: float, low: float | None = None, high: float | None = None) -> Estimate:
+    return Estimate(value, value if low is None else low, value if high is None else high)
+
+
+def test_order_rule() -> None:
+    assert claims.check_order([("a", E(1, 0.9, 1.1)), ("b", E(2, 1.9, 2.1))])[0] == "reproduces"
+    assert claims.check_order([("a", E(1, 0, 3)), ("b", E(2, 1, 4))])[0].startswith("reproduces (order only")
+    assert claims.check_order([("a", E(1)), ("b", E(3)), ("c", E(2)), ("d", E(4))])[0] == "partially reproduces"
+    assert claims.check_order([("a", E(3)), ("b", E(2)), ("c", E(1))])[0] == "does not reproduce"
+    verdict, detail = claims.check_order([("a", E(1)), ("b", None)])
+    assert verdict == "not tested" and "missing: b" in detail
+
+
+def test_reward_and_gauc_order_claims() -> None:
+    lifts = {(a, d): E(0.01 * i) for i, (_, a, d) in enumerate(claims.REWARD_ORDER)}
+    assert claims.claim_reward_order(lifts).verdict == "reproduces"
+    assert claims.claim_reward_order({}).verdict == "not tested"
+    gauc = {(a, d): E(0.8 - 0.01 * i) for i, (_, a, d) in enumerate(claims.GAUC_ORDER)}
+    assert claims.claim_gauc_order(gauc).verdict == "does not reproduce"
+
+
+def test_uniform_vs_gaussian_claim() -> None:
+    assert claims.claim_uniform_vs_gaussian({"integrated_rl": E(0.02), "iql": E(0.01), "cql": E(-0.01)}).verdict \
+        == "reproduces"
+    assert claims.claim_uniform_vs_gaussian({"integrated_rl": E(-0.02), "iql": E(0.01), "cql": E(0.01)}).verdict \
+        == "partially reproduces"
+    assert claims.claim_uniform_vs_gaussian({"integrated_rl": E(-0.02), "iql": E(-0.01)}).verdict \
+        == "does not reproduce"
+    assert claims.claim_uniform_vs_gaussian({}).verdict == "not tested"
+
+
+def test_online_vs_es_claim_needs_a_converged_es() -> None:
+    good = {"DDPG": {"valid_views": E(0.01), "watch_time_min": E(0.005)},
+            "IQL": {"valid_views": E(0.02), "watch_time_min": E(0.01)},
+            "IntegratedRL": {"valid_views": E(0.04, 0.03, 0.05), "watch_time_min": E(0.02, 0.01, 0.03)}}
+    assert claims.claim_online_vs_es(good, "converged").verdict == "reproduces"
+    unconverged = claims.claim_online_vs_es(good, "still improving")
+    assert unconverged.verdict.startswith("not tested: the ES control has not converged")
+    assert "agents.es_steps" in unconverged.verdict
+    assert claims.claim_online_vs_es({}, None).verdict == "not tested"
+    weak = {**good, "IntegratedRL": {"valid_views": E(0.01, -0.01, 0.03), "watch_time_min": E(0.001, -0.01, 0.01)}}
+    assert claims.claim_online_vs_es(weak, "converged").verdict == "partially reproduces"
+    worse = {**good, "IntegratedRL": {"valid_views": E(-0.01), "watch_time_min": E(0.01)}}
+    assert claims.claim_online_vs_es(worse, "converged").verdict == "does not reproduce"
+
+
+def test_pair_and_baseline_claims() -> None:
+    assert claims.claim_ptm(E(0.02, 0.01, 0.03)).verdict == "reproduces"
+    assert claims.claim_ptm(E(0.0, -0.01, 0.01)).verdict == "inconclusive"
+    assert claims.claim_ptm(E(-0.02, -0.03, -0.01)).verdict == "does not reproduce"
+    assert claims.claim_ptm(None).verdict == "not tested"
+    assert claims.claim_vs_baseline({"uniform": E(0.02, 0.01, 0.03), "progressive": E(0.03, 0.02, 0.04)}).verdict \
+        == "reproduces"
+    assert claims.claim_vs_baseline({"uniform": E(0.02, 0.01, 0.03), "progressive": E(0, -1, 1)}).verdict \
+        == "partially reproduces"
+    assert claims.claim_vs_baseline({"uniform": None}).verdict == "not tested"
+
+
+def test_agreement_claim() -> None:
+    assert claims.claim_agreement("FQE", 0.8, 0.5, 0.95, 20, 0.01).verdict == "agrees"
+    assert claims.claim_agreement("FQE", -0.8, -0.95, -0.5, 20, None).verdict == "disagrees"
+    assert claims.claim_agreement("FQE", 0.2, -0.3, 0.6, 20, 0.05).verdict == "no significant agreement"
+    assert claims.claim_agreement("FQE", float("nan"), float("nan"), float("nan"), 2, None).verdict == "not tested"
+    assert "5.00% below the best" in claims.claim_agreement("GAUC", 0.2, -0.3, 0.6, 20, 0.05).measured
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Device
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised where torch has no CUDA")
+def test_cli_refuses_cuda_without_cuda(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.harness import cli
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["smoke", "--device", "cuda:0", "--results-dir", str(tmp_path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "torch sees none here" in err and "--device cpu" in err and "--device auto" in err
+    assert not any(tmp_path.iterdir())  # nothing ran
+    with pytest.raises(SystemExit):
+        cli.main(["smoke", "--device", "gpu", "--results-dir", str(tmp_path)])
+    assert "preset.device must be 'cpu', 'auto', 'cuda' or 'cuda:N'" in capsys.readouterr().err

@@ -1,0 +1,78 @@
+"""The equal hyperparameter search on a tiny budget: every agent gets the same number of configurations, trained on
+validation data and scored on validation users disjoint from the A/B users; the winners reach the grid's jobs; the
+report lists space and winner; ``mtf-bench --tune`` reruns the search."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from benchmarks.harness import cli
+from benchmarks.harness.presets import PresetError, load_preset
+from benchmarks.harness.runner import plan, run_preset
+from benchmarks.harness.tuning import CONFIGURATIONS, SEARCH_SPACES, expand_trial
+
+TINY = ("ablation.enabled=false", "collection.recipes=uniform", "agents.names=iql,es", "tuning.enabled=true",
+        "tuning.n_steps=10", "tuning.online_steps=200", "tuning.sessions=30", "evaluation.fqe_steps=0",
+        "agents.checkpoints=2")
+
+
+def test_every_agent_gets_the_same_number_of_configurations() -> None:
+    from agents.registry import BUILTIN_AGENTS
+
+    # The fusion agents (the slate agents play MTFSlate-v0 and have their own benchmark section).
+    fusion = {spec.name for spec in BUILTIN_AGENTS if spec.env.startswith("MTFSession")}
+    assert set(SEARCH_SPACES) == fusion and CONFIGURATIONS >= 6
+    assert all(math.prod(len(v) for v in space.values()) == CONFIGURATIONS for space in SEARCH_SPACES.values())
+    from agents.registry import build_agent
+
+    base = build_agent("iql").config
+    out = expand_trial({"lr_scale": 3.0, "expectile": 0.9}, base)
+    assert out == {"expectile": 0.9, "actor_learning_rate": pytest.approx(9e-4),
+                   "critic_learning_rate": pytest.approx(9e-4)}
+    for agent, space in SEARCH_SPACES.items():  # every searched value is a valid setting of the agent
+        for key, values in space.items():
+            for value in values:
+                build_agent(agent, **expand_trial({key: value}, build_agent(agent).config))
+
+
+def test_validation_must_be_disjoint_from_training_and_ab_users() -> None:
+    with pytest.raises(PresetError, match=r"tuning\.seed must be a seed not in the preset's seeds"):
+        load_preset("smoke", assignments=("tuning.enabled=true", "tuning.seed=0"))
+    with pytest.raises(PresetError, match=r"tuning\.user_seed must be a range disjoint from the A/B users"):
+        load_preset("smoke", assignments=("tuning.enabled=true", "tuning.user_seed=1000000050"))
+
+
+def test_search_runs_and_its_winners_reach_the_grid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    preset = load_preset("smoke", assignments=(f'results_dir="{tmp_path}"', *TINY))
+    summary = run_preset(preset, progress=False, echo=lambda _: None)
+    assert not summary.failed, [o.error for o in summary.failed]
+    run_dir = tmp_path / "smoke"
+    winners = {}
+    for agent in ("iql", "es"):
+        result = json.loads((run_dir / "tuning" / agent / "result.json").read_text())
+        assert len(result["trials"]) == CONFIGURATIONS
+        assert len({json.dumps(t["params"], sort_keys=True) for t in result["trials"]}) == CONFIGURATIONS
+        best = max(result["trials"], key=lambda t: t["validation_return"])
+        assert result["winner"] == best["params"]
+        winners[agent] = result["winner_overrides"]
+    # The validation dataset has its own seed; the trained jobs carry the winners.
+    assert (run_dir / "datasets" / "seed900" / "uniform" / "result.json").is_file()
+    jobs = {j.agent: j for j in plan(preset).trains}
+    for agent, overrides in winners.items():
+        assert jobs[agent].overrides == overrides
+        assert json.loads((jobs[agent].directory / "result.json").read_text())["config"].items() >= \
+            {k: v for k, v in overrides.items()}.items()
+    report = (run_dir / "report.md").read_text()
+    assert "## Hyperparameter search (equal for every agent)" in report
+    assert "| iql | lr_scale ∈ {0.3, 1, 3}; expectile ∈ {0.7, 0.9} |" in report
+    # --tune reruns the search (same seeds: same winners, so the grid's finished jobs stay valid).
+    first = (run_dir / "tuning" / "iql" / "result.json").stat().st_mtime_ns
+    assert cli.main(["smoke", "--results-dir", str(tmp_path), "--no-progress", "--tune",
+                     *[arg for a in TINY for arg in ("--set", a)]]) == 0
+    assert (run_dir / "tuning" / "iql" / "result.json").stat().st_mtime_ns != first
+    assert json.loads((run_dir / "tuning" / "iql" / "result.json").read_text())["winner_overrides"] == winners["iql"]
+    assert "0 failed" in capsys.readouterr().out
