@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--version", choices=("v1", "v0"), default="v1", help="environment version (default v1)")
     parser.add_argument("--fit", action="store_true", help="fit the v1 intercepts and print them")
     parser.add_argument("--fit-ranker", action="store_true", help="fit the v1 ranker calibration offsets")
+    parser.add_argument("--fit-iterations", type=int, default=6, help="fixed-point steps of --fit (default 6)")
     args = parser.parse_args(argv)
     if args.sessions < 1:
         parser.error(f"--sessions must be >= 1, got {args.sessions}")
@@ -215,13 +216,13 @@ def main(argv: list[str] | None = None) -> None:
         return
     config = MTFSessionV1Config()
     if args.fit:
-        config = fit_intercepts(config, args.sessions)
+        config = fit_intercepts(config, args.sessions, args.fit_iterations)
         print("population.hook_bias =", tuple(round(v, 3) for v in config.population.hook_bias))
         print("population.patience_s =", tuple(round(v, 2) for v in config.population.patience_s))
         print({f"{n}_bias": round(getattr(config.dynamics, f"{n}_bias"), 3)
                for n in ("like", "comment", "follow", "share", "hate")})
     if args.fit_ranker:
-        config = fit_ranker(config, args.sessions)
+        config = fit_ranker(config, args.sessions, args.fit_iterations)
         print("ranker.calibration_offset =", tuple(tuple(round(v, 4) for v in row)
                                                    for row in config.ranker.calibration_offset))
     print_v1(measure_v1(config, args.sessions, args.seed), args.markdown)

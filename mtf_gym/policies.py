@@ -22,11 +22,11 @@ __all__ = ["CONTROL_FUSION_V1", "BaselineFusion", "BaselinePolicy", "BatchPolicy
 # this block and checks that an independent search on other users does not beat it by more than 1%).
 # Powers then biases, per task of the default ranker_tasks (valid_view, watch_time, long_view, like, follow).
 CONTROL_FUSION_V1: dict[str, tuple[float, float]] = {
-    "valid_view": (0.2364, 0.003052),
-    "watch_time": (-2.0, 0.5687),
-    "long_view": (2.0, 0.09876),
-    "like": (2.0, 0.001),
-    "follow": (-2.0, 0.3103),
+    "valid_view": (1.058, 1.0),
+    "watch_time": (-2.0, 1.0),
+    "long_view": (0.336, 0.7379),
+    "like": (1.104, 0.001138),
+    "follow": (1.713, 0.001),
 }
 
 

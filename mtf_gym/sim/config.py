@@ -36,9 +36,9 @@ class TraitPopulation:
 
     share: tuple[float, ...] = (0.35, 0.30, 0.20, 0.15)
     interest_concentration: tuple[float, ...] = (0.8, 1.6, 1.4, 1.2)
-    hook_bias: tuple[float, ...] = (-1.206, -0.756, -0.956, -1.156)
+    hook_bias: tuple[float, ...] = (-1.882, -1.432, -1.632, -1.832)
     # Exponential scale (s) of a hooked viewer's stopping time, before item and state terms; log-normal per user.
-    patience_s: tuple[float, ...] = (4.49, 9.81, 5.72, 6.7)
+    patience_s: tuple[float, ...] = (4.97, 10.88, 6.34, 7.44)
     patience_spread: float = 0.35
     # Engagement propensity: added to every engagement logit (log-odds); normal per user.
     engagement_offset: tuple[float, ...] = (-0.35, -1.0, 1.05, 0.05)
@@ -97,11 +97,11 @@ class UserDynamicsV1:
     engagement_quality: float = 0.9
     engagement_clickbait: float = -0.5
     engagement_noise_scale: float = 1.0
-    like_bias: float = -6.398
-    comment_bias: float = -8.65
-    follow_bias: float = -9.464
-    share_bias: float = -9.698
-    hate_bias: float = -6.075
+    like_bias: float = -6.376
+    comment_bias: float = -8.6
+    follow_bias: float = -9.509
+    share_bias: float = -9.659
+    hate_bias: float = -6.041
     hate_clickbait: float = 1.6
     hate_affinity: float = -1.0
     valid_view_s: float = 10.0
@@ -166,7 +166,12 @@ class RankerV1Config:
     # absorbs the average in-session state the ranker cannot see, as a production ranker calibrated per user group
     # would. Fitted by ``python -m benchmarks.calibration --fit-ranker`` (mean prediction / mean truth ~ 1 over
     # candidates, per segment and task).
-    calibration_offset: tuple[tuple[float, ...], ...] = ((0.0,) * 7,) * 4
+    calibration_offset: tuple[tuple[float, ...], ...] = (
+        (-0.5917, -0.2938, -0.6296, -0.4777, 0.0, -0.4887, 0.0),
+        (-0.337, -0.3285, -0.3562, -0.2918, 0.0, -0.2753, 0.0),
+        (-0.418, -0.3048, -0.4337, -0.3864, 0.0, -0.3655, 0.0),
+        (-0.5124, -0.3609, -0.5753, -0.3978, 0.0, -0.3703, 0.0),
+    )
 
     def __post_init__(self) -> None:
         _check_finite_fields(self)
