@@ -30,7 +30,9 @@ from agents.base import KINDS, Agent, AgentConfig, Kind, read_agent_metadata
 
 __all__ = [
     "BUILTIN_AGENTS",
+    "DEFAULT_ENV",
     "ENTRY_POINT_GROUP",
+    "SLATE_ENV",
     "AgentRegistry",
     "AgentSpec",
     "FailedPlugin",
@@ -41,6 +43,8 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "mtf_gym.agents"
+DEFAULT_ENV = "MTFSession-v0"
+SLATE_ENV = "MTFSlate-v0"
 BUILTIN_SOURCE = "builtin"
 
 
@@ -54,6 +58,9 @@ class AgentSpec:
         source: ``"builtin"`` or the plug-in's distribution name.
         summary: one line for ``mtf-agents list``.
         target: the agent class, or its import path ``"module:Class"`` (resolved on first use).
+        env: the environment id the agent plays: ``"MTFSession-v0"`` (fusion weights, the default) or
+            ``"MTFSlate-v0"`` (pages of item ids; the slate agents of ``agents.slate``). An agent class declares it
+            as ``env_id`` (absent: ``"MTFSession-v0"``).
     """
 
     name: str
@@ -61,6 +68,7 @@ class AgentSpec:
     source: str
     summary: str
     target: str | type[Agent]
+    env: str = DEFAULT_ENV
 
     @property
     def agent_class(self) -> type[Agent]:
@@ -76,6 +84,9 @@ class AgentSpec:
                 ) from exc
             cls = getattr(module, attr)
         _check_agent_class(cls, self.name, self.kind)
+        if getattr(cls, "env_id", DEFAULT_ENV) != self.env:
+            raise TypeError(f"agent {self.name!r}: registered for env {self.env!r} but {cls.__qualname__} plays "
+                            f"{getattr(cls, 'env_id', DEFAULT_ENV)!r}")
         return cls
 
     @property
@@ -92,7 +103,8 @@ class AgentSpec:
             raise TypeError(f"{agent_class.__qualname__} must declare a class attribute name: str")
         kind = getattr(agent_class, "kind", None)
         _check_agent_class(agent_class, name, kind)
-        return cls(name=name, kind=kind, source=source, summary=agent_class.summary, target=agent_class)
+        return cls(name=name, kind=kind, source=source, summary=agent_class.summary, target=agent_class,
+                   env=getattr(agent_class, "env_id", DEFAULT_ENV))
 
 
 def _check_agent_class(cls: object, name: str, kind: object) -> None:
@@ -112,8 +124,8 @@ def _check_agent_class(cls: object, name: str, kind: object) -> None:
                         f"agents.base.AgentConfig, got {config_class!r}")
 
 
-def _builtin(name: str, kind: Kind, target: str, summary: str) -> AgentSpec:
-    return AgentSpec(name=name, kind=kind, source=BUILTIN_SOURCE, summary=summary, target=target)
+def _builtin(name: str, kind: Kind, target: str, summary: str, env: str = DEFAULT_ENV) -> AgentSpec:
+    return AgentSpec(name=name, kind=kind, source=BUILTIN_SOURCE, summary=summary, target=target, env=env)
 
 
 BUILTIN_AGENTS: tuple[AgentSpec, ...] = (
@@ -130,6 +142,13 @@ BUILTIN_AGENTS: tuple[AgentSpec, ...] = (
     _builtin("sac", "online", "agents.sb3_agents:SACAgent", "SAC in the simulator (Stable-Baselines3)"),
     _builtin("td3", "online", "agents.sb3_agents:TD3Agent", "TD3 in the simulator (Stable-Baselines3)"),
     _builtin("ppo", "online", "agents.sb3_agents:PPOAgent", "PPO in the simulator (Stable-Baselines3)"),
+    # Slate agents: they play MTFSlate-v0 (pages of item ids), fit_online(env or env id, n_steps).
+    _builtin("wolpertinger", "online", "agents.slate.wolpertinger:WolpertingerAgent",
+             "Wolpertinger: DDPG proto-action + kNN over item embeddings (slate)", env=SLATE_ENV),
+    _builtin("fcpo", "online", "agents.slate.fcpo:FCPOAgent",
+             "Matrix reconstruction (FCPO): K x d Gaussian against the item embeddings (slate)", env=SLATE_ENV),
+    _builtin("tpgr", "online", "agents.slate.tpgr:TPGRAgent",
+             "TPGR: softmax policies on a balanced clustering tree of items (slate)", env=SLATE_ENV),
 )
 
 
@@ -172,8 +191,9 @@ class AgentRegistry:
             self._specs[spec.name] = spec
         self.failed_plugins: tuple[FailedPlugin, ...] = tuple(failed_plugins)
 
-    def names(self) -> list[str]:
-        return sorted(self._specs)
+    def names(self, env: str | None = None) -> list[str]:
+        """Registered names, sorted; with ``env``, only the agents that play that environment id."""
+        return sorted(n for n, spec in self._specs.items() if env is None or spec.env == env)
 
     def __iter__(self) -> Iterator[AgentSpec]:
         return (self._specs[name] for name in self.names())

@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
 
     registry = get_registry()
-    names = [n.strip() for n in args.agents.split(",") if n.strip()] or registry.names()
+    # Every agent of MTFSession-v0 by default (slate agents play MTFSlate-v0: not a fusion policy).
+    names = [n.strip() for n in args.agents.split(",") if n.strip()] or registry.names(env="MTFSession-v0")
     env = MTFSessionConfig()
     rng = np.random.default_rng(args.seed)
     print(f"collecting {args.sessions} bounded-uniform sessions ...", flush=True)

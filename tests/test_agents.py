@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from agents.base import AgentConfig
-from agents.registry import BUILTIN_AGENTS, build_agent, get_registry, load_agent
+from agents.registry import BUILTIN_AGENTS, DEFAULT_ENV, build_agent, get_registry, load_agent
 from mtf_gym import BaselinePolicy, MTFSessionConfig
 from mtf_gym.datasets import RecipeConfig, TransitionData, collect_recipe
 
@@ -124,7 +124,8 @@ def check_agent_conformance(name: str, overrides: dict[str, Any], data: Transiti
     check_config_errors(name, bad_value)
 
 
-@pytest.mark.parametrize("name", get_registry().names())
+# Agents of MTFSession-v0; the slate agents (MTFSlate-v0) have their conformance test in test_slate_agents.py.
+@pytest.mark.parametrize("name", get_registry().names(env=DEFAULT_ENV))
 def test_agent_conformance(name: str, tiny_data: TransitionData, tmp_path: Path,
                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # anything an agent writes to the working directory would show up here
@@ -145,7 +146,7 @@ def test_registry_lists_builtins_without_importing_heavy_libraries() -> None:
                          cwd=Path(__file__).resolve().parents[1]).stdout.splitlines()
     assert set(eval(out[0])) >= {spec.name for spec in BUILTIN_AGENTS}
     assert out[1] == "[]"
-    assert {spec.name for spec in BUILTIN_AGENTS} == set(TINY) == set(BAD_VALUES)
+    assert {spec.name for spec in BUILTIN_AGENTS if spec.env == DEFAULT_ENV} == set(TINY) == set(BAD_VALUES)
 
 
 def test_unknown_agent_lists_known_names() -> None:
