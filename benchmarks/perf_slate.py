@@ -7,7 +7,9 @@
     both. Slate pages come from :class:`mtf_gym.slate.RandomSlatePolicy` and fusion actions from the action space,
     all drawn before timing and cycled, so the rates are the envs' own. Issue target: slate >= fusion (ratio >= 1).
 (b) **Scale.** The slate vector env's rate (1024 users, ``expose_candidates=False``, random pages) at every
-    catalogue size ``N``, as a ratio to the smallest; issue target: rate at 10^6 within 20% of the rate at 10^3.
+    catalogue size ``N``, as a ratio to the smallest; issue target: rate at 10^6 within 20% of the rate at 10^3. A
+    diagnostic row steps the largest catalogue with pages drawn from the smallest catalogue's item ids only: the
+    same work on a small working set, so the gap between the two rows is memory locality, not work growing with N.
     Memory at each ``N``: ``nbytes`` of the NumPy buffers (per-user state and scratch vs the catalogue: the
     kernels' item table, the ranker's item error features, the latent attributes and the public embeddings) and the
     tracemalloc peak of building, resetting and stepping the env.
@@ -53,6 +55,7 @@ SLATE_ENV = "MTFSlate-v0"
 SCALE_TOLERANCE = 0.20  # issue: rate at the largest N within 20% of the rate at the smallest
 _PAGE_BATCHES = 16  # vector-env action batches drawn up front, cycled
 _SINGLE_PAGES = 4096
+_LOCAL = "largest N, pages from the smallest N's items"
 _ORACLE_SCAN_CAP = 2_000_000  # oracle repeats capped so that repeats x N <= this (at least 1)
 
 
@@ -79,10 +82,12 @@ def _vector_round(env: gym.vector.VectorEnv, actions: list[np.ndarray]) -> Round
     return run_round
 
 
-def slate_vector_round(env: gym.vector.VectorEnv) -> Round:
-    """User-steps/s of a slate vector env under random pages drawn up front."""
+def slate_vector_round(env: gym.vector.VectorEnv, page_items: int | None = None) -> Round:
+    """User-steps/s of a slate vector env under random pages drawn up front (from items ``0 .. page_items - 1``
+    only, if given: the same work on a smaller working set of item rows)."""
     base = env.unwrapped
-    return _vector_round(env, _random_pages(base.num_items, base.page_size, env.num_envs, _PAGE_BATCHES, 0))
+    items = base.num_items if page_items is None else page_items
+    return _vector_round(env, _random_pages(items, base.page_size, env.num_envs, _PAGE_BATCHES, 0))
 
 
 def fusion_vector_round(num_envs: int) -> Round:
@@ -366,6 +371,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             _exercise_vector)
         memory[n] = {**env_buffer_bytes(env), "tracemalloc_peak": peak}
         runs[f"{SLATE_ENV} x{args.users}, N={n}"] = slate_vector_round(env)
+        if n == sizes[-1] and len(sizes) > 1:
+            # Same catalogue, pages confined to the first sizes[0] items: separates memory locality (item rows
+            # scattered over a large table) from any work that would grow with N.
+            runs[_LOCAL] = slate_vector_round(env, page_items=sizes[0])
     samples = interleaved_rates(runs, args.seconds, args.rounds)
     rate = {name: statistics.median(v) for name, v in samples.items()}
 
@@ -395,6 +404,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(f"{n:>9} {rate[name]:>14,.0f} {spread(name):>23} {rate[name] / base_rate:>9.2f}x "
               f"{m['per_user'] / mib:>13.1f} {catalogue / mib:>14.1f} {m['embeddings'] / mib:>15.1f} "
               f"{m['tracemalloc_peak'] / mib:>21.1f}")
+    if _LOCAL in rate:
+        print(f"{sizes[-1]:>9} {rate[_LOCAL]:>14,.0f} {spread(_LOCAL):>23} {rate[_LOCAL] / base_rate:>9.2f}x   "
+              f"(pages drawn from the first {sizes[0]:,} items only: same work, small working set)")
     scale_ratio = rate[f"{SLATE_ENV} x{args.users}, N={sizes[-1]}"] / base_rate
     largest = memory[sizes[-1]]
     catalogue_share = (largest["catalogue_kernel"] + largest["catalogue_attributes"] + largest["embeddings"]) / sum(
@@ -431,6 +443,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "users": args.users, "sizes": sizes, "seconds": args.seconds, "rounds": args.rounds,
         "rates": {name: {"median": rate[name], "samples": samples[name]} for name in samples},
         "slate_vs_fusion": slate_vs_fusion, "scale_ratio": scale_ratio,
+        "scale_ratio_small_working_set": rate[_LOCAL] / base_rate if _LOCAL in rate else None,
         "memory": {str(n): m for n, m in memory.items()},
         "latency": latency_rows,
         "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),

@@ -12,6 +12,8 @@ the sum of its first episode's rewards. Rows:
   The oracle is computed here over the *live* rows only, with the same expected-reward kernel, and equals
   :class:`mtf_gym.slate.OraclePolicy` page for page (``tests/test_slate_scripts.py``): ``OraclePolicy`` scans
   the catalogue for every row, finished or not, on one thread, which costs minutes at 2,048 users x 20,000 items.
+* ``oracle over the candidates``: the oracle's choice restricted to the pipeline's ``C`` retrieved candidates (the
+  ceiling of any re-ranker of the production retrieval).
 * ``linear over embeddings (catalogue)`` / ``(candidates)``: a bilinear score ``s(u, i) = a_u^T W e~_i`` with
   ``a_u = [observation, 1]`` (user features and the mean embedding of the last page, all public) and
   ``e~_i = [e_i, 1]`` (the public item embedding), fitted by ridge least squares to the oracle's per-item expected
@@ -57,15 +59,15 @@ _ORACLE_BLOCK = 128  # rows scored against the whole catalogue at once: (128, N)
 
 @njit(cache=True, nogil=True)
 def _expected_reward_chunk(chunk, num_chunks, rows, items, model, users, out):
-    """``out[r, j]``: true expected reward of item ``items[j]`` for simulator row ``rows[r]`` in its current state
+    """``out[r, j]``: true expected reward of item ``items[r, j]`` for simulator row ``rows[r]`` in its current state
     (the sum over responses of expectation x reward weight, in float32 as :class:`mtf_gym.slate.OraclePolicy`)."""
     scratch = np.empty(NUM_RESPONSES, np.float32)
     per_topic = model.dims[2]
     n = rows.shape[0]
     for r in range(chunk * n // num_chunks, (chunk + 1) * n // num_chunks):
         i = rows[r]
-        for j in range(items.shape[0]):
-            item = items[j]
+        for j in range(items.shape[1]):
+            item = items[r, j]
             expected_item(i, item, item // per_topic, model, users, scratch)
             value = np.float32(0.0)
             for f in range(NUM_RESPONSES):
@@ -74,10 +76,15 @@ def _expected_reward_chunk(chunk, num_chunks, rows, items, model, users, out):
 
 
 def expected_rewards(sim: Any, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """``(len(rows), len(items))`` float32 true expected rewards of ``items`` for simulator ``rows`` (threaded)."""
+    """``(len(rows), M)`` float32 true expected rewards for simulator ``rows`` (threaded) of ``items``: ``(M,)``
+    item ids shared by every row, or ``(len(rows), M)``, one set per row."""
     rows = np.ascontiguousarray(rows, np.int64)
-    items = np.ascontiguousarray(items, np.int64)
-    out = np.empty((rows.shape[0], items.shape[0]), np.float32)
+    items = np.asarray(items, np.int64)
+    if items.ndim == 1:
+        items = np.broadcast_to(items, (rows.shape[0], items.shape[0]))  # no copy: a zero row stride
+    if items.shape[0] != rows.shape[0]:
+        raise ValueError(f"items must be (M,) or (len(rows), M) = ({rows.shape[0]}, M), got {items.shape}")
+    out = np.empty(items.shape, np.float32)
     if rows.size:
         chunks = max(1, min(rows.shape[0], CHUNKS_PER_THREAD * get_num_threads()))
         run_chunks(_expected_reward_chunk, chunks, (rows, items, sim.model, sim.users, out))
@@ -255,6 +262,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def oracle(obs: np.ndarray, info: dict, live: np.ndarray) -> np.ndarray:
         return _filler(live, oracle_pages(base.sim, np.flatnonzero(live), k), k)
 
+    def oracle_candidates(obs: np.ndarray, info: dict, live: np.ndarray) -> np.ndarray:
+        cand = info["candidates"][live]
+        truth = expected_rewards(base.sim, np.flatnonzero(live), cand)
+        return _filler(live, np.take_along_axis(cand, top_k_pages(truth, k), axis=1), k)
+
     def linear_catalogue(obs: np.ndarray, info: dict, live: np.ndarray) -> np.ndarray:
         return _filler(live, top_k_pages(scorer.scores(obs[live]), k), k)
 
@@ -268,6 +280,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "most popular": lambda o, i, live: popular(o),
         "pipeline (control)": lambda o, i, live: pipeline(o, i),
         "oracle": oracle,
+        "oracle over the candidates": oracle_candidates,
         "linear over embeddings (catalogue)": linear_catalogue,
         "linear over embeddings (candidates)": linear_candidates,
     }

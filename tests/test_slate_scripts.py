@@ -15,7 +15,8 @@ from benchmarks import perf_slate, slate_properties
 from mtf_gym.slate import OraclePolicy, RandomSlatePolicy
 
 REFERENCE_ROWS = ["random", "most popular", "pipeline (control)", "oracle"]
-PROPERTY_ROWS = REFERENCE_ROWS + ["linear over embeddings (catalogue)", "linear over embeddings (candidates)"]
+PROPERTY_ROWS = REFERENCE_ROWS + ["oracle over the candidates", "linear over embeddings (catalogue)",
+                                  "linear over embeddings (candidates)"]
 
 
 def test_top_k_pages_orders_descending_and_breaks_ties_by_lower_index():
@@ -34,6 +35,17 @@ def test_oracle_pages_equal_oracle_policy_on_live_rows():
         got = slate_properties.oracle_pages(env.unwrapped.sim, rows, 6)
         np.testing.assert_array_equal(got, expected[rows])
         obs, *_ = env.step(random_pages(obs))
+
+
+def test_expected_rewards_per_row_items_equal_shared_items():
+    env = gym.make_vec("MTFSlate-v0", num_envs=3, num_items=1000, expose_candidates=False)
+    env.reset(seed=1)
+    sim, rows, items = env.unwrapped.sim, np.array([2, 0]), np.array([5, 999, 17])
+    shared = slate_properties.expected_rewards(sim, rows, items)
+    per_row = slate_properties.expected_rewards(sim, rows, np.stack([items, items[::-1]]))
+    np.testing.assert_array_equal(per_row[0], shared[0])
+    np.testing.assert_array_equal(per_row[1], shared[1][::-1])
+    assert (shared[0] != shared[1]).any()  # different users value the same items differently
 
 
 def test_slate_properties_smoke(tmp_path, capsys):
