@@ -308,6 +308,7 @@ def plot_latency(rows: list[dict[str, Any]], path: str) -> None:
     os.close(fd)
     fig.savefig(tmp, format="png")
     plt.close(fig)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for sharing
     os.replace(tmp, path)
 
 
@@ -315,6 +316,7 @@ def _write_json_atomic(path: str, payload: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         json.dump(payload, fh, indent=2)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for sharing
     os.replace(tmp, path)
 
 

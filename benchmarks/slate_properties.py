@@ -219,6 +219,7 @@ def _write_json_atomic(path: str, payload: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         json.dump(payload, fh, indent=2)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for sharing
     os.replace(tmp, path)
 
 
