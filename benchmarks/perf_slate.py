@@ -232,19 +232,20 @@ def policy_latencies(num_items: int, repeats: int, agents: Sequence[str], seed: 
     rows: list[dict[str, Any]] = []
     oracle_repeats = max(1, min(repeats, _ORACLE_SCAN_CAP // num_items))
 
-    def measure(name: str, make: Callable[[], Any], call: Callable[[Any], Any], reps: int, kind: str) -> None:
-        obj, peak, build_s = build_with_memory(make, call)
-        seconds = _median_seconds(lambda: call(obj), reps)
+    def record(name: str, kind: str, obj: Any, seconds: float, reps: int, peak: int, build_s: float) -> None:
         rows.append({"N": num_items, "name": name, "kind": kind, "seconds": seconds, "repeats": reps,
                      "build_seconds": build_s, "tracemalloc_peak": peak, "torch_bytes": _torch_bytes(obj)})
         print(f"{num_items:>9}  {name:<22} {seconds * 1e3:>12.3f} {reps:>4} {build_s:>9.2f} "
               f"{peak / 2 ** 20:>10.1f} {rows[-1]['torch_bytes'] / 2 ** 20:>9.1f}", flush=True)
 
-    measure("random", lambda: RandomSlatePolicy(num_items, k, np.random.default_rng(seed)), lambda p: p(obs),
-            repeats, "reference")
-    measure("most popular", lambda: MostPopularPolicy(env), lambda p: p(obs), repeats, "reference")
-    measure("pipeline (control)", lambda: PipelinePolicy(env), lambda p: p(obs, info), repeats, "reference")
-    measure("oracle", lambda: OraclePolicy(env), lambda p: p(obs), oracle_repeats, "reference")
+    def measure(name: str, make: Callable[[], Any], call: Callable[[Any], Any], reps: int) -> None:
+        obj, peak, build_s = build_with_memory(make, call)
+        record(name, "reference", obj, _median_seconds(lambda: call(obj), reps), reps, peak, build_s)
+
+    measure("random", lambda: RandomSlatePolicy(num_items, k, np.random.default_rng(seed)), lambda p: p(obs), repeats)
+    measure("most popular", lambda: MostPopularPolicy(env), lambda p: p(obs), repeats)
+    measure("pipeline (control)", lambda: PipelinePolicy(env), lambda p: p(obs, info), repeats)
+    measure("oracle", lambda: OraclePolicy(env), lambda p: p(obs), oracle_repeats)
     if agents:
         from agents.registry import build_agent
         from agents.slate.common import decision_latency
@@ -258,11 +259,8 @@ def policy_latencies(num_items: int, repeats: int, agents: Sequence[str], seed: 
                 return agent
 
             agent, peak, build_s = build_with_memory(make, lambda a: a.act(batch))
-            seconds = decision_latency(agent, batch, repeats=repeats)
-            rows.append({"N": num_items, "name": name, "kind": "agent", "seconds": seconds, "repeats": repeats,
-                         "build_seconds": build_s, "tracemalloc_peak": peak, "torch_bytes": _torch_bytes(agent)})
-            print(f"{num_items:>9}  {name:<22} {seconds * 1e3:>12.3f} {repeats:>4} {build_s:>9.2f} "
-                  f"{peak / 2 ** 20:>10.1f} {rows[-1]['torch_bytes'] / 2 ** 20:>9.1f}", flush=True)
+            # The agents' own latency helper (median of ``repeats`` act() calls after a warm-up), as their docs use.
+            record(name, "agent", agent, decision_latency(agent, batch, repeats=repeats), repeats, peak, build_s)
             del agent
             gc.collect()
     env.close()

@@ -245,16 +245,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     env = gym.make_vec("MTFSlate-v0", num_envs=args.users, **make)
     base = env.unwrapped
     k = base.page_size
-    rng = np.random.default_rng(args.seed)
 
     # The linear model, fitted on training users before any evaluation.
     start = time.perf_counter()
     train_env = gym.make_vec("MTFSlate-v0", num_envs=args.train_users, **make)
     train_pipeline = PipelinePolicy(train_env)
-    scorer = fit_bilinear(train_env, lambda o, i, live: train_pipeline(o, i), args.seed + TRAIN_SEED_OFFSET,
-                          args.items_per_request, args.ridge, np.random.default_rng(args.seed + 1))
+
+    def behaviour(obs: np.ndarray, info: dict, live: np.ndarray) -> np.ndarray:
+        return train_pipeline(obs, info)
+
+    scorer = fit_bilinear(train_env, behaviour, args.seed + TRAIN_SEED_OFFSET, args.items_per_request, args.ridge,
+                          np.random.default_rng(args.seed + 1))
     fit_seconds = time.perf_counter() - start
-    del train_env, train_pipeline
+    train_env.close()
 
     random_policy = RandomSlatePolicy(base.num_items, k, np.random.default_rng(args.seed + 2))
     popular = MostPopularPolicy(env)

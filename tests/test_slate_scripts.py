@@ -15,8 +15,8 @@ from benchmarks import perf_slate, slate_properties
 from mtf_gym.slate import OraclePolicy, RandomSlatePolicy
 
 REFERENCE_ROWS = ["random", "most popular", "pipeline (control)", "oracle"]
-PROPERTY_ROWS = REFERENCE_ROWS + ["oracle over the candidates", "linear over embeddings (catalogue)",
-                                  "linear over embeddings (candidates)"]
+PROPERTY_ROWS = [*REFERENCE_ROWS, "oracle over the candidates", "linear over embeddings (catalogue)",
+                 "linear over embeddings (candidates)"]
 
 
 def test_top_k_pages_orders_descending_and_breaks_ties_by_lower_index():
@@ -100,7 +100,7 @@ def test_perf_slate_smoke(tmp_path, capsys):
     assert m2["catalogue_kernel"] == 2 * m1["catalogue_kernel"]
     assert m2["per_user"] == m1["per_user"] and m1["tracemalloc_peak"] > 0
     rows = {(r["N"], r["name"]) for r in payload["latency"]}
-    assert rows == {(n, name) for n in sizes for name in REFERENCE_ROWS + ["tpgr"]}
+    assert rows == {(n, name) for n in sizes for name in [*REFERENCE_ROWS, "tpgr"]}
     for row in payload["latency"]:
         assert 0 < row["seconds"] < 10 and row["repeats"] >= 1
     assert next(r for r in payload["latency"] if r["name"] == "tpgr")["torch_bytes"] > 0
