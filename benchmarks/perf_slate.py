@@ -3,13 +3,15 @@
     python -m benchmarks.perf_slate [--quick] [--sizes 1000 10000 100000 1000000] [--out DIR]
 
 (a) **Env speed.** User-steps/s of ``gym.make_vec("MTFSlate-v0", num_envs=1024)`` (``expose_candidates`` off and
-    on) against ``gym.make_vec("MTFSession-v1", num_envs=1024)`` in the same process, and single-env steps/s of
-    both. Slate pages come from :class:`mtf_gym.slate.RandomSlatePolicy` and fusion actions from the action space,
-    all drawn before timing and cycled, so the rates are the envs' own. Issue target: slate >= fusion (ratio >= 1).
+    on) against ``gym.make_vec("MTFSession-v1", num_envs=1024)`` in the same process (with its default catalogue,
+    and with the slate env's 20,000-item catalogue), and single-env steps/s of both. Slate pages come from
+    :class:`mtf_gym.slate.RandomSlatePolicy` and fusion actions from the action space, all drawn before timing and
+    cycled, so the rates are the envs' own. Issue target: slate >= fusion (ratio >= 1).
 (b) **Scale.** The slate vector env's rate (1024 users, ``expose_candidates=False``, random pages) at every
     catalogue size ``N``, as a ratio to the smallest; issue target: rate at 10^6 within 20% of the rate at 10^3. A
-    diagnostic row steps the largest catalogue with pages drawn from the smallest catalogue's item ids only: the
-    same work on a small working set, so the gap between the two rows is memory locality, not work growing with N.
+    diagnostic row steps the largest catalogue with pages drawn from as many items as the smallest catalogue has,
+    with its topic layout (the first ``N_min / 20`` items of every topic): the same work on a small working set, so
+    the gap between the two rows is memory locality, not work growing with N.
     Memory at each ``N``: ``nbytes`` of the NumPy buffers (per-user state and scratch vs the catalogue: the
     kernels' item table, the ranker's item error features, the latent attributes and the public embeddings) and the
     tracemalloc peak of building, resetting and stepping the env.
@@ -45,6 +47,7 @@ import numpy as np
 
 import mtf_gym  # noqa: F401  (registers the envs)
 from benchmarks.perf_env import Round, interleaved_rates, single_env_round
+from mtf_gym.envs.slate import MTFSlateConfig
 from mtf_gym.slate import MostPopularPolicy, OraclePolicy, PipelinePolicy, RandomSlatePolicy
 
 __all__ = ["NumpyBuffers", "env_buffer_bytes", "main", "policy_latencies", "slate_vector_round"]
@@ -56,6 +59,7 @@ SCALE_TOLERANCE = 0.20  # issue: rate at the largest N within 20% of the rate at
 _PAGE_BATCHES = 16  # vector-env action batches drawn up front, cycled
 _SINGLE_PAGES = 4096
 _LOCAL = "largest N, pages from the smallest N's items"
+_FUSION_SAME = f"{FUSION_ENV}, vector, slate's default catalogue"
 _ORACLE_SCAN_CAP = 2_000_000  # oracle repeats capped so that repeats x N <= this (at least 1)
 
 
@@ -82,17 +86,30 @@ def _vector_round(env: gym.vector.VectorEnv, actions: list[np.ndarray]) -> Round
     return run_round
 
 
-def slate_vector_round(env: gym.vector.VectorEnv, page_items: int | None = None) -> Round:
-    """User-steps/s of a slate vector env under random pages drawn up front (from items ``0 .. page_items - 1``
-    only, if given: the same work on a smaller working set of item rows)."""
+def slate_vector_round(env: gym.vector.VectorEnv, item_pool: np.ndarray | None = None) -> Round:
+    """User-steps/s of a slate vector env under random pages drawn up front, from the whole catalogue or from the
+    item ids of ``item_pool`` only."""
     base = env.unwrapped
-    items = base.num_items if page_items is None else page_items
-    return _vector_round(env, _random_pages(items, base.page_size, env.num_envs, _PAGE_BATCHES, 0))
+    if item_pool is None:
+        return _vector_round(env, _random_pages(base.num_items, base.page_size, env.num_envs, _PAGE_BATCHES, 0))
+    pages = _random_pages(len(item_pool), base.page_size, env.num_envs, _PAGE_BATCHES, 0)
+    return _vector_round(env, [item_pool[p] for p in pages])
 
 
-def fusion_vector_round(num_envs: int) -> Round:
+def small_catalogue_pool(env: gym.vector.VectorEnv, small_n: int) -> np.ndarray:
+    """``small_n`` item ids of ``env``'s catalogue with the topic layout of a ``small_n``-item catalogue: the first
+    ``small_n / topics`` items of every topic (stepping with them is the small catalogue's work, on rows scattered
+    over the large tables only as far as the topics are apart)."""
+    per_topic_big = env.unwrapped.slate_config.session.catalogue.items_per_topic
+    topics = env.unwrapped.slate_config.session.catalogue.num_topics
+    per_topic_small = small_n // topics
+    ids = np.arange(topics * per_topic_small)
+    return (ids // per_topic_small) * per_topic_big + ids % per_topic_small
+
+
+def fusion_vector_round(num_envs: int, **kwargs: Any) -> Round:
     """User-steps/s of ``MTFSession-v1``'s vector env under random fusion actions drawn up front."""
-    env = gym.make_vec(FUSION_ENV, num_envs=num_envs)
+    env = gym.make_vec(FUSION_ENV, num_envs=num_envs, **kwargs)
     env.action_space.seed(0)
     return _vector_round(env, [env.action_space.sample() for _ in range(_PAGE_BATCHES)])
 
@@ -363,6 +380,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         f"{SLATE_ENV} x{args.users}, expose_candidates=True": slate_vector_round(
             gym.make_vec(SLATE_ENV, num_envs=args.users, expose_candidates=True)),
         f"{FUSION_ENV} x{args.users}": fusion_vector_round(args.users),
+        _FUSION_SAME: fusion_vector_round(args.users, catalogue=MTFSlateConfig().session.catalogue),
     }
     memory: dict[int, dict[str, int]] = {}
     for n in sizes:
@@ -372,9 +390,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         memory[n] = {**env_buffer_bytes(env), "tracemalloc_peak": peak}
         runs[f"{SLATE_ENV} x{args.users}, N={n}"] = slate_vector_round(env)
         if n == sizes[-1] and len(sizes) > 1:
-            # Same catalogue, pages confined to the first sizes[0] items: separates memory locality (item rows
-            # scattered over a large table) from any work that would grow with N.
-            runs[_LOCAL] = slate_vector_round(env, page_items=sizes[0])
+            # Same catalogue, pages confined to a small catalogue's worth of items with the same topic layout:
+            # separates memory locality (item rows scattered over large tables) from work that would grow with N.
+            runs[_LOCAL] = slate_vector_round(env, small_catalogue_pool(env, sizes[0]))
     samples = interleaved_rates(runs, args.seconds, args.rounds)
     rate = {name: statistics.median(v) for name, v in samples.items()}
 
@@ -385,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     fusion_single = rate[f"{FUSION_ENV} single"]
     print(f"(a) env speed, {args.users} users (vector) and one user (single); random pages / actions drawn up front")
     print(f"{'env':<48} {'steps/s (median)':>17} {'min-max':>23} {'vs fusion':>10}")
-    for name in list(runs)[:5]:
+    for name in list(runs)[:6]:
         ref = fusion_single if name.endswith("single") else fusion_vec
         print(f"{name:<48} {rate[name]:>17,.0f} {spread(name):>23} {rate[name] / ref:>9.2f}x")
     default_n = gym.make(SLATE_ENV).unwrapped.num_items
@@ -406,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
               f"{m['tracemalloc_peak'] / mib:>21.1f}")
     if _LOCAL in rate:
         print(f"{sizes[-1]:>9} {rate[_LOCAL]:>14,.0f} {spread(_LOCAL):>23} {rate[_LOCAL] / base_rate:>9.2f}x   "
-              f"(pages drawn from the first {sizes[0]:,} items only: same work, small working set)")
+              f"(pages from {sizes[0]:,} items laid out by topic as N = {sizes[0]:,}: same work, small working set)")
     scale_ratio = rate[f"{SLATE_ENV} x{args.users}, N={sizes[-1]}"] / base_rate
     largest = memory[sizes[-1]]
     catalogue_share = (largest["catalogue_kernel"] + largest["catalogue_attributes"] + largest["embeddings"]) / sum(
@@ -443,6 +461,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "users": args.users, "sizes": sizes, "seconds": args.seconds, "rounds": args.rounds,
         "rates": {name: {"median": rate[name], "samples": samples[name]} for name in samples},
         "slate_vs_fusion": slate_vs_fusion, "scale_ratio": scale_ratio,
+        "slate_vs_fusion_same_catalogue": rate[f"{SLATE_ENV} x{args.users}, expose_candidates=False"]
+        / rate[_FUSION_SAME],
         "scale_ratio_small_working_set": rate[_LOCAL] / base_rate if _LOCAL in rate else None,
         "memory": {str(n): m for n, m in memory.items()},
         "latency": latency_rows,

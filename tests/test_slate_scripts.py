@@ -92,7 +92,8 @@ def test_perf_slate_smoke(tmp_path, capsys):
     assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for name, rate in payload["rates"].items():
         assert math.isfinite(rate["median"]) and rate["median"] > 0, name
-    assert math.isfinite(payload["slate_vs_fusion"]) and math.isfinite(payload["scale_ratio"])
+    for key in ("slate_vs_fusion", "slate_vs_fusion_same_catalogue", "scale_ratio", "scale_ratio_small_working_set"):
+        assert math.isfinite(payload[key]) and payload[key] > 0, key
     assert "slate vector (expose_candidates=False) / fusion vector" in printed
     # Memory: embeddings are exactly N x 32 float32; the catalogue grows with N, the per-user state does not.
     m1, m2 = payload["memory"]["1000"], payload["memory"]["2000"]
@@ -121,3 +122,11 @@ def test_env_buffer_bytes_counts_the_candidate_buffers_per_user():
     c, t = with_c.unwrapped.candidates.shape[1], with_c.unwrapped.candidate_predictions.shape[2]
     assert a["per_user"] - b["per_user"] == 4 * c * 8 + 4 * c * t * 4
     assert a["embeddings"] == b["embeddings"]
+
+
+def test_small_catalogue_pool_keeps_the_small_catalogues_topic_layout():
+    env = gym.make_vec("MTFSlate-v0", num_envs=2, num_items=2000, expose_candidates=False)  # 100 items per topic
+    pool = perf_slate.small_catalogue_pool(env, 1000)  # 50 per topic, as a 1,000-item catalogue
+    assert pool.shape == (1000,) and len(np.unique(pool)) == 1000
+    assert pool[:3].tolist() == [0, 1, 2] and pool[49] == 49 and pool[50] == 100 and pool[-1] == 19 * 100 + 49
+    np.testing.assert_array_equal(pool // 100, np.arange(1000) // 50)
