@@ -38,7 +38,12 @@ def test_registered_default_version_and_makeable():
     venv = gym.make_vec("MTFSession-v1", num_envs=3)
     assert isinstance(venv, mtf_gym.MTFSessionV1VectorEnv) and venv.num_envs == 3
     slate = gym.make("MTFSlate-v0", **SMALL_SLATE)
-    assert slate.action_space == gym.spaces.MultiDiscrete([2000] * 6)
+    assert isinstance(slate.action_space, gym.spaces.MultiDiscrete)
+    assert np.array_equal(slate.action_space.nvec, [2000] * 6)
+    # Every sample is a page the env accepts (distinct items), and a repeated item is not in the space.
+    slate.action_space.seed(0)
+    assert all(len(set(slate.action_space.sample().tolist())) == 6 for _ in range(2000))
+    assert not slate.action_space.contains(np.array([1, 1, 2, 3, 4, 5]))
     assert slate.unwrapped.item_embeddings.shape == (2000, 32)
 
 

@@ -23,7 +23,32 @@ from mtf_gym.sim.config import CatalogueConfig, MTFSessionV1Config
 from mtf_gym.sim.layout import OBS_DIM
 from mtf_gym.sim.simulator import UserSimulator
 
-__all__ = ["MTFSlateConfig", "MTFSlateEnv", "MTFSlateVectorEnv", "validate_pages"]
+__all__ = ["MTFSlateConfig", "MTFSlateEnv", "MTFSlateVectorEnv", "PageSpace", "validate_pages"]
+
+
+class PageSpace(spaces.MultiDiscrete):
+    """``MultiDiscrete([N] * K)`` whose members are pages: ``K`` *distinct* item ids. ``sample`` draws ``K`` distinct
+    items uniformly and ``contains`` rejects a repeated item, so a sampled action is always one the env accepts."""
+
+    def __init__(self, num_items: int, page_size: int, seed: int | np.random.Generator | None = None) -> None:
+        if page_size > num_items:
+            raise ValueError(f"page_size ({page_size}) must be <= num_items ({num_items})")
+        super().__init__(np.full(page_size, num_items, np.int64), dtype=np.int64, seed=seed)
+        self.num_items, self.page_size = int(num_items), int(page_size)
+
+    def sample(self, mask: Any = None) -> np.ndarray:
+        if mask is not None:
+            return super().sample(mask)
+        return self.np_random.choice(self.num_items, self.page_size, replace=False).astype(self.dtype)
+
+    def contains(self, x: Any) -> bool:
+        return bool(super().contains(x)) and len(np.unique(np.asarray(x))) == self.page_size
+
+    def __repr__(self) -> str:
+        return f"PageSpace(num_items={self.num_items}, page_size={self.page_size})"
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, PageSpace) and super().__eq__(other)
 
 
 def _default_session() -> MTFSessionV1Config:
@@ -135,7 +160,7 @@ class _SlateMixin:
         d, k = session.catalogue.embedding_dim, session.page_size
         low = np.concatenate([np.zeros(OBS_DIM, np.float32), -np.ones(d, np.float32)])
         self._single_observation_space = spaces.Box(low, np.ones(OBS_DIM + d, np.float32), dtype=np.float32)
-        self._single_action_space = spaces.MultiDiscrete(np.full(k, session.num_items, np.int64))
+        self._single_action_space = PageSpace(session.num_items, k)
         c, t = session.num_candidates, session.num_tasks
         self.candidates = np.zeros((num_rows, c), np.int64) if self.slate_config.expose_candidates else None
         self.candidate_predictions = (np.zeros((num_rows, c, t), np.float32) if self.slate_config.expose_candidates
@@ -195,7 +220,7 @@ class MTFSlateEnv(_SlateMixin, MTFSessionEnv):
 
     ## Action Space
 
-    ``MultiDiscrete([N] * K)``: the page's item ids in position order. An id out of range or an item repeated inside
+    ``PageSpace(N, K)``, a ``MultiDiscrete([N] * K)`` of distinct ids: the page's item ids in position order. An id out of range or an item repeated inside
     one page raises ``ValueError``; an item shown again in a later request is allowed (the user judges it afresh;
     only its topic's boredom remembers it).
 
