@@ -1,4 +1,6 @@
-"""The four scientific properties of MTFSession-v0 (docs/design.md#required-properties-of-the-environment, P3-P5), measured with 95% bootstrap CIs over users.
+"""The four scientific properties of MTFSession-v0, measured with 95% bootstrap CIs over users.
+
+The properties are P3-P5 of ``docs/design.md#required-properties-of-the-environment``.
 
     python -m benchmarks.env_properties [--quick] [--seeds 8192] [--sessions 4096] [--markdown] [--out props.json]
 

@@ -12,8 +12,10 @@ import hashlib
 import os
 from pathlib import Path
 
-KERNEL_SOURCES = ("rng.py", "fusion.py", "simulator.py", "sim/layout.py", "sim/funnel.py", "sim/users.py",
-                  "sim/retrieval.py", "sim/ranker.py", "sim/response.py", "sim/transition.py", "sim/kernels.py", "sim/diagnostics.py")
+KERNEL_SOURCES = (
+    "rng.py", "fusion.py", "simulator.py", "sim/layout.py", "sim/funnel.py", "sim/users.py", "sim/retrieval.py",
+    "sim/ranker.py", "sim/response.py", "sim/transition.py", "sim/kernels.py", "sim/diagnostics.py",
+)
 # Folders whose __pycache__ holds compiled kernels.
 _CACHE_DIRS = ("", "sim")
 _STAMP = "mtf_gym_kernels.sha256"

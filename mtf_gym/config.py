@@ -106,7 +106,8 @@ class SegmentParams:
     """Per-segment user parameters; each tuple has one entry per segment in :data:`SEGMENT_NAMES` order.
 
     The segments differ in what they respond to and in how well the ranker knows them, so the best fusion
-    weights differ by segment (the personalisation requirement, docs/design.md#required-properties-of-the-environment, P4).
+    weights differ by segment (the personalisation requirement: P4 of
+    ``docs/design.md#required-properties-of-the-environment``).
     """
 
     share: tuple[float, ...] = (0.35, 0.30, 0.20, 0.15)

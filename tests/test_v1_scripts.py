@@ -6,7 +6,6 @@ import json
 import re
 
 import numpy as np
-import pytest
 
 
 def test_headroom_ladder_script(tmp_path, capsys):

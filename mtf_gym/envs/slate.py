@@ -220,7 +220,8 @@ class MTFSlateEnv(_SlateMixin, MTFSessionEnv):
 
     ## Action Space
 
-    ``PageSpace(N, K)``, a ``MultiDiscrete([N] * K)`` of distinct ids: the page's item ids in position order. An id out of range or an item repeated inside
+    ``PageSpace(N, K)``, a ``MultiDiscrete([N] * K)`` of distinct ids: the page's item ids in position order.
+    An id out of range or an item repeated inside
     one page raises ``ValueError``; an item shown again in a later request is allowed (the user judges it afresh;
     only its topic's boredom remembers it).
 

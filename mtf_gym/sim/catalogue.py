@@ -66,8 +66,9 @@ class Catalogue:
 
         ``e_i = normalise(u_topic(i) + M [q_i, 3 (b_i - 0.2), log(d_i / median duration)] + noise)``: the item's
         topic vector (unit-norm, one per topic) plus a fixed random linear map ``M`` (3 x d) of its quality, clickbait
-        and log duration, plus isotropic Gaussian noise of scale ``embedding_noise / sqrt(d)``, then L2-normalised. Informative but noisy: a linear
-        model on them recovers most, not all, of an item's latent attributes (``docs/slate.md``).
+        and log duration, plus isotropic Gaussian noise of scale ``embedding_noise / sqrt(d)``, then L2-normalised.
+        Informative but noisy: a linear model on them recovers most, not all, of an item's latent attributes
+        (``docs/slate.md``).
         """
         cfg = self.config
         d = cfg.embedding_dim
