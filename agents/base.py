@@ -32,8 +32,8 @@ import numpy as np
 from mtf_gym.validation import check_int, must_be
 
 if TYPE_CHECKING:
-    from mtf_gym.config import MTFSessionConfig
     from mtf_gym.datasets import TransitionData
+    from mtf_gym.envs.versions import AnyConfig
 
 __all__ = [
     "KINDS",
@@ -399,37 +399,39 @@ class OfflineAgent(Agent):
     def _fit(self, data: TransitionData, n_steps: int, *, seed: int, show_progress: bool) -> dict[str, float]:
         """Training proper, on validated data (``observation_dim`` / ``action_dim`` already set)."""
 
-    def fit_online(self, env_config: MTFSessionConfig, n_steps: int, *, seed: int = 0,
+    def fit_online(self, env_config: AnyConfig, n_steps: int, *, seed: int = 0,
                    show_progress: bool = True) -> dict[str, float]:
         raise TypeError(f"{self.name!r} is an offline agent: train it with fit(data, n_steps) on a TransitionData")
 
 
 class OnlineAgent(Agent):
-    """Learns by interacting with ``MTFSession-v0``; ``n_steps`` counts simulator requests (env steps)."""
+    """Learns by interacting with ``MTFSession-v1`` or ``-v0`` (the config's type picks the version); ``n_steps``
+    counts simulator requests (env steps)."""
 
     kind: ClassVar[Kind] = "online"
 
-    def fit_online(self, env_config: MTFSessionConfig, n_steps: int, *, seed: int = 0, show_progress: bool = True,
+    def fit_online(self, env_config: AnyConfig, n_steps: int, *, seed: int = 0, show_progress: bool = True,
                    checkpoints: Sequence[int] = (),
                    on_checkpoint: CheckpointCallback | None = None) -> dict[str, float]:
         """Train in the simulator for about ``n_steps`` requests; returns final training metrics.
 
         ``checkpoints`` / ``on_checkpoint``: as for :meth:`OfflineAgent.fit`, counted in requests.
         """
-        from mtf_gym.config import MTFSessionConfig
-        from mtf_gym.simulator import OBSERVATION_FEATURES
+        from mtf_gym.envs.session import observation_features
+        from mtf_gym.envs.versions import SESSION_ENV_IDS
 
         _check_steps(n_steps)
-        if not isinstance(env_config, MTFSessionConfig):
-            raise TypeError(f"env_config must be an MTFSessionConfig, got {type(env_config).__name__}")
-        self._set_dims(len(OBSERVATION_FEATURES), env_config.action_dim)
+        if type(env_config) not in SESSION_ENV_IDS.values():
+            raise TypeError(f"env_config must be one of {[c.__name__ for c in SESSION_ENV_IDS.values()]}, got "
+                            f"{type(env_config).__name__}")
+        self._set_dims(len(observation_features(env_config)), env_config.action_dim)
         self._start_checkpoints(checkpoints, on_checkpoint, int(n_steps))
         metrics = self._fit_online(env_config, int(n_steps), seed=int(seed), show_progress=show_progress)
         self._finish_checkpoints(int(n_steps))
         return metrics
 
     @abstractmethod
-    def _fit_online(self, env_config: MTFSessionConfig, n_steps: int, *, seed: int,
+    def _fit_online(self, env_config: AnyConfig, n_steps: int, *, seed: int,
                     show_progress: bool) -> dict[str, float]:
         """Training proper (``observation_dim`` / ``action_dim`` already set)."""
 

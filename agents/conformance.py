@@ -36,8 +36,8 @@ from agents.base import AgentConfig
 from agents.registry import DEFAULT_ENV, build_agent, get_registry, load_agent
 
 if TYPE_CHECKING:
-    from mtf_gym.config import MTFSessionConfig
     from mtf_gym.datasets import TransitionData
+    from mtf_gym.envs.versions import AnyConfig
 
 __all__ = ["ConformanceError", "check_agent", "check_config_errors", "tiny_dataset"]
 
@@ -49,14 +49,14 @@ class ConformanceError(AssertionError):
     """An agent does not meet the agent interface; the message names the check."""
 
 
-def tiny_dataset(env_config: MTFSessionConfig | None = None, sessions: int = 64) -> TransitionData:
+def tiny_dataset(env_config: AnyConfig | None = None, sessions: int = 64) -> TransitionData:
     """A few hundred logged requests: ``sessions`` sessions of the baseline fusion with the paper's +-0.15 uniform
-    exploration (seed 0)."""
-    from mtf_gym.config import MTFSessionConfig
+    exploration (seed 0), in ``env_config``'s version (default ``MTFSession-v1``)."""
     from mtf_gym.datasets import RecipeConfig, collect_recipe
+    from mtf_gym.envs.versions import DEFAULT_SESSION_ENV_ID, make_env_config
 
     config = RecipeConfig("uniform", sessions=sessions, seed=0, num_envs=sessions,
-                          env=env_config or MTFSessionConfig())
+                          env=env_config or make_env_config(DEFAULT_SESSION_ENV_ID))
     return collect_recipe(config, progress=False)
 
 
@@ -97,7 +97,7 @@ def check_agent(
     overrides: dict[str, Any] | None = None,
     *,
     data: TransitionData | None = None,
-    env_config: MTFSessionConfig | None = None,
+    env_config: AnyConfig | None = None,
     bad_value: tuple[str, Any] | None = None,
 ) -> None:
     """Check the registered agent ``name`` against the agent interface (see the module docstring).
@@ -107,14 +107,13 @@ def check_agent(
             ``MTFSession-v0`` (``ValueError`` for another env, e.g. the slate agents of ``MTFSlate-v0``).
         overrides: config overrides for a small, fast build (e.g. ``{"hidden_units": (32, 32)}``).
         data: offline training data (default :func:`tiny_dataset`); its observations are also used to act.
-        env_config: the env of online training (default ``MTFSessionConfig(max_requests=8)``, short sessions).
+        env_config: the env of online training (default: the data's env version and config with
+            ``max_requests=8``, short sessions); it must be the version ``data`` was collected in.
         bad_value: one out-of-range ``(field, value)`` the config must reject, if the config has range checks.
 
     Raises:
         ConformanceError: naming the failed check.
     """
-    from mtf_gym.config import MTFSessionConfig
-
     spec = get_registry().get(name)
     if spec.env != DEFAULT_ENV:
         raise ValueError(f"check_agent checks agents of {DEFAULT_ENV} (fusion weights); {name!r} plays {spec.env!r} "
@@ -127,7 +126,12 @@ def check_agent(
     if agent.is_fitted:
         raise _fail("untrained agent", "is_fitted is True before fit")
     data = data if data is not None else tiny_dataset()
-    online_env = env_config or MTFSessionConfig(max_requests=8)
+    from mtf_gym.envs.session import observation_features
+
+    online_env = env_config or dataclasses.replace(data.env_config(), max_requests=8)
+    if len(observation_features(online_env)) != data.obs_dim:
+        raise ValueError(f"env_config ({type(online_env).__name__}) observes {len(observation_features(online_env))} "
+                         f"features but data has {data.obs_dim}: give both of one env version")
     obs = np.asarray(data.observations[:64], dtype=np.float32)
     _expect(RuntimeError, "not trained", lambda: agent.act(obs[:2]), "act before training")
 

@@ -32,24 +32,30 @@ from tqdm.auto import tqdm
 from agents.base import AgentConfig, OnlineAgent
 
 if TYPE_CHECKING:
-    from mtf_gym.config import MTFSessionConfig
+    from mtf_gym.envs.versions import AnyConfig
 
 __all__ = ["PROFILE_FEATURES", "ESAgent", "ESConfig", "feature_indices"]
 
 PARAMS_FILE = "es_policy.npz"
-# The static user profile in the observation: what a deployed ES maps to fusion weights.
-PROFILE_FEATURES: tuple[str, ...] = ("activity_level", "interest_concentration")
+# The static user profile in the observation: what a deployed ES maps to fusion weights. v0 observes the segment
+# one-hot, activity and interest concentration; v1 the account age and the long-term history statistics.
+PROFILE_FEATURES: tuple[str, ...] = ("activity_level", "interest_concentration", "account_age")
+PROFILE_PREFIXES: tuple[str, ...] = ("segment_", "history_")
 _SEED_HIGH = 2**31 - 1
 
 
-def feature_indices(features: str) -> np.ndarray:
-    """Observation columns the linear policy reads: ``"profile"`` (segment one-hot + profile) or ``"all"``."""
-    from mtf_gym.simulator import OBSERVATION_FEATURES
+def feature_indices(features: str, observation_features: tuple[str, ...] | None = None) -> np.ndarray:
+    """Observation columns the linear policy reads: ``"profile"`` (the static user profile) or ``"all"``.
+
+    ``observation_features``: the env version's feature names (default ``MTFSession-v0``'s).
+    """
+    if observation_features is None:
+        from mtf_gym.simulator import OBSERVATION_FEATURES as observation_features
 
     if features == "all":
-        return np.arange(len(OBSERVATION_FEATURES))
-    names = [n for n in OBSERVATION_FEATURES if n.startswith("segment_") or n in PROFILE_FEATURES]
-    return np.array([OBSERVATION_FEATURES.index(n) for n in names])
+        return np.arange(len(observation_features))
+    return np.array([i for i, n in enumerate(observation_features)
+                     if n.startswith(PROFILE_PREFIXES) or n in PROFILE_FEATURES])
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,8 @@ class ESConfig(AgentConfig):
     """CMA-ES over a linear policy.
 
     Attributes:
-        features: ``"profile"`` (segment one-hot, activity, interest concentration) or ``"all"`` observation features.
+        features: ``"profile"`` (the static user profile: v0's segment one-hot, activity and interest concentration;
+            v1's account age and history statistics) or ``"all"`` observation features.
         action_scale: largest move away from the baseline fusion per action dimension (the tanh's scale).
         population_size: candidates per generation (CMA-ES lambda).
         users_per_generation: sessions per candidate per generation, the same users for every candidate.
@@ -90,7 +97,7 @@ class ESAgent(OnlineAgent):
         self._weights = np.zeros((0, 0), dtype=np.float32)
         self._bias = np.zeros(0, dtype=np.float32)
         self._baseline = np.zeros(0, dtype=np.float32)
-        self._features = feature_indices(self.config.features)
+        self._features = np.zeros(0, dtype=np.int64)  # set by fit_online from the env version's features
 
     def _unpack(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(P, A*(F+1))`` parameter vectors -> ``W (P, A, F)``, ``b (P, A)``."""
@@ -105,12 +112,14 @@ class ESAgent(OnlineAgent):
         actions = self._baseline + self.config.action_scale * np.tanh(pre)
         return np.clip(actions.reshape(len(observations), -1), -1.0, 1.0).astype(np.float32)
 
-    def _fit_online(self, env_config: MTFSessionConfig, n_steps: int, *, seed: int,
+    def _fit_online(self, env_config: AnyConfig, n_steps: int, *, seed: int,
                     show_progress: bool) -> dict[str, float]:
+        from mtf_gym.envs.session import observation_features
         from mtf_gym.evaluation import SessionRunner
         from mtf_gym.policies import BaselinePolicy
 
         cfg = self.config
+        self._features = feature_indices(cfg.features, observation_features(env_config))
         self._baseline = BaselinePolicy(env_config).action.astype(np.float32)
         dim = self.action_dim * (len(self._features) + 1)
         # cma reads seed=0 as "seed from the clock", hence the +1.
@@ -153,8 +162,11 @@ class ESAgent(OnlineAgent):
 
     def _load_payload(self, path: Path, metadata: dict[str, Any]) -> None:
         with np.load(path / PARAMS_FILE) as params:
-            if not np.array_equal(params["features"], self._features):
-                raise ValueError(f"{path / PARAMS_FILE}: its feature columns do not match "
-                                 f"features={self.config.features!r}")
+            features = params["features"]
+            if features.size != params["weights"].shape[1] or (features.size and (
+                    features.min() < 0 or features.max() >= int(metadata["observation_dim"]))):
+                raise ValueError(f"{path / PARAMS_FILE}: its feature columns {features.tolist()} do not fit its "
+                                 f"weights {params['weights'].shape} and observation_dim {metadata['observation_dim']}")
+            self._features = features
             self._weights, self._bias = params["weights"], params["bias"]
             self._baseline = params["baseline"]

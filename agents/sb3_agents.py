@@ -1,9 +1,10 @@
-"""Online reference agents from Stable-Baselines3 (SAC, TD3, PPO), trained in ``MTFSession-v0``.
+"""Online reference agents from Stable-Baselines3 (SAC, TD3, PPO), trained in ``MTFSession-v1`` or ``-v0`` (the
+env config's version).
 
 They learn from live interaction, which the paper's offline setting cannot afford, so they are an *upper
 reference*, not a competitor of the offline agents. One wrapper, :class:`SB3Agent`; each config knows its SB3 class
 and turns its fields into SB3 keyword arguments. SB3 refuses Gymnasium ``VectorEnv``s, so training runs on
-``make_vec_env("MTFSession-v0", n_envs)`` (a ``DummyVecEnv`` of ``Monitor``-wrapped single envs), the networks on
+``make_vec_env(env_id, n_envs)`` (a ``DummyVecEnv`` of ``Monitor``-wrapped single envs), the networks on
 the config's ``device`` (CPU by default).
 ``fit_online``'s ``n_steps`` is SB3's ``total_timesteps`` (requests summed over the parallel envs; PPO always
 completes at least one rollout of ``rollout_steps * n_envs``).
@@ -32,7 +33,7 @@ from tqdm.auto import tqdm
 from agents.base import AgentConfig, OnlineAgent, resolve_device
 
 if TYPE_CHECKING:
-    from mtf_gym.config import MTFSessionConfig
+    from mtf_gym.envs.versions import AnyConfig
 
 __all__ = ["PPOAgent", "PPOConfig", "SACAgent", "SACConfig", "SB3Agent", "SB3AgentConfig", "TD3Agent", "TD3Config"]
 
@@ -225,15 +226,15 @@ class SB3Agent(OnlineAgent):
         super().__init__(config)
         self._model: BaseAlgorithm | None = None
 
-    def _fit_online(self, env_config: MTFSessionConfig, n_steps: int, *, seed: int,
+    def _fit_online(self, env_config: AnyConfig, n_steps: int, *, seed: int,
                     show_progress: bool) -> dict[str, float]:
-        import mtf_gym  # registers MTFSession-v0 with Gymnasium
+        import mtf_gym  # noqa: F401  (registers the MTFSession envs with Gymnasium)
+        from mtf_gym.envs.versions import env_id_of
 
         cfg = self.config
-        # The zoo's agents play v0 (an MTFSessionConfig); mtf_gym.ENV_ID is the newer default version.
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*out of date.*")  # gym's nudge towards MTFSession-v1
-            env = make_vec_env(mtf_gym.ENV_ID_V0, n_envs=cfg.n_envs, seed=seed,
+            warnings.filterwarnings("ignore", message=".*out of date.*")  # gym's nudge from v0 towards MTFSession-v1
+            env = make_vec_env(env_id_of(env_config), n_envs=cfg.n_envs, seed=seed,
                                env_kwargs={"config": dataclasses.replace(env_config, item_logs=False)})
         try:
             model = cfg.algorithm("MlpPolicy", env, seed=seed, device=resolve_device(cfg.device), verbose=0,

@@ -21,7 +21,15 @@ from mtf_gym.config import (
     SegmentParams,
     UserModelConfig,
 )
-from mtf_gym.envs import MTFSessionEnv, MTFSessionV1Env, MTFSessionV1VectorEnv, MTFSessionVectorEnv
+from mtf_gym.envs import (
+    MTFSessionEnv,
+    MTFSessionV1Env,
+    MTFSessionV1VectorEnv,
+    MTFSessionVectorEnv,
+    config_class_for,
+    env_id_of,
+    make_env_config,
+)
 from mtf_gym.fusion import (
     FusionRanges,
     action_to_fusion_params,
@@ -89,9 +97,12 @@ __all__ = [
     "UserModelConfig",
     "UserSimulator",
     "action_to_fusion_params",
+    "config_class_for",
+    "env_id_of",
     "fused_log_scores",
     "fused_scores",
     "fusion_params_to_action",
     "get_num_threads",
+    "make_env_config",
     "set_num_threads",
 ]

@@ -18,11 +18,13 @@ import pytest
 
 from agents.conformance import ConformanceError, check_agent, tiny_dataset
 from agents.registry import BUILTIN_AGENTS, DEFAULT_ENV, build_agent, get_registry
-from mtf_gym import BaselinePolicy, MTFSessionConfig
+from mtf_gym import BaselinePolicy, MTFSessionConfig, MTFSessionV1Config
 from mtf_gym.datasets import TransitionData
+from mtf_gym.envs.session import observation_features
 
-ENV_CONFIG = MTFSessionConfig()
-ONLINE_ENV_CONFIG = MTFSessionConfig(max_requests=8)  # short sessions keep online smoke training fast
+# MTFSession-v1, the default version; test_agents_play_v0_too checks the first version.
+ENV_CONFIG = MTFSessionV1Config()
+ONLINE_ENV_CONFIG = MTFSessionV1Config(max_requests=8)  # short sessions keep online smoke training fast
 OFFLINE_STEPS = 20
 TINY_NET = {"hidden_units": (32, 32), "batch_size": 32}
 # Smallest settings that still exercise every code path of each built-in.
@@ -76,6 +78,17 @@ def test_agent_conformance(name: str, tiny_data: TransitionData, tmp_path: Path,
     check_agent(name, TINY.get(name, {}), data=tiny_data, env_config=ONLINE_ENV_CONFIG,
                 bad_value=BAD_VALUES.get(name))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["iql", "es", "sac"])
+def test_agents_play_v0_too(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Agents are version-agnostic: the same conformance check on MTFSession-v0 data and env (18 features).
+    monkeypatch.chdir(tmp_path)
+    data = tiny_dataset(MTFSessionConfig(), sessions=32)
+    assert data.obs_dim == 18 and data.env_id == "MTFSession-v0"
+    check_agent(name, TINY[name], data=data, env_config=MTFSessionConfig(max_requests=8))
+    with pytest.raises(ValueError, match="observes 19 features but data has 18"):
+        check_agent(name, TINY[name], data=data, env_config=ONLINE_ENV_CONFIG)
 
 
 def test_conformance_checker_catches_a_broken_agent(tiny_data: TransitionData, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,12 +155,28 @@ def test_ddpg_va_untrained_actor_is_the_baseline(tiny_data: TransitionData) -> N
     np.testing.assert_allclose(agent.act(tiny_data.observations[:10]), expected, atol=1e-6)
 
 
-def test_es_stays_within_action_scale_of_baseline() -> None:
+@pytest.mark.parametrize("env", [ONLINE_ENV_CONFIG, MTFSessionConfig(max_requests=8)], ids=["v1", "v0"])
+def test_es_stays_within_action_scale_of_baseline(env: MTFSessionConfig | MTFSessionV1Config) -> None:
     agent = build_agent("es", **{**TINY["es"], "action_scale": 1e-3})
-    agent.fit_online(ONLINE_ENV_CONFIG, n_steps=1, show_progress=False)  # one generation
-    obs = np.random.default_rng(0).uniform(0, 1, size=(16, 18)).astype(np.float32)
-    baseline = BaselinePolicy(ONLINE_ENV_CONFIG)(obs)
+    agent.fit_online(env, n_steps=1, show_progress=False)  # one generation
+    features = observation_features(env)
+    assert agent.observation_dim == len(features)
+    obs = np.random.default_rng(0).uniform(0, 1, size=(16, len(features))).astype(np.float32)
+    baseline = BaselinePolicy(env)(obs)
     assert np.abs(agent.act(obs) - baseline).max() <= 1e-3 + 1e-6
+
+
+def test_es_profile_features_are_the_static_user_profile() -> None:
+    from agents.es import feature_indices
+    from mtf_gym import OBSERVATION_FEATURES, OBSERVATION_FEATURES_V1
+
+    v0 = [OBSERVATION_FEATURES[i] for i in feature_indices("profile", OBSERVATION_FEATURES)]
+    assert v0 == ["segment_casual", "segment_lean_back", "segment_social", "segment_quality_seeker",
+                  "activity_level", "interest_concentration"]
+    v1 = [OBSERVATION_FEATURES_V1[i] for i in feature_indices("profile", OBSERVATION_FEATURES_V1)]
+    assert v1 == ["account_age", "history_valid_view_rate", "history_long_view_rate", "history_like_rate",
+                  "history_follow_rate", "history_interest_concentration"]
+    assert feature_indices("all", OBSERVATION_FEATURES_V1).tolist() == list(range(19))
 
 
 def test_es_generation_uses_common_random_numbers() -> None:

@@ -419,14 +419,14 @@ def test_cli_help_and_errors(tmp_path, capsys):
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     for option in ("--sessions", "--seed", "--out", "--sigma", "--lower", "--upper", "--rounds", "--agent",
-                   "--train-steps", "--num-envs", "--env", "--overwrite", "--no-progress", "--dataset-id",
+                   "--train-steps", "--num-envs", "--env", "--env-id", "--overwrite", "--no-progress", "--dataset-id",
                    "--no-compact"):
         assert option in text
     with pytest.raises(SystemExit, match="progressive collection needs a trainer"):
         cli.main(["progressive", "--out", str(tmp_path), "--sessions", "10"])
     with pytest.raises(SystemExit, match=r"RecipeConfig\.sigma"):
         cli.main(["gaussian", "--out", str(tmp_path), "--sigma", "-1"])
-    with pytest.raises(SystemExit, match="unknown MTFSession parameter"):
+    with pytest.raises(SystemExit, match=r"unknown MTFSession-v1 config field\(s\) \['speed'\]"):
         cli.main(["uniform", "--out", str(tmp_path), "--env", "speed=3"])
 
 

@@ -44,7 +44,7 @@ def test_shipped_presets() -> None:
     standard = load_preset("standard")
     assert len(standard.seeds) >= 5 and standard.tuning.enabled and set(standard.agents.names) == set(KINDS)
     assert standard.es_steps >= 80_000 and standard.agents.checkpoints >= 8
-    assert standard.env_id == "MTFSession-v0" and standard.device == "cpu"
+    assert standard.env_id == "MTFSession-v1" and standard.device == "cpu"
     quick = load_preset("quick")
     assert set(quick.agents.names) == set(KINDS)  # every zoo agent
     assert quick.collection.recipes == ("gaussian", "uniform", "progressive") and len(quick.seeds) == 3
@@ -80,7 +80,10 @@ def test_overrides_from_assignments_and_toml(tmp_path: Path) -> None:
     ("agents.n_steps=0", "agents.n_steps must be an integer >= 1"),
     ("executor=slurm", "executor must be one of"),
     ("collection.recipes=gaussian,other", "collection.recipes must be distinct names"),
-    ("env.max_requests=0", "env: MTFSessionConfig.max_requests"),
+    ("env.max_requests=0", "env: MTFSessionV1Config.max_requests"),
+    ("env.user.speed=1", r"env: unknown MTFSession-v1 config field\(s\) \['user'\].*allowed names: \['catalogue'"),
+    ("env.dynamics.leave_bia=1", r"\['dynamics.leave_bia'\].*allowed names in dynamics: .*'leave_bias'"),
+    ("env_id=MTFSession-v7", r"env_id must be one of \['MTFSession-v0', 'MTFSession-v1'\]"),
     ("agents", "--set expects KEY=VALUE"),
 ])
 def test_bad_overrides_name_the_key(assignment: str, message: str) -> None:
@@ -122,9 +125,55 @@ def test_cli_help_and_show_config(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         cli.main(["--help"])
     assert exc.value.code == 0
-    assert "--set KEY=VALUE" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "--set KEY=VALUE" in text and "--env-id {MTFSession-v0,MTFSession-v1}" in text
+    assert "--env-id MTFSession-v0" in text  # how to run the first version
     assert cli.main(["smoke", "--show-config", "--workers", "3"]) == 0
-    assert json.loads(capsys.readouterr().out)["workers"] == 3
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["workers"] == 3 and shown["env_id"] == "MTFSession-v1"
+    assert cli.main(["smoke", "--show-config", "--env-id", "MTFSession-v0"]) == 0
+    assert json.loads(capsys.readouterr().out)["env_id"] == "MTFSession-v0"
+
+
+@pytest.mark.parametrize("name", ["smoke", "quick", "standard", "paper"])
+def test_every_preset_benchmarks_v1_and_can_run_v0(name: str, tmp_path: Path) -> None:
+    from mtf_gym import MTFSessionConfig, MTFSessionV1Config
+
+    preset = load_preset(name, assignments=(f'results_dir="{tmp_path}"', "env.max_requests=12"))
+    assert preset.env_id == "MTFSession-v1" and preset.run_dir == tmp_path / name
+    config = preset.env_config()
+    assert type(config) is MTFSessionV1Config and config.max_requests == 12
+    v0 = load_preset(name, assignments=(f'results_dir="{tmp_path}"', "env.max_requests=12",
+                                        "env_id=MTFSession-v0"))
+    assert type(v0.env_config()) is MTFSessionConfig and v0.env_config().max_requests == 12
+    assert v0.run_dir == tmp_path / f"{name}-v0"  # the two versions' runs never share a directory
+    grid, grid_v0 = build_grid(preset, KINDS), build_grid(v0, KINDS)
+    assert {j.env_id for j in (*grid.datasets, *grid.trains)} == {"MTFSession-v1"}
+    assert {j.env_id for j in (*grid_v0.datasets, *grid_v0.trains)} == {"MTFSession-v0"}
+    assert grid.datasets[0].config_hash != grid_v0.datasets[0].config_hash
+    # A v0 dataset job's identity is what it was before datasets recorded their env id (resumed runs reuse it).
+    assert "env_id" not in grid_v0.datasets[0].identity() and "env_id" in grid.datasets[0].identity()
+
+
+def test_tiny_harness_run_on_v0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The v0 path end to end (the smoke fixture below covers v1): datasets, an offline and an online agent, report."""
+    args = ["smoke", "--results-dir", str(tmp_path), "--no-progress", "--env-id", "MTFSession-v0", *TINY_RUN,
+            "--set", "collection.sessions=20", "--set", "collection.test_sessions=20"]
+    assert cli.main(args) == 0
+    run_dir = tmp_path / "smoke-v0"
+    assert not (tmp_path / "smoke").exists()
+    for job in ("iql__uniform__seed0", "es__online__seed0"):
+        result = json.loads((run_dir / "jobs" / job / "result.json").read_text())
+        assert result["status"] == "ok" and result["env_id"] == "MTFSession-v0"
+        assert json.loads((run_dir / "jobs" / job / "model" / "agent.json").read_text())["observation_dim"] == 18
+    data = load_job_dataset(run_dir, "uniform", 0)
+    assert data.env_id == "MTFSession-v0" and data.obs_dim == 18 and type(data.env_config()).__name__ == (
+        "MTFSessionConfig")
+    assert json.loads((run_dir / "datasets" / "seed0" / "test" / "result.json").read_text())["env_id"] == (
+        "MTFSession-v0")
+    report = (run_dir / "report.md").read_text()
+    assert "- **Environment.** `MTFSession-v0` with its default config" in report
+    assert "--env-id MTFSession-v1" in report
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -248,7 +297,8 @@ def test_smoke_outputs_are_complete_and_finite(smoke_run: dict) -> None:
         for name in ("config.json", "log.txt", "result.json", "sessions.npz", "curve.npz", "model/agent.json"):
             assert (job_dir / name).is_file(), job_dir / name
         result = json.loads((job_dir / "result.json").read_text())
-        assert result["status"] == "ok"
+        assert result["status"] == "ok" and result["env_id"] == "MTFSession-v1"
+        assert json.loads((job_dir / "model" / "agent.json").read_text())["observation_dim"] == 19
         values = [*result["online"].values(), result["gauc"], *result["action_deviation"], *result["timings"].values(),
                   result["fqe"]["value"], result["saturation"]["action_edge"], result["saturation"]["band_edge"],
                   *result["curve"]["mean_returns"]]
@@ -260,6 +310,7 @@ def test_smoke_outputs_are_complete_and_finite(smoke_run: dict) -> None:
     for ds in ("test", "gaussian", "uniform", "progressive", "uniform_w0.10"):
         result = json.loads((run_dir / "datasets" / "seed0" / ds / "result.json").read_text())
         assert result["num_episodes"] == 60 and math.isfinite(result["mean_return"])
+        assert result["env_id"] == "MTFSession-v1"  # the presets' default version
         assert (run_dir / "datasets" / "seed0" / ds / "data.npz").is_file()
     rounds = json.loads((run_dir / "datasets" / "seed0" / "progressive" / "result.json").read_text())
     assert [r["round"] for r in rounds["progressive_rounds"]] == [0, 1]
@@ -284,6 +335,10 @@ def test_smoke_outputs_are_complete_and_finite(smoke_run: dict) -> None:
     for plot in PLOTS:
         assert f"(plots/{plot}.png)" in report
     assert "collection: progressive" in report and "training: iql" in report
+    assert "- **Environment.** `MTFSession-v1` with its default config" in report
+    data = load_job_dataset(run_dir, "uniform", 0)
+    assert data.env_id == "MTFSession-v1" and data.obs_dim == 19
+    assert data.env_config() == load_preset("smoke").env_config()
     assert not list(run_dir.rglob(".tmp-*"))
 
 

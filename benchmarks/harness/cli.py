@@ -11,6 +11,11 @@ Examples:
     mtf-bench quick --executor ray --ray-address auto # the same jobs on a Ray cluster
     mtf-bench quick --report-only --publish docs/results.md
     mtf-bench standard --tune                         # rerun the hyperparameter search, then the grid
+    mtf-bench quick --env-id MTFSession-v0            # the first env version (same as --set env_id=MTFSession-v0)
+
+Every preset benchmarks MTFSession-v1 (the default env version); --env-id MTFSession-v0 runs the first version, with
+its results in <results_dir>/<preset>-v0/ so the two versions' runs never overwrite each other. The preset's [env]
+table overrides fields of that version's config (MTFSessionV1Config or MTFSessionConfig); an unknown field is an error.
 
 Rerunning the same command resumes: finished jobs are skipped. Exit status: 0 all jobs finished, 1 some job failed
 (listed at the end; its traceback is in its directory), 2 bad input, 130 interrupted.
@@ -29,6 +34,7 @@ from pathlib import Path
 from types import FrameType
 
 from benchmarks.harness.presets import Preset, PresetError, available_presets, load_preset, preset_to_dict
+from mtf_gym.envs.versions import DEFAULT_SESSION_ENV_ID, SESSION_ENV_IDS
 
 __all__ = ["main"]
 
@@ -52,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--ray-address", help="Ray cluster address, e.g. auto or ray://head:10001")
     group.add_argument("--device", help="torch device of every torch agent: cpu, auto (CUDA if available), cuda or "
                                         "cuda:N (device); CUDA without CUDA is an error")
+    group.add_argument("--env-id", choices=sorted(SESSION_ENV_IDS),
+                       help=f"environment version (env_id; default {DEFAULT_SESSION_ENV_ID})")
     group.add_argument("--results-dir", help="parent directory of the run (results_dir; default results)")
     parser.add_argument("--dry-run", action="store_true", help="list the jobs and whether they are done; run nothing")
     parser.add_argument("--show-config", action="store_true", help="print the resolved preset as JSON and exit")
@@ -79,7 +87,7 @@ def _shortcut_assignments(args: argparse.Namespace) -> list[str]:
             raise PresetError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
         out.append(f"seeds={json.dumps(seeds)}")
     for flag, key in (("workers", "workers"), ("executor", "executor"), ("ray_address", "ray_address"),
-                      ("device", "device"), ("results_dir", "results_dir")):
+                      ("device", "device"), ("env_id", "env_id"), ("results_dir", "results_dir")):
         value = getattr(args, flag)
         if value is not None:
             out.append(f"{key}={json.dumps(value)}")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from benchmarks.harness.presets import Preset
+from mtf_gym.envs.versions import DEFAULT_SESSION_ENV_ID
 
 __all__ = [
     "ES",
@@ -71,6 +72,9 @@ class _JobIdentity:
         # jobs finished earlier still match and a resumed run reuses them.
         if "agent_kind" in data:
             data["kind_"] = data.pop("agent_kind")
+        # Datasets recorded no env id while every run was v0: a v0 dataset keeps its earlier hash.
+        if self.job_kind == "dataset" and data.get("env_id") == "MTFSession-v0":
+            data.pop("env_id")
         return {"kind": self.job_kind, **data}
 
 
@@ -83,9 +87,10 @@ class DatasetJob(_JobIdentity):
         recipe: the exploration recipe: ``baseline``, ``gaussian``, ``uniform`` or ``progressive``.
         seed: collection seed.
         params: recipe parameters (sessions, sigma, band, rounds, ...).
-        env: the simulator config (``MTFSessionConfig.to_dict()``).
+        env: the simulator config (``to_dict()`` of the ``env_id`` version's config).
         run_dir: the run's directory.
         evaluation: A/B settings used to score the progressive rounds' policies.
+        env_id: the environment version (``MTFSession-v1`` or ``MTFSession-v0``), which ``env`` configures.
     """
 
     name: str
@@ -95,6 +100,7 @@ class DatasetJob(_JobIdentity):
     env: dict[str, Any]
     run_dir: str
     evaluation: dict[str, Any] = field(default_factory=dict)
+    env_id: str = DEFAULT_SESSION_ENV_ID
 
     job_kind: ClassVar[str] = "dataset"
 
@@ -147,7 +153,7 @@ class TrainJob(_JobIdentity):
     device: str = "cpu"
     checkpoints: int = 1
     band: float = 0.15
-    env_id: str = "MTFSession-v0"
+    env_id: str = DEFAULT_SESSION_ENV_ID
 
     job_kind: ClassVar[str] = "train"
 
@@ -207,7 +213,7 @@ class TuneJob(_JobIdentity):
     user_seed: int
     run_dir: str
     dataset_hashes: dict[str, str] = field(default_factory=dict)
-    env_id: str = "MTFSession-v0"
+    env_id: str = DEFAULT_SESSION_ENV_ID
 
     job_kind: ClassVar[str] = "tune"
 
@@ -270,7 +276,8 @@ def tuning_jobs(preset: Preset, agent_kinds: dict[str, str]) -> tuple[tuple[Data
     env = preset.env_config().to_dict()
     run_dir = str(preset.run_dir)
     validation = DatasetJob("uniform", "uniform", tu.seed, {"sessions": col.sessions, "minari": col.minari,
-                                                            "band": col.band}, env, run_dir)
+                                                            "band": col.band}, env, run_dir,
+                            env_id=preset.env_id)
     jobs = []
     for agent in ag.names:
         if agent not in SEARCH_SPACES:
@@ -304,7 +311,7 @@ def build_grid(preset: Preset, agent_kinds: dict[str, str],
 
     def dataset_jobs(seed: int) -> list[DatasetJob]:
         jobs = [DatasetJob(TEST_DATASET, "baseline", seed, {"sessions": col.test_sessions, "minari": col.minari},
-                           env, run_dir)]
+                           env, run_dir, env_id=preset.env_id)]
         for recipe in col.recipes:
             params: dict[str, Any] = dict(common)
             if recipe == "gaussian":
@@ -316,7 +323,7 @@ def build_grid(preset: Preset, agent_kinds: dict[str, str],
                               eval_sessions=col.progressive_eval_sessions, hidden_units=list(ag.hidden_units),
                               batch_size=ag.batch_size, overrides=overrides_for("integrated_rl"))
             jobs.append(DatasetJob(recipe, recipe, seed, params, env, run_dir,
-                                   evaluation if recipe == "progressive" else {}))
+                                   evaluation if recipe == "progressive" else {}, env_id=preset.env_id))
         return jobs
 
     ablation_seeds = ([s for s in ab.seeds if s in preset.seeds] or [preset.seeds[0]]) if ab.seeds else preset.seeds
@@ -327,7 +334,7 @@ def build_grid(preset: Preset, agent_kinds: dict[str, str],
         if seed in ablation_seeds and "integrated_rl" in ag.names:
             for width in band_widths:
                 datasets.append(DatasetJob(band_dataset_name(width), "uniform", seed, {**common, "band": width},
-                                           env, run_dir))
+                                           env, run_dir, env_id=preset.env_id))
 
     common = _common(preset)
 

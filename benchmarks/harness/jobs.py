@@ -203,12 +203,12 @@ def _policy_returns(policy: Any, sessions: int, user_seed: int, config: Any) -> 
 # Dataset collection
 # ----------------------------------------------------------------------------------------------------------------------
 def _collect(job: DatasetJob, log: _Log, timings: dict[str, float]) -> dict[str, Any]:
-    from mtf_gym.config import MTFSessionConfig
     from mtf_gym.datasets import RecipeConfig, collect_recipe, save_dataset, save_working_copy
     from mtf_gym.datasets.analysis import band_coverage
+    from mtf_gym.envs.versions import make_env_config
     from mtf_gym.policies import BaselinePolicy
 
-    env = MTFSessionConfig.from_dict(job.env)
+    env = make_env_config(job.env_id, job.env)
     params = job.params
     band = float(params.get("band", 0.15))
     recipe = RecipeConfig(
@@ -260,7 +260,7 @@ def _collect(job: DatasetJob, log: _Log, timings: dict[str, float]) -> dict[str,
         coverage = band_coverage(data)
     returns = data.episode_returns()
     result: dict[str, Any] = {
-        "name": job.name, "recipe": job.recipe, "seed": job.seed, "collection_seed": recipe.seed,
+        "name": job.name, "recipe": job.recipe, "seed": job.seed, "collection_seed": recipe.seed, "env_id": job.env_id,
         "dataset_id": _dataset_id(job.name, job.seed), "num_episodes": data.num_episodes,
         "num_transitions": len(data), "content_sha256": data.content_hash(),
         "mean_return": float(returns.mean()), "mean_requests": float(data.episode_lengths().mean()),
@@ -284,10 +284,10 @@ def _collect(job: DatasetJob, log: _Log, timings: dict[str, float]) -> dict[str,
 # ----------------------------------------------------------------------------------------------------------------------
 def _tune(job: TuneJob, log: _Log, timings: dict[str, float]) -> dict[str, Any]:
     from benchmarks.harness.tuning import run_search
-    from mtf_gym.config import MTFSessionConfig
+    from mtf_gym.envs.versions import make_env_config
     from mtf_gym.evaluation import simulate_sessions
 
-    env = MTFSessionConfig.from_dict(job.env)
+    env = make_env_config(job.env_id, job.env)
     data = None if job.agent_kind == "online" else load_job_dataset(job.run_dir, "uniform", job.seed)
 
     def build(overrides: dict[str, Any]) -> Any:
@@ -370,11 +370,11 @@ def _fit_with_curve(job: TrainJob, agent: Any, train: Any, env: Any, log: _Log,
 
 
 def _train_and_evaluate(job: TrainJob, log: _Log, timings: dict[str, float]) -> dict[str, Any]:
-    from mtf_gym.config import MTFSessionConfig
+    from mtf_gym.envs.versions import make_env_config
     from mtf_gym.evaluation import LoggedItems, action_deviation, offline_weighted_gauc, simulate_sessions
     from mtf_gym.policies import BaselinePolicy
 
-    env = MTFSessionConfig.from_dict(job.env)
+    env = make_env_config(job.env_id, job.env)
     with _timer(timings, "load_s"):
         test = load_job_dataset(job.run_dir, TEST_DATASET, job.seed)
         train = None if job.dataset == ONLINE else load_job_dataset(job.run_dir, job.dataset, job.seed)

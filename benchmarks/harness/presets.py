@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mtf_gym.config import MTFSessionConfig
+from mtf_gym.envs.versions import DEFAULT_SESSION_ENV_ID, SESSION_ENV_IDS, AnyConfig, make_env_config
 from mtf_gym.validation import must_be, parse_key_value, parse_value
 
 __all__ = [
@@ -261,17 +261,21 @@ class Preset:
     """One benchmark run.
 
     Attributes:
-        name: the preset's name; results go to ``<results_dir>/<name>/``.
+        name: the preset's name; results go to ``<results_dir>/<name>/`` (``<name>-v0/`` for ``MTFSession-v0``).
         description: one line for ``--help`` and the report.
         seeds: training/collection seeds; every (agent, dataset) runs once per seed.
-        env: ``MTFSessionConfig`` field overrides (e.g. ``max_requests = 20``).
+        env: overrides of the ``env_id`` version's config fields (``MTFSessionV1Config`` for ``MTFSession-v1``,
+            ``MTFSessionConfig`` for ``MTFSession-v0``), e.g. ``max_requests = 20``; nested tables
+            (``[env.dynamics]``) merge. A key that is not a field of that version's config stops the run.
         results_dir: parent of the run's directory.
         workers: parallel jobs (0: run jobs in this process, for debugging).
         executor: ``local`` (a process pool) or ``ray`` (a Ray cluster: ``pip install 'mtf-gym[ray]'``).
         ray_address: Ray cluster address (empty: start or join a local instance).
         device: torch device of every agent whose config has a ``device`` field: ``cpu``, ``auto``, ``cuda`` or
             ``cuda:N``; asking for CUDA where torch has none stops the run before any job (never a silent CPU run).
-        env_id: the Gymnasium id of the environment version benchmarked (recorded in every job's identity).
+        env_id: the environment version benchmarked, ``MTFSession-v1`` (the default) or ``MTFSession-v0``
+            (``--set env_id=MTFSession-v0``); it picks the config class ``env`` applies to, the datasets' env and
+            the online agents' env, and is recorded in every job's identity.
     """
 
     name: str = "custom"
@@ -288,13 +292,13 @@ class Preset:
     executor: Literal["local", "ray"] = "local"
     ray_address: str = ""
     device: str = "cpu"
-    env_id: str = "MTFSession-v0"
+    env_id: str = DEFAULT_SESSION_ENV_ID
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", self.device):
             raise _fail("preset", "device", "'cpu', 'auto', 'cuda' or 'cuda:N'", self.device)
-        if not re.fullmatch(r"[A-Za-z][\w/.-]*-v\d+", self.env_id):
-            raise _fail("preset", "env_id", "a Gymnasium id such as 'MTFSession-v0'", self.env_id)
+        if self.env_id not in SESSION_ENV_IDS:
+            raise _fail("preset", "env_id", f"one of {sorted(SESSION_ENV_IDS)}", self.env_id)
         if self.tuning.enabled and self.tuning.seed in self.seeds:
             raise _fail("tuning", "seed", f"a seed not in the preset's seeds {self.seeds}", self.tuning.seed)
         ev, tu = self.evaluation, self.tuning
@@ -319,11 +323,15 @@ class Preset:
 
     @property
     def run_dir(self) -> Path:
-        return Path(self.results_dir) / self.name
+        """``<results_dir>/<name>/`` for the default env version, ``<results_dir>/<name>-v0/`` for MTFSession-v0:
+        the two versions' runs never share (and overwrite) a directory."""
+        suffix = "" if self.env_id == DEFAULT_SESSION_ENV_ID else "-" + self.env_id.rsplit("-", 1)[-1]
+        return Path(self.results_dir) / f"{self.name}{suffix}"
 
-    def env_config(self) -> MTFSessionConfig:
-        """The simulator config: defaults with ``env`` merged in (nested tables such as ``env.reward`` merge)."""
-        return MTFSessionConfig.from_dict(_merge(MTFSessionConfig().to_dict(), self.env))
+    def env_config(self) -> AnyConfig:
+        """The ``env_id`` version's config: its defaults with ``env`` merged in (nested tables such as
+        ``env.reward`` merge)."""
+        return make_env_config(self.env_id, self.env)
 
 
 _SECTIONS: dict[str, type] = {

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -316,7 +317,13 @@ def _protocol_md(preset: Preset, agg: Aggregates) -> list[str]:
     tuned = ("every learning agent first gets the same hyperparameter search (see below)" if p.tuning.enabled else
              "no hyperparameter search in this preset (`tuning.enabled = false`): agents run their documented "
              "defaults")
+    overrides = (f"with the preset's `[env]` overrides {json.dumps(p.env, sort_keys=True)}" if p.env else
+                 "with its default config")
+    other = "MTFSession-v0" if p.env_id != "MTFSession-v0" else "MTFSession-v1"
     return ["## Protocol", "",
+            f"- **Environment.** `{p.env_id}` {overrides}; every dataset, A/B test and online agent uses it. "
+            f"`mtf-bench {p.name} --env-id {other}` runs the same protocol on `{other}` (`--set env_id=...`; each "
+            "version's run has its own directory).",
             f"- **Seeds and users.** {len(p.seeds)} training seed(s); every arm is scored on the same "
             f"{ev.sessions} A/B users (common random numbers), users no training data came from. Intervals are 95% "
             "bootstrap CIs over training seeds and users; aggregate statistics over seeds use rliable's IQM, "

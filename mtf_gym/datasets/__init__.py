@@ -1,5 +1,5 @@
-"""Exploration datasets for MTFSession-v0: collection, the paper's recipes, Minari storage (and a fast ``.npz``
-working copy), d3rlpy conversion.
+"""Exploration datasets for MTFSession-v1 (and v0; the datasheet records the version): collection, the paper's
+recipes, Minari storage (and a fast ``.npz`` working copy), d3rlpy conversion.
 
 Typical use::
 
@@ -18,7 +18,7 @@ from .collect import REWARD_GROUPS, action_names, child_seed, collect, reward_gr
 from .convert import to_mdp_dataset
 from .recipes import RECIPES, RecipeConfig, TrainFn, behaviour_policy, collect_recipe, progressive_train_seed
 from .storage import SIDECAR_NAME, DatasetError, dataset_path, from_minari, load_dataset, save_dataset
-from .transitions import ARRAY_FIELDS, TransitionData
+from .transitions import ARRAY_FIELDS, TransitionData, env_config_of
 from .working_copy import load_working_copy, save_working_copy
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "collect",
     "collect_recipe",
     "dataset_path",
+    "env_config_of",
     "from_minari",
     "load_dataset",
     "load_working_copy",

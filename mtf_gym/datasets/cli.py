@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mtf_gym.config import MTFSessionConfig, config_from_kwargs
+from mtf_gym.envs.versions import DEFAULT_SESSION_ENV_ID, SESSION_ENV_IDS, make_env_config
 from mtf_gym.exploration import DEFAULT_SIGMA, NOMINAL_LOWER, NOMINAL_UPPER
 from mtf_gym.validation import parse_key_value
 
@@ -32,6 +32,7 @@ examples:
   mtf-collect uniform --sessions 10000 --seed 0 --out datasets
   mtf-collect gaussian --sessions 10000 --seed 0 --out datasets --sigma 0.2
   mtf-collect baseline --sessions 10000 --seed 0 --out datasets --env max_requests=20 --env item_logs=false
+  mtf-collect uniform --sessions 10000 --seed 0 --out datasets --env-id MTFSession-v0   # the first env version
   mtf-collect progressive --agent integrated_rl --train-steps 20000 --rounds 5 --sessions 10000 --out datasets
 
 The dataset is written atomically to OUT/<dataset-id>/ and can be read with
@@ -50,16 +51,32 @@ def _floats(text: str) -> float | tuple[float, ...]:
 
 
 def _env_override(text: str) -> tuple[str, Any]:
-    """``--env KEY=VALUE``: an MTFSessionConfig field; lists become tuples (the config's sequence type)."""
-    key, value = parse_key_value(text, option="--env", hint="an MTFSessionConfig field",
+    """``--env KEY=VALUE``: a field of the env version's config (dotted for nested ones: ``dynamics.leave_bias``);
+    lists become tuples (the config's sequence type)."""
+    key, value = parse_key_value(text, option="--env", hint="a field of the env config, e.g. max_requests=20",
                                  error=argparse.ArgumentTypeError)
     return key, tuple(value) if isinstance(value, list) else value
+
+
+def _nested(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """``[("dynamics.leave_bias", -3.0)]`` -> ``{"dynamics": {"leave_bias": -3.0}}``."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--env {key}: {part} is set both as a value and as a table")
+        node[leaf] = value
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mtf-collect",
-        description="Collect an MTFSession-v0 exploration dataset (paper Sec. 4): every transition records its "
+        description="Collect an MTFSession exploration dataset (paper Sec. 4; MTFSession-v1 unless --env-id says "
+                    "otherwise): every transition records its "
                     "exploration centre mu(s) and band, and the dataset is stored as a Minari dataset with a "
                     "datasheet (env config, behaviour policy, parameters, seed, sizes).",
         epilog=_EPILOG,
@@ -94,9 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="progressive only: gradient steps per round for --agent (default 20000)")
     parser.add_argument("--num-envs", type=int, default=1024,
                         help="sessions simulated in parallel (default 1024); recorded in the datasheet")
+    parser.add_argument("--env-id", choices=sorted(SESSION_ENV_IDS), default=DEFAULT_SESSION_ENV_ID,
+                        help=f"environment version (default {DEFAULT_SESSION_ENV_ID}); recorded in the datasheet")
     parser.add_argument("--env", type=_env_override, action="append", default=[], metavar="KEY=VALUE",
-                        help="MTFSessionConfig override, repeatable, e.g. --env max_requests=20 --env "
-                             "item_logs=false (values parsed as TOML: 20, 0.5, true, [1, 2], else a string)")
+                        help="override of a field of the --env-id version's config (MTFSessionV1Config for v1, "
+                             "MTFSessionConfig for v0), repeatable, dotted for nested fields, e.g. --env "
+                             "max_requests=20 --env item_logs=false --env reward.like=2 (values parsed as TOML: "
+                             "20, 0.5, true, [1, 2], else a string)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset with the same id")
     parser.add_argument("--no-compact", action="store_true",
                         help="keep Minari's chunked HDF5 layout (faster to write, ~4x larger on disk; by default "
@@ -127,7 +148,7 @@ def main(argv: Sequence[str] | None = None, *, make_trainer: TrainerFactory | No
     """Run ``mtf-collect``; ``make_trainer`` supplies progressive collection's trainer (see ``TrainerFactory``)."""
     args = build_parser().parse_args(argv)
     try:
-        env = config_from_kwargs(MTFSessionConfig(), dict(args.env))
+        env = make_env_config(args.env_id, _nested(args.env))
         config = RecipeConfig(recipe=args.recipe, sessions=args.sessions, seed=args.seed, sigma=args.sigma,
                               lower=args.lower, upper=args.upper, rounds=args.rounds, num_envs=args.num_envs,
                               env=env)
@@ -147,14 +168,16 @@ def main(argv: Sequence[str] | None = None, *, make_trainer: TrainerFactory | No
     returns = data.episode_returns()
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     print(f"dataset {dataset_id} written to {path}")
-    print(f"  recipe {config.recipe}, seed {config.seed}, behaviour {json.dumps(data.metadata['behaviour'])}")
+    print(f"  env {data.env_id}, recipe {config.recipe}, seed {config.seed}, "
+          f"behaviour {json.dumps(data.metadata['behaviour'])}")
     print(f"  {data.num_episodes} sessions, {data.num_transitions} transitions "
           f"({data.num_transitions / data.num_episodes:.2f} requests/session), "
           f"{int(data.terminals.sum())} ended by the user leaving, {int(data.truncations.sum())} by the request cap")
     print(f"  return/session mean {returns.mean():.3f} (sd {returns.std(ddof=1) if returns.size > 1 else 0:.3f})")
     print(f"  {size / 1e6:.1f} MB on disk ({size / max(data.num_transitions, 1):.0f} bytes/transition), "
           f"item logs {'in ' + SIDECAR_NAME if data.has_item_logs else 'off'}")
-    changed = [f.name for f in dataclasses.fields(env) if getattr(env, f.name) != getattr(MTFSessionConfig(), f.name)]
+    default = make_env_config(args.env_id)
+    changed = [f.name for f in dataclasses.fields(env) if getattr(env, f.name) != getattr(default, f.name)]
     if changed:
         print(f"  env overrides: {', '.join(f'{k}={getattr(env, k)!r}' for k in changed)}")
     sys.stdout.flush()

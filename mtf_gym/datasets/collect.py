@@ -1,4 +1,5 @@
-"""Collect exploration datasets from the natively batched ``MTFSessionVectorEnv``.
+"""Collect exploration datasets from the natively batched ``MTFSessionVectorEnv`` (either version: the config's type
+picks ``MTFSession-v1`` or ``MTFSession-v0``, and the datasheet records which).
 
 The collector steps ``B`` sessions at once and records only real transitions. Gymnasium 1.0's *next-step* autoreset
 means the step after a session ends returns the new session's first observation with reward 0; that step is not a
@@ -18,10 +19,11 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from mtf_gym.config import RESPONSE_FIELDS, MTFSessionConfig
+from mtf_gym.config import RESPONSE_FIELDS
+from mtf_gym.envs.session import observation_features
 from mtf_gym.envs.vector import MTFSessionVectorEnv
+from mtf_gym.envs.versions import DEFAULT_SESSION_ENV_ID, AnyConfig, env_id_of, make_env_config
 from mtf_gym.exploration import CentrePolicy, ExplorationPolicy, as_exploration_policy
-from mtf_gym.simulator import OBSERVATION_FEATURES
 from mtf_gym.validation import check, check_int
 
 from .transitions import ARRAY_FIELDS, TransitionData
@@ -45,7 +47,7 @@ REWARD_GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 
-def reward_group_matrix(config: MTFSessionConfig) -> np.ndarray:
+def reward_group_matrix(config: AnyConfig) -> np.ndarray:
     """``(R, C)`` float64 matrix: response fields' reward weights, column ``g`` nonzero only on group ``g``'s fields.
 
     ``responses.sum(items) @ matrix`` is the per-group reward of a request; its row sums are the reward.
@@ -85,7 +87,7 @@ def _check_count(value: object, name: str) -> int:
     return check_int(name, value, minimum=1)
 
 
-def action_names(config: MTFSessionConfig) -> list[str]:
+def action_names(config: AnyConfig) -> list[str]:
     """Names of the action dimensions: ``power_<task>`` then ``bias_<task>``."""
     return [f"power_{t}" for t in config.ranker_tasks] + [f"bias_{t}" for t in config.ranker_tasks]
 
@@ -96,12 +98,13 @@ def collect(
     sessions: int | None = None,
     transitions: int | None = None,
     seed: int | np.random.SeedSequence = 0,
-    config: MTFSessionConfig | None = None,
+    config: AnyConfig | None = None,
     num_envs: int = 1024,
     progress: bool = True,
     metadata: dict[str, Any] | None = None,
 ) -> TransitionData:
-    """Run ``behaviour`` in ``MTFSession-v0`` for an exact budget and return the recorded transitions.
+    """Run ``behaviour`` in ``MTFSession-v1`` or ``-v0`` (``config``'s type) for an exact budget and return the
+    recorded transitions.
 
     Args:
         behaviour: an exploration policy (:mod:`mtf_gym.exploration`) or a plain centre policy
@@ -112,7 +115,8 @@ def collect(
         seed: one integer (or ``SeedSequence``) from which both the users (per-slot env seeds) and the exploration
             noise are derived with ``numpy.random.SeedSequence``; the behaviour's own generator is replaced, so the
             dataset is a function of ``(behaviour, budget, seed, config, num_envs)`` only.
-        config: env config (default ``MTFSessionConfig()``).
+        config: env config, ``MTFSessionV1Config`` (v1) or ``MTFSessionConfig`` (v0); default
+            ``MTFSessionV1Config()``. The datasheet records its ``env_id`` and ``env_config``.
         num_envs: sessions stepped in parallel (capped at ``sessions``). The datasheet records it: the assignment
             of users to slots, hence the data, depends on it.
         progress: show a tqdm progress bar.
@@ -125,9 +129,9 @@ def collect(
         raise ValueError("give exactly one of sessions= or transitions= (the collection budget)")
     budget = _check_count(sessions if sessions is not None else transitions,
                          "sessions" if sessions is not None else "transitions")
-    cfg = config if config is not None else MTFSessionConfig()
-    if not isinstance(cfg, MTFSessionConfig):
-        raise TypeError(f"config must be an MTFSessionConfig, got {type(cfg).__name__}")
+    cfg = config if config is not None else make_env_config(DEFAULT_SESSION_ENV_ID)
+    env_id = env_id_of(cfg)  # TypeError for anything but a session config
+    features = observation_features(cfg)
     num_envs = _check_count(num_envs, "num_envs")
     seed_json = seed_to_json(seed)
     by_sessions = sessions is not None
@@ -217,7 +221,7 @@ def collect(
     sheet: dict[str, Any] = {
         "format": "mtf-gym/transitions",
         "format_version": FORMAT_VERSION,
-        "env_id": "MTFSession-v0",
+        "env_id": env_id,
         "env_config": cfg.to_dict(),
         "behaviour": policy.describe(),
         "seed": seed_json,
@@ -227,9 +231,9 @@ def collect(
         "budget": {"sessions": budget} if by_sessions else {"transitions": budget},
         "num_episodes": int(data_arrays["episode_ids"][-1]) + 1 if n else 0,
         "num_transitions": n,
-        "obs_dim": len(OBSERVATION_FEATURES),
+        "obs_dim": len(features),
         "action_dim": cfg.action_dim,
-        "observation_features": list(OBSERVATION_FEATURES),
+        "observation_features": list(features),
         "action_names": action_names(cfg),
         "response_fields": list(RESPONSE_FIELDS),
         "item_logs": bool(cfg.item_logs),
@@ -247,7 +251,7 @@ def _assemble(
     rows_per_step: list[np.ndarray],
     episodes_per_step: list[np.ndarray],
     steps_per_step: list[np.ndarray],
-    cfg: MTFSessionConfig,
+    cfg: AnyConfig,
 ) -> tuple[dict[str, np.ndarray], list[int]]:
     """Gather the recorded rows of every step into episode order; mark budget-cut episodes as truncated."""
     episodes = np.concatenate(episodes_per_step)

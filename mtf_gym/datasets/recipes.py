@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from mtf_gym.config import MTFSessionConfig
+from mtf_gym.envs.versions import SESSION_ENV_IDS, AnyConfig, make_env_config
 from mtf_gym.exploration import (
     DEFAULT_SIGMA,
     NOMINAL_LOWER,
@@ -86,7 +86,8 @@ class RecipeConfig:
         rounds: progressive rounds R (``progressive``); round r gets ``sessions // R`` sessions, the first
             ``sessions % R`` rounds one more.
         num_envs: sessions stepped in parallel.
-        env: the environment config.
+        env: the environment config; its type is the version (``MTFSessionV1Config``: ``MTFSession-v1``, the
+            default; ``MTFSessionConfig``: ``MTFSession-v0``).
     """
 
     recipe: str
@@ -97,7 +98,7 @@ class RecipeConfig:
     upper: Param = NOMINAL_UPPER
     rounds: int = 5
     num_envs: int = 1024
-    env: MTFSessionConfig = field(default_factory=MTFSessionConfig)
+    env: AnyConfig = field(default_factory=lambda: make_env_config("MTFSession-v1"))
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
@@ -111,8 +112,9 @@ class RecipeConfig:
               self.rounds, owner="RecipeConfig")
         check_sigma(self.sigma, "RecipeConfig.sigma")
         check_band(self.lower, self.upper, "RecipeConfig.lower", "RecipeConfig.upper")
-        if not isinstance(self.env, MTFSessionConfig):
-            raise ValueError(f"RecipeConfig.env must be an MTFSessionConfig, got {type(self.env).__name__}")
+        if type(self.env) not in SESSION_ENV_IDS.values():
+            raise ValueError(f"RecipeConfig.env must be one of {[c.__name__ for c in SESSION_ENV_IDS.values()]} "
+                             f"(MTFSession-v0, -v1), got {type(self.env).__name__}")
         for name in ("sigma", "lower", "upper"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)):  # lists/arrays -> tuples: the config stays hashable

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from mtf_gym.envs.versions import make_env_config
+
 from .transitions import TransitionData
 
 __all__ = ["SIDECAR_NAME", "DatasetError", "dataset_path", "from_minari", "load_dataset", "save_dataset"]
@@ -96,16 +98,18 @@ def _sha256_file(path: Path) -> str:
 
 
 def _env_spec(metadata: dict[str, Any]) -> tuple[Any, bool]:
-    """The registered env spec with every scalar config override as kwargs, and whether that is the whole config.
+    """The registered spec of the datasheet's env version with every scalar config override as kwargs, and
+    whether that is the whole config.
 
-    ``EnvSpec`` kwargs must be JSON; nested configs and tuples do not survive JSON into ``MTFSessionConfig``, so
-    those overrides live only in the datasheet (``mtf_metadata["env_config"]``).
+    ``EnvSpec`` kwargs must be JSON; nested configs and tuples do not survive JSON into the config, so those
+    overrides live only in the datasheet (``mtf_metadata["env_config"]``).
     """
     import gymnasium as gym
 
-    from mtf_gym.config import MTFSessionConfig
+    from .transitions import LEGACY_ENV_ID
 
-    default = json.loads(json.dumps(MTFSessionConfig().to_dict()))
+    env_id = str(metadata.get("env_id", LEGACY_ENV_ID))
+    default = json.loads(json.dumps(make_env_config(env_id).to_dict()))
     kwargs: dict[str, Any] = {}
     complete = True
     for key, value in metadata.get("env_config", default).items():
@@ -115,7 +119,7 @@ def _env_spec(metadata: dict[str, Any]) -> tuple[Any, bool]:
             kwargs[key] = value
         else:
             complete = False
-    return dataclasses.replace(gym.spec("MTFSession-v0"), kwargs=kwargs), complete
+    return dataclasses.replace(gym.spec(env_id), kwargs=kwargs), complete
 
 
 def save_dataset(
@@ -160,10 +164,7 @@ def save_dataset(
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".mtf-tmp-", dir=final.parent))  # same filesystem: os.replace is atomic
     try:
-        from mtf_gym.config import MTFSessionConfig
-
-        config = MTFSessionConfig.from_dict(data.metadata["env_config"]) if "env_config" in data.metadata else (
-            MTFSessionConfig())
+        config = data.env_config()
         spec, spec_complete = _env_spec(data.metadata)
         buffers = []
         for e, rows in enumerate(data.episode_slices()):
@@ -312,7 +313,7 @@ def _ensure_namespace(root: Path, namespace: str) -> None:
 
 def _describe(data: TransitionData) -> str:
     meta = data.metadata
-    return (f"MTFSession-v0 exploration dataset: {data.num_episodes} sessions, {data.num_transitions} transitions, "
+    return (f"{data.env_id} exploration dataset: {data.num_episodes} sessions, {data.num_transitions} transitions, "
             f"behaviour {json.dumps(meta.get('behaviour', {}), sort_keys=True)}, seed {meta.get('seed')}. "
             "Every transition records its exploration centre mu_bp(s) and band offsets (infos/centres, lower, "
             "upper); item logs are in mtf_item_logs.npz. See mtf-gym docs/datasets.md.")

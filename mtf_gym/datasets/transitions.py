@@ -16,7 +16,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ARRAY_FIELDS", "REWARD_COMPONENTS_TOLERANCE", "TransitionData"]
+from mtf_gym.envs.versions import AnyConfig, make_env_config
+
+__all__ = ["ARRAY_FIELDS", "LEGACY_ENV_ID", "REWARD_COMPONENTS_TOLERANCE", "TransitionData", "env_config_of"]
+
+# Datasheets written before MTFSession-v1 existed carry no env id: every one of them is a v0 dataset.
+LEGACY_ENV_ID = "MTFSession-v0"
 
 # Every array field and its dtype, in hashing/serialisation order.
 ARRAY_FIELDS: dict[str, np.dtype] = {
@@ -189,6 +194,15 @@ class TransitionData:
         return list(groups)
 
     @property
+    def env_id(self) -> str:
+        """The environment version the data was collected in (datasheet ``env_id``; none recorded: v0)."""
+        return str(self.metadata.get("env_id", LEGACY_ENV_ID))
+
+    def env_config(self) -> AnyConfig:
+        """The env config the data was collected with, rebuilt from the datasheet (see :func:`env_config_of`)."""
+        return env_config_of(self.metadata)
+
+    @property
     def has_item_logs(self) -> bool:
         return self.item_ids.shape[1] > 0
 
@@ -248,3 +262,9 @@ class TransitionData:
         shift = np.repeat(np.cumsum([0] + [p.num_episodes for p in parts[:-1]]), [len(p) for p in parts])
         fields["episode_ids"] = fields["episode_ids"] + shift.astype(np.int64)
         return cls(**fields, metadata=metadata)
+
+
+def env_config_of(metadata: dict[str, Any]) -> AnyConfig:
+    """The env config of a datasheet: its ``env_id``'s config class (no ``env_id``: a pre-v1 datasheet, so v0) with
+    its ``env_config`` (none: that version's defaults)."""
+    return make_env_config(str(metadata.get("env_id", LEGACY_ENV_ID)), metadata.get("env_config"))
