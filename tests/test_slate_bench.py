@@ -128,3 +128,23 @@ def test_cli_smoke(tmp_path, capsys):
     assert (tmp_path / "quick" / "slate" / "slate.md").is_file()
     with pytest.raises(SystemExit):
         main(["--preset", "quick", "--set", "nonsense=1"])
+
+
+def test_mtf_bench_runs_the_section_when_the_preset_enables_it(tmp_path, monkeypatch):
+    from benchmarks.harness import runner, slate
+    from benchmarks.harness.slate import SlateRun
+
+    calls = []
+
+    def fake_section(section, results_dir, *, echo):
+        calls.append((section, results_dir))
+        return SlateRun(None, {"tpgr/seed0": "Traceback: boom"}, ())
+
+    monkeypatch.setattr(slate, "run_slate_section", fake_section)
+    monkeypatch.setattr(runner, "_run_jobs", lambda *args, **kwargs: None)  # no grid jobs: only the hook runs
+    for enabled in (False, True):
+        preset = load_preset("smoke", assignments=(f"results_dir={json.dumps(str(tmp_path))}",
+                                                   f"slate.enabled={str(enabled).lower()}", "slate.seeds=[0,1,2]"))
+        summary = runner.run_preset(preset, progress=False, report=False, echo=lambda s: None)
+    assert len(calls) == 1 and calls[0][1] == tmp_path / "smoke" / "slate" and calls[0][0] == preset.slate
+    assert [o.job_id for o in summary.failed] == ["slate/tpgr/seed0"]
