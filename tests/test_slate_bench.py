@@ -102,6 +102,7 @@ def test_pipeline_policy_passes_user_observations_on_a_vector_env():
     ({"num_items": 500}, "num_items"),
     ({"agents": ("iql",)}, "agents"),
     ({"agent_steps": {"tpgr": 0}}, "agent_steps.tpgr"),
+    ({"agents": ("tpgr",), "agent_steps": {"fcpo": 10}}, "agent_steps"),
     ({"latency_sizes": (1010,)}, "latency_sizes"),
 ])
 def test_config_errors_name_the_field(kwargs, field):

@@ -143,6 +143,9 @@ class SlateSection:
         bad = [n for n in names if n not in allowed]
         if bad:
             raise _fail("agents", f"registered {SLATE_ENV} agents from {allowed}", tuple(bad))
+        stray = sorted(set(self.agent_steps) - set(names))
+        if stray:
+            raise _fail("agent_steps", f"a table keyed by the section's agents {names}", stray)
         return names
 
 
