@@ -51,7 +51,7 @@ from mtf_gym.slate import MostPopularPolicy, PipelinePolicy, RandomSlatePolicy
 from mtf_gym.threads import CHUNKS_PER_THREAD, get_num_threads, run_chunks
 
 __all__ = ["BilinearScorer", "PolicyResult", "expected_rewards", "fit_bilinear", "main", "oracle_pages",
-           "play_sessions"]
+           "oracle_policy", "play_sessions"]
 
 TRAIN_SEED_OFFSET = 1_000_000  # training users are seeds seed + 10^6 + j: disjoint from the evaluation users
 _ORACLE_BLOCK = 128  # rows scored against the whole catalogue at once: (128, N) float32
@@ -134,6 +134,16 @@ def _filler(live: np.ndarray, pages: np.ndarray, page_size: int) -> np.ndarray:
     out = np.broadcast_to(np.arange(page_size, dtype=np.int64), (live.shape[0], page_size)).copy()
     out[live] = pages
     return out
+
+
+def oracle_policy(env: gym.vector.VectorEnv) -> PagePolicy:
+    """The oracle as a page policy of ``env`` (its live rows only; finished rows get filler pages)."""
+    sim, k = env.unwrapped.sim, env.unwrapped.page_size
+
+    def oracle(obs: np.ndarray, info: dict, live: np.ndarray) -> np.ndarray:
+        return _filler(live, oracle_pages(sim, np.flatnonzero(live), k), k)
+
+    return oracle
 
 
 def _public_features(obs: np.ndarray) -> np.ndarray:
@@ -263,8 +273,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     popular = MostPopularPolicy(env)
     pipeline = PipelinePolicy(env)
 
-    def oracle(obs: np.ndarray, info: dict, live: np.ndarray) -> np.ndarray:
-        return _filler(live, oracle_pages(base.sim, np.flatnonzero(live), k), k)
+    oracle = oracle_policy(env)
 
     def oracle_candidates(obs: np.ndarray, info: dict, live: np.ndarray) -> np.ndarray:
         cand = info["candidates"][live]

@@ -99,7 +99,9 @@ class PipelinePolicy:
             raise ValueError("PipelinePolicy needs MTFSlate-v0 with expose_candidates=True (the candidates and "
                              "their predictions come in info)")
         self.fusion = fusion if fusion is not None else BaselinePolicy(self.config)
-        self.user_dim = slate.observation_space.shape[0] - self.config.catalogue.embedding_dim
+        # A vector env's observation_space is batched: the per-user width is its single_observation_space's.
+        space = getattr(slate, "single_observation_space", slate.observation_space)
+        self.user_dim = space.shape[-1] - self.config.catalogue.embedding_dim
 
     def __call__(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         single = np.ndim(obs) == 1

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from benchmarks.harness.slate import SlateSection  # the [slate] table (its own module: issue 12's slate section)
 from mtf_gym.envs.versions import DEFAULT_SESSION_ENV_ID, SESSION_ENV_IDS, AnyConfig, make_env_config
 from mtf_gym.validation import must_be, parse_key_value, parse_value
 
@@ -287,6 +288,7 @@ class Preset:
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
     ablation: AblationSettings = field(default_factory=AblationSettings)
     tuning: TuningSettings = field(default_factory=TuningSettings)
+    slate: SlateSection = field(default_factory=SlateSection)  # MTFSlate-v0 agents; off unless the preset enables it
     results_dir: str = "results"
     workers: int = 2
     executor: Literal["local", "ray"] = "local"
@@ -340,6 +342,7 @@ _SECTIONS: dict[str, type] = {
     "evaluation": EvaluationSettings,
     "ablation": AblationSettings,
     "tuning": TuningSettings,
+    "slate": SlateSection,
 }
 
 

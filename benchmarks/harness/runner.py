@@ -250,6 +250,15 @@ def run_preset(
     _run_jobs(preset, [*datasets, *trains], summary, progress=progress, echo=echo, stage="grid")
     summary.stage_seconds["grid_wall_s"] = time.perf_counter() - grid_start
 
+    if preset.slate.enabled and job_filter is None:  # the slate section: its own resumable jobs under slate/
+        from benchmarks.harness.slate import run_slate_section
+
+        slate_start = time.perf_counter()
+        slate = run_slate_section(preset.slate, run_dir / "slate", echo=echo)
+        summary.outcomes.update({f"slate/{name}": JobOutcome(f"slate/{name}", "failed", 0.0, error)
+                                 for name, error in slate.failed.items()})
+        summary.stage_seconds["slate_wall_s"] = time.perf_counter() - slate_start
+
     if report:
         from benchmarks.harness.report import build_report
 
