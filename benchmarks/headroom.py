@@ -277,21 +277,28 @@ def _plot(rungs: list[Rung], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # Random fusion is an order of magnitude below the rest: it is named in the title, not drawn.
+    random = next((r for r in rungs if r.name == "random"), None)
+    rungs = [r for r in rungs if r.name != "random"]
     fig, ax = plt.subplots(figsize=(8, 4.2))
-    names = [r.name for r in rungs]
     est = np.array([r.lift["estimate"] for r in rungs]) * 100
     low = np.array([r.lift["low"] for r in rungs]) * 100
     high = np.array([r.lift["high"] for r in rungs]) * 100
-    colours = ["#999999", "#444444", "#5b8def", "#5b8def", "#e07b39", "#d1495b", "#2e9e6b"][:len(rungs)]
+    colours = ["#444444", "#5b8def", "#5b8def", "#e07b39", "#d1495b", "#2e9e6b"][:len(rungs)]
     y = np.arange(len(rungs))[::-1]
     ax.barh(y, est, xerr=[est - low, high - est], color=colours, capsize=3)
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(y, names)
+    ax.set_yticks(y, [r.name for r in rungs])
     ax.set_xlabel("session return vs the control (%, 95% paired bootstrap CI)")
-    ax.set_title("MTFSession-v1 headroom ladder (same evaluation users)")
-    for yi, e in zip(y, est):
-        ax.text(e + (1 if e >= 0 else -1), yi, f"{e:+.1f}%", va="center", ha="left" if e >= 0 else "right",
-                fontsize=8)
+    title = "MTFSession-v1 headroom ladder (same evaluation users)"
+    if random is not None:
+        title += f"\nrandom fusion: {100 * random.lift['estimate']:+.1f}% (not drawn)"
+    ax.set_title(title)
+    span = max(float(np.max(np.abs(np.concatenate([low, high])))), 1.0)
+    ax.set_xlim(-1.3 * span, 1.3 * span)
+    for yi, lo, hi, e in zip(y, low, high, est):
+        ax.text(hi + 0.05 * span if e >= 0 else lo - 0.05 * span, yi, f"{e:+.2f}%", va="center",
+                ha="left" if e >= 0 else "right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -303,7 +310,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-users", type=int, default=512, help="training users per search (default 512)")
     parser.add_argument("--generations", type=int, default=60, help="CMA-ES generations per search (default 60)")
     parser.add_argument("--out", type=Path, default=Path("results/headroom"), help="output folder")
+    parser.add_argument("--replot", action="store_true", help="redraw headroom.png from the saved headroom.json")
     args = parser.parse_args(argv)
+    if args.replot:
+        saved = json.loads((args.out / "headroom.json").read_text())
+        _plot([Rung(**r) for r in saved["rungs"]], args.out / "headroom.png")
+        print(f"redrew {args.out / 'headroom.png'}")
+        return
     for name in ("eval_users", "train_users", "generations"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
