@@ -57,7 +57,6 @@ FUSION_ENV = "MTFSession-v1"
 SLATE_ENV = "MTFSlate-v0"
 SCALE_TOLERANCE = 0.20  # issue: rate at the largest N within 20% of the rate at the smallest
 _PAGE_BATCHES = 16  # vector-env action batches drawn up front, cycled
-_SINGLE_PAGES = 4096
 _LOCAL = "largest N, pages from the smallest N's items"
 _FUSION_SAME = f"{FUSION_ENV}, vector, slate's default catalogue"
 _ORACLE_SCAN_CAP = 2_000_000  # oracle repeats capped so that repeats x N <= this (at least 1)
@@ -115,26 +114,9 @@ def fusion_vector_round(num_envs: int, **kwargs: Any) -> Round:
 
 
 def slate_single_round(**kwargs: Any) -> Round:
-    """Steps/s of one ``gym.make("MTFSlate-v0")`` env under random pages drawn up front, resetting on episode end."""
-    env = gym.make(SLATE_ENV, **kwargs)
-    base = env.unwrapped
-    pages = _random_pages(base.num_items, base.page_size, 1, _SINGLE_PAGES, 0)
-    pages = [p[0] for p in pages]
-    env.reset(seed=0)
-
-    def run_round(budget: float) -> float:
-        steps, start = 0, time.perf_counter()
-        while True:
-            for _ in range(256):  # check the clock every 256 steps
-                _, _, terminated, truncated, _ = env.step(pages[steps % _SINGLE_PAGES])
-                steps += 1
-                if terminated or truncated:
-                    env.reset()
-            elapsed = time.perf_counter() - start
-            if elapsed >= budget:
-                return steps / elapsed
-
-    return run_round
+    """Steps/s of one ``gym.make("MTFSlate-v0")`` env under random pages drawn up front, resetting on episode end
+    (``perf_env``'s single-env round: the slate env's ``PageSpace`` samples valid pages)."""
+    return single_env_round(SLATE_ENV, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------- memory

@@ -30,6 +30,7 @@ from mtf_gym.config import PREDICTABLE_TASKS, RESPONSE_FIELDS, SEGMENT_NAMES, MT
 from mtf_gym.fusion import fused_log_score, fusion_params_row
 from mtf_gym.rng import PROFILE_STREAM, counter_uniform
 from mtf_gym.threads import CHUNKS_PER_THREAD, ROWS_PER_CHUNK, get_num_threads, run_chunks
+from mtf_gym.validation import rows_and_keys
 
 __all__ = ["OBSERVATION_FEATURES", "SessionSimulator", "StepOutput"]
 
@@ -573,12 +574,7 @@ class SessionSimulator:
     # ------------------------------------------------------------------ session start (profile sampling)
     def start_sessions(self, rows: np.ndarray, keys: np.ndarray) -> None:
         """(Re)start the sessions of ``rows`` (int indices) with new users drawn from ``keys`` (uint64)."""
-        rows = np.ascontiguousarray(rows, dtype=np.int64)
-        keys = np.ascontiguousarray(keys, dtype=np.uint64)
-        if rows.shape != keys.shape or rows.ndim != 1:
-            raise ValueError(f"rows and keys must be 1-D of the same length, got {rows.shape} and {keys.shape}")
-        if rows.size and (rows.min() < 0 or rows.max() >= self.num_rows):
-            raise ValueError(f"rows must be in [0, {self.num_rows}), got {rows}")
+        rows, keys = rows_and_keys(rows, keys, self.num_rows)
         _start_rows(rows, keys, self._segments, self._profile, self._cum_share, self._task_columns, self.keys,
                     self.segment, self.topic_table, self._user_topic, self._user, self.ranker_user_error,
                     self.boredom, self._history, self.request_index, self._normals[0])

@@ -15,7 +15,7 @@ import tomllib
 from numbers import Integral
 from typing import Any
 
-__all__ = ["check", "check_int", "must_be", "parse_key_value", "parse_value"]
+__all__ = ["check", "check_int", "must_be", "parse_key_value", "parse_value", "rows_and_keys"]
 
 
 def must_be(name: str, allowed: str, value: object, *, owner: type | object | str | None = None,
@@ -69,3 +69,17 @@ def parse_value(text: str) -> Any:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         return {"True": True, "False": False}.get(raw, raw)
+
+
+def rows_and_keys(rows: Any, keys: Any, num_rows: int) -> tuple[Any, Any]:
+    """A simulator's ``start_sessions`` arguments as contiguous int64 rows and uint64 keys, checked: 1-D, the same
+    length, rows in ``[0, num_rows)``."""
+    import numpy as np
+
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    keys = np.ascontiguousarray(keys, dtype=np.uint64)
+    if rows.shape != keys.shape or rows.ndim != 1:
+        raise ValueError(f"rows and keys must be 1-D of the same length, got {rows.shape} and {keys.shape}")
+    if rows.size and (rows.min() < 0 or rows.max() >= num_rows):
+        raise ValueError(f"rows must be in [0, {num_rows}), got {rows}")
+    return rows, keys

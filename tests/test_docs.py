@@ -32,13 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # This file states the rule with examples of missing files on purpose.
 SELF = "tests/test_docs.py"
 
-# Lines owned by another workstream (the lead's) that cite a file not there yet: the removed DESIGN.md (to point at
-# docs/design.md) or the slate env card docs/slate.md (being written with MTFSlate-v0). Remove an entry once its file
-# is fixed (test_pending_exemptions_are_still_needed says when).
-PENDING: dict[str, str] = {
-    "mtf_gym/envs/slate.py": "docs/slate.md",
-    "mtf_gym/sim/catalogue.py": "docs/slate.md",
-}
+# Files allowed, for now, to cite a file that is not there yet ({path: cited name}); empty when every citation holds.
+# Remove an entry once its file is fixed (test_pending_exemptions_are_still_needed says when).
+PENDING: dict[str, str] = {}
 
 _SPLIT = re.compile(r"[\s`'\"()\[\],;|=<>]+")
 _LINK = re.compile(r"\]\(([^()\s]+)\)")

@@ -37,6 +37,7 @@ from mtf_gym.sim.layout import (
 )
 from mtf_gym.sim.users import num_start_normals
 from mtf_gym.threads import CHUNKS_PER_THREAD, ROWS_PER_CHUNK, get_num_threads, run_chunks
+from mtf_gym.validation import rows_and_keys
 
 __all__ = ["UserSimulator", "build_model"]
 
@@ -195,12 +196,7 @@ class UserSimulator:
     # ------------------------------------------------------------------ session start
     def start_sessions(self, rows: np.ndarray, keys: np.ndarray) -> None:
         """(Re)start the sessions of ``rows`` (int indices) with new users drawn from ``keys`` (uint64)."""
-        rows = np.ascontiguousarray(rows, dtype=np.int64)
-        keys = np.ascontiguousarray(keys, dtype=np.uint64)
-        if rows.shape != keys.shape or rows.ndim != 1:
-            raise ValueError(f"rows and keys must be 1-D of the same length, got {rows.shape} and {keys.shape}")
-        if rows.size and (rows.min() < 0 or rows.max() >= self.num_rows):
-            raise ValueError(f"rows must be in [0, {self.num_rows}), got {rows}")
+        rows, keys = rows_and_keys(rows, keys, self.num_rows)
         start_rows(rows, keys, self.model, self.users, self.scratch.normals[0])
 
     def observations(self) -> np.ndarray:
