@@ -11,15 +11,15 @@ import numpy as np
 
 from mtf_gym import MTFSessionConfig
 from mtf_gym.envs.vector import MTFSessionVectorEnv
-from mtf_gym.evaluation import CLICKBAIT_THRESHOLD, SessionRunner, SessionStats
+from mtf_gym.evaluation import CLICKBAIT_THRESHOLD, SessionOutcomes, SessionRunner
 from mtf_gym.policies import BatchPolicy
 
-__all__ = ["CLICKBAIT_THRESHOLD", "SessionRunner", "SessionStats", "run_sessions", "user_segments"]
+__all__ = ["CLICKBAIT_THRESHOLD", "SessionOutcomes", "SessionRunner", "run_sessions", "user_segments"]
 
 
 def run_sessions(
     policy: BatchPolicy, num_sessions: int, seed: int, config: MTFSessionConfig | None = None
-) -> SessionStats:
+) -> SessionOutcomes:
     """Run exactly ``num_sessions`` complete sessions (one per sub-env, user seeds ``seed + i``)."""
     return SessionRunner(num_sessions, config).run(policy, seed)
 

@@ -70,40 +70,37 @@ def measure_v1(config: MTFSessionV1Config, sessions: int, seed: int, *, ranker: 
 
     config = dataclasses.replace(config, item_logs=True)
     runner = SessionRunner(sessions, config)
-    env, sim = runner.env, runner.env.sim
-    policy = BaselinePolicy(config)
-    obs, _ = env.reset(seed=seed)
+    sim = runner.env.sim
     t = config.num_tasks
-    alive = np.ones(sessions, bool)
-    totals = np.zeros(len(RESPONSE_FIELDS))
-    exposures = 0
-    requests = np.zeros(sessions)
     pred_sum = np.zeros((4, t))
     true_sum = np.zeros((4, t))
     shown_pred, shown_true, shown_outcome = [], [], []
     task_outcome = {"valid_view": "valid_view", "long_view": "long_view", "like": "like", "follow": "follow",
                     "comment": "comment", "share": "share"}
-    while alive.any():
-        rows = np.flatnonzero(alive)
-        if ranker:
-            candidates, preds, truths = candidate_truth(sim, rows)
-            seg = sim.segment[rows]
-            for g in range(4):
-                mask = seg == g
-                pred_sum[g] += preds[mask].sum(axis=(0, 1))
-                true_sum[g] += truths[mask].sum(axis=(0, 1))
-        obs, _, terminated, truncated, info = env.step(policy(obs))
-        if ranker:
-            # Shown items are candidates: match them to get their true probabilities (state before the step).
-            shown = info["item_ids"][rows]
-            position = np.argmax(candidates[:, None, :] == shown[:, :, None], axis=2)
-            shown_pred.append(np.take_along_axis(preds, position[:, :, None], axis=1).reshape(-1, t))
-            shown_true.append(np.take_along_axis(truths, position[:, :, None], axis=1).reshape(-1, t))
-            shown_outcome.append(info["responses"][rows].reshape(-1, len(RESPONSE_FIELDS)))
-        totals += info["responses"][rows].sum(axis=(0, 1))
-        exposures += rows.size * config.page_size
-        requests[rows] += 1
-        alive &= ~(terminated | truncated)
+    step_candidates: dict[str, np.ndarray] = {}
+
+    def before_step(rows: np.ndarray) -> None:
+        # The ranker's candidates with predictions and true probabilities, in the state the step starts from.
+        candidates, preds, truths = candidate_truth(sim, rows)
+        step_candidates.update(candidates=candidates, preds=preds, truths=truths)
+        seg = sim.segment[rows]
+        for g in range(4):
+            mask = seg == g
+            pred_sum[g] += preds[mask].sum(axis=(0, 1))
+            true_sum[g] += truths[mask].sum(axis=(0, 1))
+
+    def after_step(rows: np.ndarray, info: dict) -> None:
+        # Shown items are candidates: match them to get their true probabilities (state before the step).
+        candidates, preds, truths = (step_candidates[k] for k in ("candidates", "preds", "truths"))
+        shown = info["item_ids"][rows]
+        position = np.argmax(candidates[:, None, :] == shown[:, :, None], axis=2)
+        shown_pred.append(np.take_along_axis(preds, position[:, :, None], axis=1).reshape(-1, t))
+        shown_true.append(np.take_along_axis(truths, position[:, :, None], axis=1).reshape(-1, t))
+        shown_outcome.append(info["responses"][rows].reshape(-1, len(RESPONSE_FIELDS)))
+
+    run = runner.run(BaselinePolicy(config), seed, before_step=before_step if ranker else None,
+                     after_step=after_step if ranker else None)
+    totals, exposures, requests = run.response_totals, run.exposures, run.requests
     rates = {name: float(totals[RESPONSE_FIELDS.index(name)] / exposures)
              for name in TARGETS_V1 if name != "long/valid"}
     rates["long/valid"] = rates["long_view"] / rates["valid_view"]

@@ -36,7 +36,7 @@ from typing import Any
 import cma
 import numpy as np
 
-from benchmarks._sessions import SessionRunner, SessionStats, user_segments
+from benchmarks._sessions import SessionOutcomes, SessionRunner, user_segments
 from mtf_gym import (
     SEGMENT_NAMES,
     BaselinePolicy,
@@ -123,7 +123,7 @@ class SearchUsers:
         return float(self.shares @ self.segment_returns(policy))
 
 
-def metric(stats: SessionStats, name: str) -> np.ndarray:
+def metric(stats: SessionOutcomes, name: str) -> np.ndarray:
     """Per-session values of one of :data:`METRICS`."""
     if name == "return":
         return stats.returns
@@ -181,13 +181,13 @@ class Evaluator:
         self.runner, self.seed, self.resamples = runner, seed, resamples
         self.rng = np.random.default_rng(seed)
 
-    def run(self, policy: BatchPolicy) -> SessionStats:
+    def run(self, policy: BatchPolicy) -> SessionOutcomes:
         return self.runner.run(policy, self.seed)
 
-    def mean(self, stats: SessionStats, name: str) -> dict[str, float]:
+    def mean(self, stats: SessionOutcomes, name: str) -> dict[str, float]:
         return _ci(bootstrap_ci(metric(stats, name), rng=self.rng, num_resamples=self.resamples))
 
-    def compare(self, treatment: SessionStats, control: SessionStats, names: Sequence[str]) -> dict[str, Any]:
+    def compare(self, treatment: SessionOutcomes, control: SessionOutcomes, names: Sequence[str]) -> dict[str, Any]:
         """Per metric: both arms' means, the paired difference and (where meaningful) the paired relative lift."""
         out: dict[str, Any] = {}
         for name in names:
@@ -227,7 +227,7 @@ def property_a(ev: Evaluator, config: MTFSessionConfig, seed: int) -> dict[str, 
 
 
 def property_b(ev: Evaluator, config: MTFSessionConfig, budget: Budget, seed: int,
-               users: SearchUsers) -> tuple[dict[str, Any], np.ndarray, SessionStats]:
+               users: SearchUsers) -> tuple[dict[str, Any], np.ndarray, SessionOutcomes]:
     """(b) Best constant for the first request vs for session return; also returns the latter and its evaluation."""
     x0 = BaselinePolicy(config).action
     greedy_runner = SessionRunner(budget.greedy_sessions, dataclasses.replace(config, item_logs=False))
@@ -259,7 +259,7 @@ def property_b(ev: Evaluator, config: MTFSessionConfig, budget: Budget, seed: in
 
 
 def property_c(ev: Evaluator, config: MTFSessionConfig, budget: Budget, seed: int, users: SearchUsers,
-               best_constant: np.ndarray, const: SessionStats) -> dict[str, Any]:
+               best_constant: np.ndarray, const: SessionOutcomes) -> dict[str, Any]:
     """(c) Per-segment table of actions vs the best constant ``best_constant`` (evaluated as ``const``)."""
     num_segments = len(SEGMENT_NAMES)
 
@@ -337,7 +337,7 @@ def property_d(config: MTFSessionConfig, budget: Budget, seed: int, extra: dict[
     candidates = {"baseline": x0, **extra, "CMA-ES max valid-view rate": max_valid, "CMA-ES max like rate": max_like,
                   **extreme_actions(config)}
 
-    def rates(stats: SessionStats) -> dict[str, float]:
+    def rates(stats: SessionOutcomes) -> dict[str, float]:
         return {"valid_view": stats.rate("valid_view"), "long_view": stats.rate("long_view"),
                 "like": stats.rate("like"), "return": float(stats.returns.mean())}
 

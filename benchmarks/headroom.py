@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from gymnasium.utils import seeding
 
+from mtf_gym.evaluation import SessionOutcomes, SessionRunner
 from mtf_gym.metrics import paired_lift_ci
 from mtf_gym.sim.config import MTFSessionV1Config
 from mtf_gym.sim.layout import STATE_NAMES, TRAIT_NAMES
@@ -54,31 +55,13 @@ def user_keys(first_seed: int, count: int) -> np.ndarray:
                     dtype=np.uint64)
 
 
-@dataclass(frozen=True)
-class Rollout:
-    returns: np.ndarray  # (N,) undiscounted session return
-    first_rewards: np.ndarray  # (N,)
-    requests: np.ndarray  # (N,)
-
-
-def rollout(sim: UserSimulator, keys: np.ndarray, act: Callable[[UserSimulator, np.ndarray], np.ndarray]) -> Rollout:
-    """Run one session per row of ``sim`` (row ``i`` the user of ``keys[i]``) to its end; ``act(sim, obs)`` gives the
-    ``(N, 2T)`` actions (it may read the simulator's latent state: that is what makes an oracle)."""
-    n = sim.num_rows
-    sim.start_sessions(np.arange(n), keys)
-    obs = sim.observations()
-    alive = np.ones(n, bool)
-    returns, requests = np.zeros(n), np.zeros(n)
-    first = None
-    while alive.any():
-        out = sim.step(act(sim, obs))
-        if first is None:
-            first = out.rewards.copy()
-        returns += np.where(alive, out.rewards, 0.0)
-        requests += alive
-        alive &= ~(out.terminated | out.truncated)
-        obs = out.observations
-    return Rollout(returns, first, requests)
+def rollout(runner: SessionRunner, seeds: int | np.ndarray,
+            act: Callable[[UserSimulator, np.ndarray], np.ndarray]) -> SessionOutcomes:
+    """Every sub-env of ``runner`` plays one session to its end (users ``seeds + i``, or one seed per session),
+    through the project's one rollout loop; ``act(sim, obs)`` gives the ``(N, 2T)`` actions (it may read the
+    simulator's latent state: that is what makes an oracle)."""
+    sim = runner.env.sim
+    return runner.run(lambda obs: act(sim, obs), seeds if isinstance(seeds, int) else [int(x) for x in seeds])
 
 
 def constant_actor(action: np.ndarray) -> Callable[[UserSimulator, np.ndarray], np.ndarray]:
@@ -138,7 +121,7 @@ class LinearFeaturePolicy:
 def feature_scaling(config: MTFSessionV1Config, features: str, sample: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Population mean and std of a feature set, from a rollout of the training population under random fusion
     (so state features are seen across their range)."""
-    sim = UserSimulator(config, sample)
+    runner = SessionRunner(sample, config)
     rows = []
     rng = np.random.default_rng(0)
 
@@ -146,7 +129,7 @@ def feature_scaling(config: MTFSessionV1Config, features: str, sample: int = 409
         rows.append(FEATURE_SETS[features](s, obs))
         return rng.uniform(-1, 1, (s.num_rows, config.action_dim)).astype(np.float32)
 
-    rollout(sim, user_keys(TRAIN_SEED + 500_000, sample), act)
+    rollout(runner, TRAIN_SEED + 500_000, act)
     x = np.concatenate(rows)
     if features == "segment":
         return np.zeros(x.shape[1]), np.ones(x.shape[1])
@@ -173,9 +156,8 @@ def cma_search(config: MTFSessionV1Config, features: str, *, train_users: int, g
     if popsize:
         options["popsize"] = popsize
     es = cma.CMAEvolutionStrategy(x0, sigma0, options)
-    keys = user_keys(first_seed, train_users)
-    sim = UserSimulator(dataclasses.replace(config, item_logs=False), es.popsize * train_users)
-    all_keys = np.tile(keys, es.popsize)
+    runner = SessionRunner(es.popsize * train_users, dataclasses.replace(config, item_logs=False))
+    all_seeds = np.tile(np.arange(first_seed, first_seed + train_users), es.popsize)  # every candidate, same users
     start = time.perf_counter()
     for gen in range(generations):
         candidates = np.asarray(es.ask())
@@ -191,7 +173,7 @@ def cma_search(config: MTFSessionV1Config, features: str, *, train_users: int, g
                 a = a + np.einsum("nf,nfd->nd", phi, row_weights)
             return np.clip(a, -1.0, 1.0).astype(np.float32)
 
-        result = rollout(sim, all_keys, act)
+        result = rollout(runner, all_seeds, act)
         values = {"return": result.returns, "first": result.first_rewards,
                   "requests": result.requests}[objective].reshape(len(candidates), -1)
         fitness = values.mean(axis=1)
@@ -244,17 +226,16 @@ def ladder(config: MTFSessionV1Config, *, eval_users: int, train_users: int, gen
     log("searching: greedy constant (first request's reward)")
     greedy = cma_search(config, "constant", train_users=train_users, generations=generations, seed=99,
                         base=np.zeros(config.action_dim), objective="first", sigma0=0.5, log=log)
-    sim = UserSimulator(dataclasses.replace(config, item_logs=False), eval_users)
-    keys = user_keys(EVAL_SEED, eval_users)
-    control = rollout(sim, keys, constant_actor(control_action))
+    runner = SessionRunner(eval_users, dataclasses.replace(config, item_logs=False))
+    control = rollout(runner, EVAL_SEED, constant_actor(control_action))
     rng = np.random.default_rng(0)
     random_rng = np.random.default_rng(1)
     results = {"random": ("uniform fusion at every request",
-                          rollout(sim, keys, lambda s, o: random_rng.uniform(-1, 1, (s.num_rows, config.action_dim))
-                                  .astype(np.float32))),
+                          rollout(runner, EVAL_SEED, lambda s, o: random_rng.uniform(
+                              -1, 1, (s.num_rows, config.action_dim)).astype(np.float32))),
                "control": ("BaselinePolicy: the tuned production constant", control)}
     for name, (description, policy) in policies.items():
-        results[name] = (description, rollout(sim, keys, policy))
+        results[name] = (description, rollout(runner, EVAL_SEED, policy))
     def saved(name: str) -> dict | None:
         if name not in policies:
             return None
@@ -264,7 +245,7 @@ def ladder(config: MTFSessionV1Config, *, eval_users: int, train_users: int, gen
 
     rungs = [Rung(name, description, _lift(r.returns, control.returns, rng), float(r.returns.mean()),
                   float(r.requests.mean()), saved(name)) for name, (description, r) in results.items()]
-    greedy_run = rollout(sim, keys, greedy)
+    greedy_run = rollout(runner, EVAL_SEED, greedy)
     long_vs_greedy = _lift(control.returns, greedy_run.returns, rng)
     return rungs, long_vs_greedy
 

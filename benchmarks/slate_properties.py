@@ -44,6 +44,7 @@ import numpy as np
 from numba import njit
 
 import mtf_gym  # noqa: F401  (registers the envs)
+from mtf_gym.evaluation import SessionRunner
 from mtf_gym.metrics import ConfidenceInterval, bootstrap_ci, paired_lift_ci
 from mtf_gym.sim.layout import NUM_RESPONSES
 from mtf_gym.sim.response import expected_item
@@ -116,17 +117,9 @@ PagePolicy = Callable[[np.ndarray, dict, np.ndarray], np.ndarray]
 
 
 def play_sessions(env: gym.vector.VectorEnv, policy: PagePolicy, seed: int) -> np.ndarray:
-    """Every sub-env plays one session (user ``seed + i``); returns the ``(S,)`` session returns."""
-    obs, info = env.reset(seed=seed)
-    n = env.num_envs
-    returns = np.zeros(n, np.float64)
-    done = np.zeros(n, bool)
-    while not done.all():
-        pages = policy(obs, info, ~done)
-        obs, reward, terminated, truncated, info = env.step(pages)
-        returns += np.where(done, 0.0, reward)  # after its session ends a row autoresets: not counted
-        done |= terminated | truncated
-    return returns
+    """Every sub-env plays one session (user ``seed + i``) through the project's rollout loop; returns the ``(S,)``
+    session returns."""
+    return SessionRunner.on(env).run_with_context(policy, seed).returns
 
 
 def _filler(live: np.ndarray, pages: np.ndarray, page_size: int) -> np.ndarray:
@@ -181,25 +174,27 @@ def fit_bilinear(env: gym.vector.VectorEnv, behaviour: PagePolicy, seed: int, it
     sim = env.unwrapped.sim
     emb = np.asarray(env.unwrapped.item_embeddings, np.float64)
     num_items = emb.shape[0]
-    obs, info = env.reset(seed=seed)
-    p, q = obs.shape[1] + 1, emb.shape[1] + 1
+    p, q = env.single_observation_space.shape[0] + 1, emb.shape[1] + 1
     xtx = np.zeros((p * q, p * q))
     xty = np.zeros(p * q)
-    yty, y_sum, pairs = 0.0, 0.0, 0
-    done = np.zeros(env.num_envs, bool)
-    while not done.all():
-        live = np.flatnonzero(~done)
+    sums = {"yty": 0.0, "y": 0.0, "pairs": 0}
+
+    def accumulate_then_act(obs: np.ndarray, info: dict, live_mask: np.ndarray) -> np.ndarray:
+        nonlocal xtx, xty
+        live = np.flatnonzero(live_mask)
         subset = rng.choice(num_items, size=min(items_per_request, num_items), replace=False)
         targets = expected_rewards(sim, live, subset).astype(np.float64)
         a = _public_features(obs[live])
         e = np.concatenate([emb[subset], np.ones((len(subset), 1))], axis=1)
         xtx += np.kron(a.T @ a, e.T @ e)
         xty += (a.T @ targets @ e).reshape(-1)
-        yty += float((targets ** 2).sum())
-        y_sum += float(targets.sum())
-        pairs += targets.size
-        obs, _, terminated, truncated, info = env.step(behaviour(obs, info, ~done))
-        done |= terminated | truncated
+        sums["yty"] += float((targets ** 2).sum())
+        sums["y"] += float(targets.sum())
+        sums["pairs"] += targets.size
+        return behaviour(obs, info, live_mask)
+
+    SessionRunner.on(env).run_with_context(accumulate_then_act, seed)
+    yty, y_sum, pairs = sums["yty"], sums["y"], sums["pairs"]
     scale = np.trace(xtx) / xtx.shape[0]
     w = np.linalg.solve(xtx + ridge * scale * np.eye(xtx.shape[0]), xty)
     sse = yty - 2.0 * w @ xty + w @ xtx @ w

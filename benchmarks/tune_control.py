@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.headroom import TRAIN_SEED, cma_search, constant_actor, rollout, user_keys
+from benchmarks.headroom import TRAIN_SEED, cma_search, constant_actor, rollout
 from mtf_gym import BaselinePolicy
+from mtf_gym.evaluation import SessionRunner
 from mtf_gym.fusion import action_to_fusion_params
 from mtf_gym.metrics import paired_lift_ci
 from mtf_gym.sim.config import MTFSessionV1Config
-from mtf_gym.sim.simulator import UserSimulator
 
 VALIDATION_SEED = 4_000_000
 
@@ -52,9 +52,8 @@ def main(argv: list[str] | None = None) -> None:
         found = cma_search(config, "constant", train_users=args.train_users, generations=args.generations,
                            seed=11 + r, base=start, first_seed=TRAIN_SEED, sigma0=sigma, log=log)
         candidates[f"restart {r} ({'warm' if r == 0 else 'centre'})"] = np.clip(found.base, -1, 1)
-    sim = UserSimulator(config, args.validation_users)
-    keys = user_keys(VALIDATION_SEED, args.validation_users)
-    returns = {name: rollout(sim, keys, constant_actor(a)).returns for name, a in candidates.items()}
+    runner = SessionRunner(args.validation_users, config)
+    returns = {name: rollout(runner, VALIDATION_SEED, constant_actor(a)).returns for name, a in candidates.items()}
     winner = max(returns, key=lambda name: returns[name].mean())
     print(f"\nvalidation users (seeds {VALIDATION_SEED}..): mean session return")
     for name, r in returns.items():

@@ -16,15 +16,17 @@ The statistics themselves (AUC, bootstrap, rank correlation) live in :mod:`mtf_g
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+from gymnasium.vector import VectorEnv
 from numpy.typing import NDArray
 
-from mtf_gym.config import RESPONSE_FIELDS, MTFSessionConfig
+from mtf_gym.config import RESPONSE_FIELDS
 from mtf_gym.envs.vector import MTFSessionVectorEnv
+from mtf_gym.envs.versions import DEFAULT_SESSION_ENV_ID, AnyConfig, config_class_for
 from mtf_gym.fusion import FusionRanges, action_to_fusion_params, fused_log_scores
 from mtf_gym.metrics import (
     ConfidenceInterval,
@@ -42,13 +44,14 @@ __all__ = [
     "CLICKBAIT_THRESHOLD",
     "ONLINE_METRICS",
     "ArmSummary",
+    "ContextPolicy",
     "LoggedItems",
     "OnlineAB",
     "SessionOutcomes",
     "SessionRunner",
-    "SessionStats",
-    "action_deviation",
+        "action_deviation",
     "action_labels",
+    "default_config",
     "gauc_online_agreement",
     "lift_ci",
     "offline_weighted_gauc",
@@ -59,6 +62,11 @@ __all__ = [
 
 FloatArray = NDArray[np.float64]
 
+
+def default_config() -> AnyConfig:
+    """The default ``MTFSession`` version's default config (what a runner without a config plays)."""
+    return config_class_for(DEFAULT_SESSION_ENV_ID)()
+
 # Per-session online metrics, in report order. "return" is the undiscounted session return.
 ONLINE_METRICS: tuple[str, ...] = ("return", "valid_views", "watch_time_min", "requests")
 
@@ -68,28 +76,49 @@ ONLINE_METRICS: tuple[str, ...] = ("return", "valid_views", "watch_time_min", "r
 # ----------------------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SessionOutcomes:
-    """Per-session outcomes of one policy on users ``user_seed .. user_seed + S - 1`` (one entry per user).
+    """The per-session record, one entry per session: every rollout of the project returns one.
+
+    Sessions come from :class:`SessionRunner` (one batch) or :func:`simulate_sessions` (batches of users
+    ``user_seed .. user_seed + S - 1``). What a run measures beyond returns and requests depends on the env: the
+    response-based fields need item logs (``item_logs=True``), ``segments`` and ``satisfaction`` a fusion env.
 
     Attributes:
         returns: ``(S,)`` undiscounted session return.
-        valid_views: ``(S,)`` shown items watched > ``valid_view_s`` seconds.
-        watch_time_min: ``(S,)`` total watch time in minutes.
-        requests: ``(S,)`` feed requests before the user left or the request cap.
-        user_seed: seed of the first user; two outcomes are comparable (paired) only with equal ``user_seed``
-            and length.
+        valid_views: ``(S,)`` shown items watched > ``valid_view_s`` seconds (``None`` without item logs).
+        watch_time_min: ``(S,)`` total watch time in minutes (``None`` without item logs).
+        requests: ``(S,)`` feed requests before the user left, the request cap or the run's ``max_requests``.
+        user_seed: seed of the first user when session ``i`` is the user of ``user_seed + i``; ``None`` when the run
+            was given one seed per session. Two records are comparable (paired) only with equal ``user_seed`` and
+            length.
+        first_rewards: ``(S,)`` reward of the first request.
+        segments: ``(S,)`` each user's segment index.
+        satisfaction: ``(S,)`` mean latent satisfaction after each request.
+        responses: ``(S, len(RESPONSE_FIELDS))`` responses summed over the session's shown items (item logs only).
+        clickbait_shown: ``(S,)`` shown items with clickbait >= :data:`CLICKBAIT_THRESHOLD` (item logs only).
+        page_size: items per page (per-exposure rates divide by ``requests * page_size``).
     """
 
     returns: FloatArray
-    valid_views: FloatArray
-    watch_time_min: FloatArray
+    valid_views: FloatArray | None
+    watch_time_min: FloatArray | None
     requests: FloatArray
-    user_seed: int
+    user_seed: int | None
+    first_rewards: FloatArray | None = None
+    segments: np.ndarray | None = None
+    satisfaction: FloatArray | None = None
+    responses: FloatArray | None = None
+    clickbait_shown: FloatArray | None = None
+    page_size: int | None = None
 
     def __post_init__(self) -> None:
         n = len(self.returns)
-        for name in ONLINE_METRICS:
-            if self.metric(name).shape != (n,):
-                raise ValueError(f"SessionOutcomes.{_FIELD[name]} must have shape ({n},)")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray) and f.name != "responses" and value.shape != (n,):
+                raise ValueError(f"SessionOutcomes.{f.name} must have shape ({n},), got {value.shape}")
+        if self.responses is not None and self.responses.shape != (n, len(RESPONSE_FIELDS)):
+            raise ValueError(f"SessionOutcomes.responses must have shape ({n}, {len(RESPONSE_FIELDS)}), "
+                             f"got {self.responses.shape}")
 
     @property
     def num_sessions(self) -> int:
@@ -99,14 +128,36 @@ class SessionOutcomes:
         """Per-session values of one of :data:`ONLINE_METRICS`."""
         if name not in _FIELD:
             raise ValueError(f"metric must be one of {ONLINE_METRICS}, got {name!r}")
-        return getattr(self, _FIELD[name])
+        return self._measured(_FIELD[name])
 
     def means(self) -> dict[str, float]:
         """Mean per session of every metric."""
         return {name: float(np.mean(self.metric(name))) for name in ONLINE_METRICS}
 
+    @property
+    def exposures(self) -> int:
+        """Items shown over the run."""
+        return int(np.sum(self.requests) * self._measured("page_size"))
+
+    @property
+    def response_totals(self) -> np.ndarray:
+        """``(len(RESPONSE_FIELDS),)`` totals over every shown item of the run."""
+        return self._measured("responses").sum(axis=0)
+
+    def per_session(self, name: str) -> np.ndarray:
+        """``(S,)`` session totals of one response field (e.g. ``"valid_view"``, ``"watch_time_s"``)."""
+        if name not in RESPONSE_FIELDS:
+            raise ValueError(f"name must be one of {RESPONSE_FIELDS}, got {name!r}")
+        return self._measured("responses")[:, RESPONSE_FIELDS.index(name)]
+
+    def rate(self, name: str) -> float:
+        """Pooled rate per exposure of one response field."""
+        return float(self.per_session(name).sum() / self.exposures)
+
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """Arrays for ``np.savez`` (inverse: :meth:`from_arrays`)."""
+        """The online metrics as arrays for ``np.savez`` (what the benchmark stores; inverse: :meth:`from_arrays`)."""
+        if self.user_seed is None:
+            raise ValueError("to_arrays needs sessions of consecutive user seeds (user_seed is None)")
         return {**{name: self.metric(name) for name in ONLINE_METRICS}, "user_seed": np.asarray(self.user_seed)}
 
     @classmethod
@@ -114,102 +165,140 @@ class SessionOutcomes:
         return cls(**{_FIELD[name]: np.asarray(arrays[name], dtype=np.float64) for name in ONLINE_METRICS},
                    user_seed=int(arrays["user_seed"]))
 
+    @classmethod
+    def concatenate(cls, parts: Sequence[SessionOutcomes], user_seed: int | None) -> SessionOutcomes:
+        """Consecutive batches of sessions as one record (fields missing from any part are left out)."""
+        if not parts:
+            raise ValueError("parts must hold at least one SessionOutcomes")
+        fields: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            values = [getattr(p, f.name) for p in parts]
+            if f.name in ("user_seed", "page_size"):
+                continue
+            fields[f.name] = None if any(v is None for v in values) else np.concatenate(values)
+        sizes = {p.page_size for p in parts}
+        return cls(**fields, user_seed=user_seed, page_size=sizes.pop() if len(sizes) == 1 else None)
+
+    def _measured(self, what: str) -> Any:
+        value = getattr(self, what)
+        if value is None:
+            need = ("a run with item logs (item_logs=True)" if what in _NEEDS_ITEM_LOGS
+                    else "a run of the fusion env (MTFSession)")
+            raise ValueError(f"SessionOutcomes.{what} was not measured: it needs {need}")
+        return value
+
 
 _FIELD = {"return": "returns", "valid_views": "valid_views", "watch_time_min": "watch_time_min",
           "requests": "requests"}
+_NEEDS_ITEM_LOGS = ("valid_views", "watch_time_min", "responses", "clickbait_shown")
 
 
 # Catalogue clickbait scores are U(0.5, 1) for clickbait items and U(0, 0.15) otherwise (mtf_gym/catalogue.py).
 CLICKBAIT_THRESHOLD = 0.5
 
-
-@dataclass
-class SessionStats:
-    """Per-session totals of one run; every array is indexed by session (= user seed offset).
-
-    ``responses`` and ``clickbait_shown`` need ``item_logs=True``; they are ``None`` otherwise.
-    """
-
-    returns: np.ndarray  # (S,) undiscounted session return
-    requests: np.ndarray  # (S,) requests made before the session ended (or before ``max_requests`` of the run)
-    first_rewards: np.ndarray  # (S,) reward of the first request
-    segments: np.ndarray  # (S,) user segment index
-    satisfaction: np.ndarray  # (S,) mean latent satisfaction after each request
-    page_size: int
-    responses: np.ndarray | None = None  # (S, len(RESPONSE_FIELDS)) summed over the session's shown items
-    clickbait_shown: np.ndarray | None = None  # (S,) shown items with clickbait >= CLICKBAIT_THRESHOLD
-
-    @property
-    def exposures(self) -> int:
-        return int(self.requests.sum() * self.page_size)
-
-    @property
-    def response_totals(self) -> np.ndarray:
-        """``(len(RESPONSE_FIELDS),)`` totals over every shown item of the run."""
-        return self._logged("responses").sum(axis=0)
-
-    def per_session(self, name: str) -> np.ndarray:
-        """``(S,)`` session totals of one response field (e.g. ``"valid_view"``, ``"watch_time_s"``)."""
-        return self._logged("responses")[:, RESPONSE_FIELDS.index(name)]
-
-    def rate(self, name: str) -> float:
-        """Pooled rate per exposure of one response field."""
-        return float(self.per_session(name).sum() / self.exposures)
-
-    def _logged(self, what: str) -> np.ndarray:
-        value = getattr(self, what)
-        if value is None:
-            raise ValueError(f"SessionStats.{what} needs a run with MTFSessionConfig(item_logs=True)")
-        return value
+# A policy that sees the step's info and which rows are still in their session (the slate env's page policies):
+# ``policy(obs, info, live) -> actions``.
+ContextPolicy = Callable[[Any, dict, np.ndarray], np.ndarray]
 
 
 class SessionRunner:
-    """Reuses one vector env of ``num_sessions`` sub-envs (constructing it costs more than resetting it)."""
+    """The project's one rollout loop: every sub-env of a vector env plays one session, to its end.
 
-    def __init__(self, num_sessions: int, config: MTFSessionConfig | None = None) -> None:
-        self.env = MTFSessionVectorEnv(num_envs=num_sessions, config=config)
-        self.config = self.env.config
-        self.num_sessions = num_sessions
-        self._clickbait = self.env.sim.catalogue.clickbait >= CLICKBAIT_THRESHOLD
+    ``SessionRunner(num_sessions, config)`` builds the fusion env of ``config``'s version (constructing a vector env
+    costs more than resetting it, so reuse the runner); ``SessionRunner.on(env)`` runs an existing vector env
+    instead (for example ``MTFSlate-v0``'s). Sessions that end are stepped on by the env's autoreset until the last
+    one ends; a mask keeps those steps out of every total.
+    """
 
-    def run(self, policy: BatchPolicy, seed: int | Sequence[int], max_requests: int | None = None) -> SessionStats:
+    def __init__(self, num_sessions: int, config: AnyConfig | None = None) -> None:
+        num_sessions = check_int("num_sessions", num_sessions, minimum=1)
+        self._attach(MTFSessionVectorEnv(num_envs=num_sessions, config=config if config is not None
+                                          else default_config()))
+
+    @classmethod
+    def on(cls, env: VectorEnv) -> SessionRunner:
+        """A runner over an existing vector env (its sub-envs play the sessions)."""
+        runner = cls.__new__(cls)
+        runner._attach(env)
+        return runner
+
+    def _attach(self, env: VectorEnv) -> None:
+        self.env = env
+        self.num_sessions = int(env.num_envs)
+        self.config = getattr(env.unwrapped, "config", None)
+        session = getattr(self.config, "session", self.config)  # the slate env's config wraps the user model's
+        self._item_logs = bool(getattr(session, "item_logs", False))
+        self._page_size = getattr(session, "page_size", None)
+        self._max_requests = int(getattr(session, "max_requests", 10 ** 9))
+        sim = getattr(env.unwrapped, "sim", None)
+        catalogue = getattr(sim, "catalogue", None)
+        self._clickbait = (catalogue.clickbait >= CLICKBAIT_THRESHOLD) if catalogue is not None else None
+        self._fusion = hasattr(sim, "segment")
+
+    def run(self, policy: BatchPolicy, seed: int | Sequence[int], max_requests: int | None = None, *,
+            before_step: Callable[[np.ndarray], None] | None = None,
+            after_step: Callable[[np.ndarray, dict], None] | None = None) -> SessionOutcomes:
         """Run every session to its end, or for at most ``max_requests`` requests (``1``: first request only).
 
-        ``seed``: user seeds ``seed + i``, or one seed per session (e.g. users picked by segment).
+        Args:
+            policy: ``policy(obs) -> actions`` for the whole batch.
+            seed: user seeds ``seed + i``, or one seed per session (e.g. users picked by segment).
+            max_requests: stop every session after this many requests.
+            before_step: called with the rows still in their session before each step (e.g. to read the
+                simulator's state the step starts from).
+            after_step: called with those rows and the step's ``info`` after each step.
         """
+        return self.run_with_context(lambda obs, info, live: policy(obs), seed, max_requests,
+                                     before_step=before_step, after_step=after_step)
+
+    def run_with_context(self, policy: ContextPolicy, seed: int | Sequence[int], max_requests: int | None = None, *,
+                         before_step: Callable[[np.ndarray], None] | None = None,
+                         after_step: Callable[[np.ndarray, dict], None] | None = None) -> SessionOutcomes:
+        """:meth:`run` for a policy that also reads the step's ``info`` and the live rows (``(S,)`` bool)."""
         env, n = self.env, self.num_sessions
-        logs = self.config.item_logs
-        obs, _ = env.reset(seed=seed if isinstance(seed, int) else [int(s) for s in seed])
-        segments = env.sim.segment.copy()
+        logs = self._item_logs
+        obs, info = env.reset(seed=seed if isinstance(seed, (int, np.integer)) else [int(s) for s in seed])
+        sim = getattr(env.unwrapped, "sim", None)
+        segments = sim.segment.copy() if self._fusion else None
         alive = np.ones(n, dtype=bool)
         returns = np.zeros(n)
         requests = np.zeros(n, dtype=np.int64)
-        satisfaction = np.zeros(n)
+        satisfaction = np.zeros(n) if self._fusion else None
         first = None
         responses = np.zeros((n, len(RESPONSE_FIELDS))) if logs else None
-        clickbait = np.zeros(n) if logs else None
-        limit = max_requests if max_requests is not None else self.config.max_requests
-        # Rows that ended are stepped once more by the env's autoreset; ``alive`` masks them out of every total.
+        clickbait = np.zeros(n) if logs and self._clickbait is not None else None
+        limit = self._max_requests if max_requests is None else int(max_requests)
         while alive.any() and int(requests.max()) < limit:
-            obs, reward, terminated, truncated, info = env.step(policy(obs))
+            rows = np.flatnonzero(alive)
+            if before_step is not None:
+                before_step(rows)
+            obs, reward, terminated, truncated, info = env.step(policy(obs, info, alive.copy()))
             if first is None:
-                first = reward.astype(np.float64)
+                first = np.asarray(reward, np.float64).copy()
             returns[alive] += reward[alive]
             requests[alive] += 1
-            satisfaction[alive] += info["satisfaction"][alive]
-            if logs:
+            if satisfaction is not None:
+                satisfaction[alive] += info["satisfaction"][alive]
+            if responses is not None:
                 responses[alive] += info["responses"][alive].sum(axis=1)
+            if clickbait is not None:
                 clickbait[alive] += self._clickbait[info["item_ids"][alive]].sum(axis=1)
+            if after_step is not None:
+                after_step(rows, info)
             alive &= ~(terminated | truncated)
-        return SessionStats(
+        minutes = None if responses is None else responses[:, RESPONSE_FIELDS.index("watch_time_s")] / 60.0
+        return SessionOutcomes(
             returns=returns,
-            requests=requests,
+            valid_views=None if responses is None else responses[:, RESPONSE_FIELDS.index("valid_view")].copy(),
+            watch_time_min=minutes,
+            requests=requests.astype(np.float64),
+            user_seed=int(seed) if isinstance(seed, (int, np.integer)) else None,
             first_rewards=first,
             segments=segments,
-            satisfaction=satisfaction / np.maximum(requests, 1),
-            page_size=self.config.page_size,
+            satisfaction=None if satisfaction is None else satisfaction / np.maximum(requests, 1),
             responses=responses,
             clickbait_shown=clickbait,
+            page_size=self._page_size,
         )
 
 
@@ -217,7 +306,7 @@ def simulate_sessions(
     policy: BatchPolicy,
     num_sessions: int,
     user_seed: int,
-    config: MTFSessionConfig | None = None,
+    config: AnyConfig | None = None,
     *,
     batch_size: int = 1024,
 ) -> SessionOutcomes:
@@ -230,18 +319,15 @@ def simulate_sessions(
     num_sessions = check_int("num_sessions", num_sessions, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     # Valid views and watch time need the per-item responses.
-    config = dataclasses.replace(config or MTFSessionConfig(), item_logs=True)
-    totals = np.zeros((4, int(num_sessions)))
+    config = dataclasses.replace(config if config is not None else default_config(), item_logs=True)
+    parts: list[SessionOutcomes] = []
     runner: SessionRunner | None = None
     for start in range(0, int(num_sessions), batch_size):
         n = min(batch_size, int(num_sessions) - start)
         if runner is None or runner.num_sessions != n:
             runner = SessionRunner(n, config)
-        stats = runner.run(policy, int(user_seed) + start)
-        totals[:, start:start + n] = (stats.returns, stats.per_session("valid_view"),
-                                      stats.per_session("watch_time_s") / 60.0, stats.requests)
-    return SessionOutcomes(returns=totals[0], valid_views=totals[1], watch_time_min=totals[2], requests=totals[3],
-                           user_seed=int(user_seed))
+        parts.append(runner.run(policy, int(user_seed) + start))
+    return SessionOutcomes.concatenate(parts, user_seed=int(user_seed))
 
 
 def _check_paired(runs: Sequence[SessionOutcomes], control: SessionOutcomes) -> None:
@@ -310,7 +396,7 @@ def online_ab(
     control: str,
     num_sessions: int,
     user_seed: int,
-    config: MTFSessionConfig | None = None,
+    config: AnyConfig | None = None,
     rng: np.random.Generator,
     confidence: float = 0.95,
     num_resamples: int = 10_000,
@@ -441,7 +527,7 @@ def offline_weighted_gauc(
 # ----------------------------------------------------------------------------------------------------------------------
 # Learned vs baseline actions, and offline/online agreement
 # ----------------------------------------------------------------------------------------------------------------------
-def action_labels(config: MTFSessionConfig) -> tuple[str, ...]:
+def action_labels(config: AnyConfig) -> tuple[str, ...]:
     """Names of the action dimensions: ``power:<task>`` then ``bias:<task>``."""
     return (*(f"power:{t}" for t in config.ranker_tasks), *(f"bias:{t}" for t in config.ranker_tasks))
 

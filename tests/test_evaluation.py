@@ -190,6 +190,48 @@ def test_session_outcomes_round_trip() -> None:
     assert set(out.means()) == {"return", "valid_views", "watch_time_min", "requests"}
 
 
+def test_one_record_for_every_rollout() -> None:
+    """SessionRunner and simulate_sessions return the same record; what a run did not measure is a clear error;
+    batches concatenate into the record of the whole run."""
+    from mtf_gym.evaluation import SessionRunner
+
+    config = MTFSessionConfig(max_requests=6, item_logs=False)
+    run = SessionRunner(8, config).run(BaselinePolicy(config), 40)
+    assert isinstance(run, SessionOutcomes) and run.user_seed == 40 and run.valid_views is None
+    with pytest.raises(ValueError, match="valid_views was not measured: it needs a run with item logs"):
+        run.metric("valid_views")
+    with pytest.raises(ValueError, match="name must be one of"):
+        SessionRunner(2, SMALL).run(BaselinePolicy(SMALL), 0).per_session("clicks")
+    logged = SessionRunner(8, SMALL).run(BaselinePolicy(SMALL), 40)
+    np.testing.assert_array_equal(logged.returns, run.returns)  # item logs change what is recorded, not the users
+    whole = simulate_sessions(BaselinePolicy(SMALL), 8, 40, SMALL, batch_size=3)
+    np.testing.assert_array_equal(whole.returns, logged.returns)
+    np.testing.assert_array_equal(whole.valid_views, logged.per_session("valid_view"))
+    assert whole.first_rewards is not None and whole.segments is not None
+    np.testing.assert_array_equal(whole.segments, logged.segments)
+    per_user = SessionRunner(3, config).run(BaselinePolicy(config), [41, 40, 41])
+    assert per_user.user_seed is None
+    np.testing.assert_array_equal(per_user.returns, run.returns[[1, 0, 1]])
+
+
+def test_the_runner_plays_the_slate_env_like_a_hand_loop() -> None:
+    from mtf_gym.evaluation import SessionRunner
+    from mtf_gym.slate import RandomSlatePolicy
+
+    env = gym.make_vec("MTFSlate-v0", num_envs=4, vectorization_mode="vector_entry_point", num_items=1000,
+                       expose_candidates=False)
+    policy = RandomSlatePolicy(1000, 6, np.random.default_rng(3))
+    run = SessionRunner.on(env).run_with_context(lambda obs, info, live: policy(obs, info), 7)
+    policy.rng = np.random.default_rng(3)
+    obs, info = env.reset(seed=7)
+    returns, done = np.zeros(4), np.zeros(4, bool)
+    while not done.all():
+        obs, reward, terminated, truncated, info = env.step(policy(obs, info))
+        returns += np.where(done, 0.0, reward)
+        done |= terminated | truncated
+    np.testing.assert_array_equal(run.returns, returns)
+
+
 def test_action_deviation_and_agreement() -> None:
     obs = np.zeros((4, 18), np.float32)
     base = BaselinePolicy(SMALL)

@@ -14,7 +14,6 @@ uniformly random fusion, the 0 of the normalised score). Everything else is arit
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -168,10 +167,12 @@ class _Bootstrap:
 
 def mean_outcomes(runs: Sequence[SessionOutcomes]) -> SessionOutcomes:
     """Per-user average over several runs on the same users (a seed-averaged control arm)."""
-    first = runs[0]
-    fields = {f.name: np.mean([getattr(r, f.name) for r in runs], axis=0)
-              for f in dataclasses.fields(SessionOutcomes) if f.name != "user_seed"}
-    return SessionOutcomes(**fields, user_seed=first.user_seed)
+    fields = {_METRIC_FIELDS[m]: np.mean([r.metric(m) for r in runs], axis=0) for m in ONLINE_METRICS}
+    return SessionOutcomes(**fields, user_seed=runs[0].user_seed)
+
+
+_METRIC_FIELDS = {"return": "returns", "valid_views": "valid_views", "watch_time_min": "watch_time_min",
+                  "requests": "requests"}
 
 
 def _cell_curve(runs: Sequence[Run], baseline: SessionOutcomes, boot: _Bootstrap, unit: str) -> CellCurve | None:
