@@ -330,13 +330,21 @@ class Agent(ABC):
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> Self:
-        """Load an agent saved by :meth:`save` (``agents.registry.load_agent`` works without knowing the class)."""
+    def load(cls, path: str | Path, *, device: str | None = None) -> Self:
+        """Load an agent saved by :meth:`save` (``agents.registry.load_agent`` works without knowing the class).
+
+        ``device``: where a torch agent's networks go (``cpu``, ``auto``, ``cuda``, ``cuda:N``), replacing the saved
+        config's ``device``; a model trained on a GPU loads on a CPU-only machine with ``device="cpu"``. Agents
+        without a ``device`` field ignore it.
+        """
         path = Path(path)
         meta = read_agent_metadata(path)
         if meta["name"] != cls.name:
             raise ValueError(f"{path} holds agent {meta['name']!r}, not {cls.name!r}; use agents.load_agent(path)")
-        agent = cls(cls.config_class.from_dict(meta["config"]))
+        config = cls.config_class.from_dict(meta["config"])
+        if device is not None and any(f.name == "device" for f in dataclasses.fields(config)):
+            config = dataclasses.replace(config, device=device)
+        agent = cls(config)
         agent._set_dims(meta["observation_dim"], meta["action_dim"])
         agent._load_payload(path, meta)
         return agent

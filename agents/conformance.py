@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.base import AgentConfig
-from agents.registry import DEFAULT_ENV, build_agent, get_registry, load_agent
+from agents.registry import DEFAULT_ENV, build_agent, env_family, get_registry, load_agent
 
 if TYPE_CHECKING:
     from mtf_gym.datasets import TransitionData
@@ -115,7 +115,7 @@ def check_agent(
         ConformanceError: naming the failed check.
     """
     spec = get_registry().get(name)
-    if spec.env != DEFAULT_ENV:
+    if env_family(spec.env) != DEFAULT_ENV:
         raise ValueError(f"check_agent checks agents of {DEFAULT_ENV} (fusion weights); {name!r} plays {spec.env!r} "
                          "(the slate agents' conformance test is tests/test_slate_agents.py)")
     agent = build_agent(name, **(overrides or {}))

@@ -32,19 +32,30 @@ __all__ = [
     "BUILTIN_AGENTS",
     "DEFAULT_ENV",
     "ENTRY_POINT_GROUP",
+    "FUSION_ENV",
     "SLATE_ENV",
     "AgentRegistry",
     "AgentSpec",
     "FailedPlugin",
     "build_agent",
     "discover",
+    "env_family",
     "get_registry",
     "load_agent",
 ]
 
 ENTRY_POINT_GROUP = "mtf_gym.agents"
-DEFAULT_ENV = "MTFSession-v0"
+# Fusion agents play every MTFSession version (the action layout, 2T fusion weights in [-1, 1], is the same in
+# each); slate agents play MTFSlate-v0. An agent class declares one of these as ``env_id``.
+FUSION_ENV = "MTFSession"
+DEFAULT_ENV = FUSION_ENV
 SLATE_ENV = "MTFSlate-v0"
+
+
+def env_family(env_id: str) -> str:
+    """What an agent playing ``env_id`` plays: ``"MTFSession"`` for any ``MTFSession-vN`` (and for the family name
+    itself), ``env_id`` otherwise."""
+    return FUSION_ENV if env_id == FUSION_ENV or env_id.startswith(FUSION_ENV + "-v") else env_id
 BUILTIN_SOURCE = "builtin"
 
 
@@ -58,9 +69,9 @@ class AgentSpec:
         source: ``"builtin"`` or the plug-in's distribution name.
         summary: one line for ``mtf-agents list``.
         target: the agent class, or its import path ``"module:Class"`` (resolved on first use).
-        env: the environment id the agent plays: ``"MTFSession-v0"`` (fusion weights, the default) or
-            ``"MTFSlate-v0"`` (pages of item ids; the slate agents of ``agents.slate``). An agent class declares it
-            as ``env_id`` (absent: ``"MTFSession-v0"``).
+        env: what the agent plays: ``"MTFSession"`` (fusion weights, every ``MTFSession`` version; the default)
+            or ``"MTFSlate-v0"`` (pages of item ids; the slate agents of ``agents.slate``). An agent class declares
+            it as ``env_id`` (absent: ``"MTFSession"``; a versioned id such as ``"MTFSession-v0"`` means the same).
     """
 
     name: str
@@ -69,6 +80,10 @@ class AgentSpec:
     summary: str
     target: str | type[Agent]
     env: str = DEFAULT_ENV
+
+    def plays(self, env_id: str) -> bool:
+        """Whether the agent acts in ``env_id`` (a fusion agent plays every ``MTFSession`` version)."""
+        return env_family(self.env) == env_family(env_id)
 
     @property
     def agent_class(self) -> type[Agent]:
@@ -84,7 +99,7 @@ class AgentSpec:
                 ) from exc
             cls = getattr(module, attr)
         _check_agent_class(cls, self.name, self.kind)
-        if getattr(cls, "env_id", DEFAULT_ENV) != self.env:
+        if env_family(getattr(cls, "env_id", DEFAULT_ENV)) != env_family(self.env):
             raise TypeError(f"agent {self.name!r}: registered for env {self.env!r} but {cls.__qualname__} plays "
                             f"{getattr(cls, 'env_id', DEFAULT_ENV)!r}")
         return cls
@@ -193,7 +208,7 @@ class AgentRegistry:
 
     def names(self, env: str | None = None) -> list[str]:
         """Registered names, sorted; with ``env``, only the agents that play that environment id."""
-        return sorted(n for n, spec in self._specs.items() if env is None or spec.env == env)
+        return sorted(n for n, spec in self._specs.items() if env is None or spec.plays(env))
 
     def __iter__(self) -> Iterator[AgentSpec]:
         return (self._specs[name] for name in self.names())
@@ -228,10 +243,10 @@ class AgentRegistry:
         config = self.make_config(name, **overrides)
         return self.get(name).agent_class(config)
 
-    def load(self, path: str | Path) -> Agent:
-        """Rebuild a saved agent from its directory, whatever its class."""
+    def load(self, path: str | Path, *, device: str | None = None) -> Agent:
+        """Rebuild a saved agent from its directory, whatever its class (``device``: see ``Agent.load``)."""
         name = read_agent_metadata(path)["name"]
-        return self.get(name).agent_class.load(path)
+        return self.get(name).agent_class.load(path, device=device)
 
 
 def discover(group: str = ENTRY_POINT_GROUP) -> AgentRegistry:
@@ -274,9 +289,10 @@ def build_agent(name: str, **config_overrides: Any) -> Agent:
     return get_registry().build(name, **config_overrides)
 
 
-def load_agent(path: str | Path) -> Agent:
-    """``get_registry().load(path)``: any saved agent, built-in or plug-in."""
-    return get_registry().load(path)
+def load_agent(path: str | Path, *, device: str | None = None) -> Agent:
+    """``get_registry().load(path)``: any saved agent, built-in or plug-in (``device`` replaces the saved one, e.g.
+    ``"cpu"`` for a model trained on a GPU)."""
+    return get_registry().load(path, device=device)
 
 
 def __getattr__(name: str) -> Any:

@@ -24,9 +24,11 @@ import numpy as np
 import structlog
 import torch
 
+import mtf_gym
 from agents.registry import get_registry
-from mtf_gym import BaselinePolicy, MTFSessionConfig, RandomFusionPolicy
+from mtf_gym import BaselinePolicy, RandomFusionPolicy
 from mtf_gym.datasets import RecipeConfig, collect_recipe
+from mtf_gym.envs.versions import SESSION_ENV_IDS, make_env_config
 from mtf_gym.evaluation import SessionOutcomes, lift_ci, simulate_sessions
 from mtf_gym.metrics import ConfidenceInterval, bootstrap_ci
 
@@ -60,6 +62,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--eval-sessions", type=int, default=2000, help="evaluation users (same for every arm)")
     parser.add_argument("--seed", type=int, default=0, help="dataset and training seed")
+    parser.add_argument("--env-id", default=mtf_gym.ENV_ID, choices=sorted(SESSION_ENV_IDS),
+                        help=f"environment version (default {mtf_gym.ENV_ID})")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     parser.add_argument("--out", default="", help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -69,9 +73,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
 
     registry = get_registry()
-    # Every agent of MTFSession-v0 by default (slate agents play MTFSlate-v0: not a fusion policy).
-    names = [n.strip() for n in args.agents.split(",") if n.strip()] or registry.names(env="MTFSession-v0")
-    env = MTFSessionConfig()
+    # Every fusion agent by default (slate agents play MTFSlate-v0: not a fusion policy).
+    names = [n.strip() for n in args.agents.split(",") if n.strip()] or registry.names(env=args.env_id)
+    env = make_env_config(args.env_id)
     rng = np.random.default_rng(args.seed)
     print(f"collecting {args.sessions} bounded-uniform sessions ...", flush=True)
     data = collect_recipe(RecipeConfig("uniform", sessions=args.sessions, seed=args.seed, env=env), progress=False)

@@ -121,7 +121,19 @@ def test_registry_lists_builtins_without_importing_heavy_libraries() -> None:
                          cwd=Path(__file__).resolve().parents[1]).stdout.splitlines()
     assert set(eval(out[0])) >= {spec.name for spec in BUILTIN_AGENTS}
     assert out[1] == "[]"
-    assert {spec.name for spec in BUILTIN_AGENTS if spec.env == DEFAULT_ENV} == set(TINY) == set(BAD_VALUES)
+    assert {spec.name for spec in BUILTIN_AGENTS if spec.plays(DEFAULT_ENV)} == set(TINY) == set(BAD_VALUES)
+
+
+def test_fusion_agents_play_every_session_version_and_slate_agents_the_slate_env() -> None:
+    from agents.registry import SLATE_ENV, get_registry
+
+    registry = get_registry()
+    fusion = set(TINY)
+    assert set(registry.names(env="MTFSession-v1")) >= fusion
+    versions = ("MTFSession-v1", "MTFSession-v0", "MTFSession")
+    assert len({tuple(registry.names(env=v)) for v in versions}) == 1
+    assert set(registry.names(env=SLATE_ENV)) == {"wolpertinger", "fcpo", "tpgr"}
+    assert not fusion & set(registry.names(env=SLATE_ENV))
 
 
 def test_unknown_agent_lists_known_names() -> None:

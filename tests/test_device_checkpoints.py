@@ -61,6 +61,32 @@ def test_cuda_without_cuda_is_an_error_naming_the_fix(name: str, tiny_data) -> N
             agent.fit_online(ONLINE_ENV_CONFIG, 16, seed=0, show_progress=False)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks loading a GPU-trained model where torch has no CUDA")
+@pytest.mark.parametrize("name", ("integrated_rl", "ddpg_va", "sac"))
+def test_a_model_saved_for_cuda_loads_on_the_cpu_when_asked(name: str, tiny_data, tmp_path) -> None:
+    """A directory whose config names cuda:0 (as a GPU run writes it): loading it as saved is the clear CUDA
+    error; ``load_agent(path, device="cpu")`` loads it, with the same actions as the model that was saved."""
+    import json
+
+    from agents.registry import load_agent
+
+    agent = build_agent(name, **TINY[name], device="cpu")
+    if agent.kind == "offline":
+        agent.fit(tiny_data, 4, seed=0, show_progress=False)
+    else:
+        agent.fit_online(ONLINE_ENV_CONFIG, 32, seed=0, show_progress=False)
+    path = agent.save(tmp_path / name)
+    meta = json.loads((path / "agent.json").read_text())
+    meta["config"]["device"] = "cuda:0"
+    (path / "agent.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"--device cpu"):
+        load_agent(path)
+    loaded = load_agent(path, device="cpu")
+    assert loaded.config.device == "cpu" and _held_devices(loaded) == {"cpu"}
+    obs = tiny_data.observations[:16]
+    np.testing.assert_array_equal(loaded.act(obs), agent.act(obs))
+
+
 def test_resolve_device() -> None:
     assert resolve_device("cpu") == "cpu"
     assert resolve_device("auto") == ("cuda:0" if torch.cuda.is_available() else "cpu")
