@@ -30,10 +30,8 @@ mean paired differences, :func:`mtf_gym.metrics.paired_lift_ci` of ``R - R_rando
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +42,7 @@ import numpy as np
 from numba import njit
 
 import mtf_gym  # noqa: F401  (registers the envs)
+from mtf_gym.atomic import atomic_write_json
 from mtf_gym.evaluation import SessionRunner
 from mtf_gym.metrics import ConfidenceInterval, bootstrap_ci, paired_lift_ci
 from mtf_gym.sim.layout import NUM_RESPONSES
@@ -218,16 +217,6 @@ def _interval_dict(ci: ConfidenceInterval | None) -> dict[str, float] | None:
                                     "confidence": ci.confidence, "n": ci.n}
 
 
-def _write_json_atomic(path: str, payload: dict) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for sharing
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=2048, help="evaluation users (>= 2, default 2048)")
@@ -356,7 +345,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "wall_seconds": time.perf_counter() - wall,
     }
     if args.out:
-        _write_json_atomic(args.out, payload)
+        atomic_write_json(args.out, payload)
     return payload
 
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from mtf_gym.atomic import atomic_path, atomic_write_text
 
 from .transitions import ARRAY_FIELDS, TransitionData
 
@@ -30,25 +31,15 @@ DATASHEET_FILE = "datasheet.json"
 _OPTIONAL_FIELDS = ("reward_components",)
 
 
-def _replace_atomically(target: Path, write: object) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{target.stem}-", suffix=target.suffix, dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)  # type: ignore[operator]
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def save_working_copy(data: TransitionData, directory: str | os.PathLike[str]) -> str:
     """Write ``data`` into ``directory`` (created if missing); returns its content hash (SHA-256 hex)."""
     if not isinstance(data, TransitionData):
         raise TypeError(f"data must be a TransitionData, got {type(data).__name__}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    _replace_atomically(directory / DATA_FILE, lambda f: np.savez(f, **data.arrays()))
-    text = json.dumps(data.metadata, indent=1, sort_keys=True, default=str).encode()
-    _replace_atomically(directory / DATASHEET_FILE, lambda f: f.write(text))
+    with atomic_path(directory / DATA_FILE) as tmp:
+        np.savez(tmp, **data.arrays())
+    atomic_write_text(directory / DATASHEET_FILE, json.dumps(data.metadata, indent=1, sort_keys=True, default=str))
     return data.content_hash()
 
 
