@@ -111,6 +111,7 @@ def test_tiny_ablation_run_reports_every_group(tmp_path: Path) -> None:
     assert sets[1]["reference"] and sets[2]["updates_per_s"] > 0 and sets[2]["fit_s"] > 0 and sets[2]["vs_reference"]
     rows = {r["job_id"]: r for r in csv.DictReader((run_dir / "runs.csv").open())}
     assert float(rows["integrated_rl+sets3x2__uniform__seed0"]["updates_per_s"]) > 0
+    assert float(rows["integrated_rl+sets3x2__uniform__seed0"]["updates_per_cpu_s"]) > 0
     # The final training run on a progressive dataset is the round after the last: current_round trains on the
     # newest round only, warm_start starts from the dataset job's last centre.
     current = json.loads((run_dir / "datasets/seed0/progressive_current_round/result.json").read_text())

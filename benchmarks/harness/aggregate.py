@@ -296,10 +296,11 @@ def _exploration(preset: Preset, datasets: dict[tuple[str, int], Any], boot: _Bo
     return efficiency, costs
 
 
-def updates_per_second(run: Run) -> float | None:
-    """Gradient steps per second of training wall time (``timings.fit_s``, learning-curve evaluation excluded)."""
-    fit_s = ((run.result or {}).get("timings") or {}).get("fit_s")
-    return run.job.n_steps / fit_s if fit_s and fit_s > 0 and run.job.dataset != ONLINE else None
+def updates_per_second(run: Run, clock: str = "fit_s") -> float | None:
+    """Gradient steps per second of training time, learning-curve evaluation excluded: wall time (``fit_s``) or
+    the job's CPU time (``fit_cpu_s``, recorded by jobs run since it existed; one torch thread per job)."""
+    seconds = ((run.result or {}).get("timings") or {}).get(clock)
+    return run.job.n_steps / seconds if seconds and seconds > 0 and run.job.dataset != ONLINE else None
 
 
 def _ablation(grid: Grid, runs: Sequence[Run], baseline: SessionOutcomes, boot: _Bootstrap) -> dict:
@@ -315,6 +316,7 @@ def _ablation(grid: Grid, runs: Sequence[Run], baseline: SessionOutcomes, boot: 
         group = [by_id[j] for j in point.job_ids if j in by_id and by_id[j].ok]
         reference = references.get(point.group)
         speeds = [u for u in (updates_per_second(r) for r in group) if u is not None]
+        cpu_speeds = [u for u in (updates_per_second(r, "fit_cpu_s") for r in group) if u is not None]
         out.setdefault(point.group, []).append({
             "setting": point.setting or f"{point.value:g}", "value": point.value, "series": point.series,
             "reference": point.reference, "dataset": point.dataset, "n": len(group),
@@ -324,7 +326,8 @@ def _ablation(grid: Grid, runs: Sequence[Run], baseline: SessionOutcomes, boot: 
             "gauc": boot.mean([r.result["gauc"] for r in group]) if group else None,
             "steps": group[0].job.n_steps if group else None,
             "fit_s": float(np.mean([r.result["timings"]["fit_s"] for r in group])) if speeds else None,
-            "updates_per_s": float(np.mean(speeds)) if speeds else None})
+            "updates_per_s": float(np.mean(speeds)) if speeds else None,
+            "updates_per_cpu_s": float(np.mean(cpu_speeds)) if cpu_speeds else None})
     return out
 
 

@@ -123,6 +123,17 @@ def _timer(timings: dict[str, float], name: str) -> Iterator[None]:
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 
+@contextlib.contextmanager
+def _cpu_timer(timings: dict[str, float], name: str) -> Iterator[None]:
+    """This process's CPU time (``name``, seconds): with one torch thread per job, a cost that other jobs on the
+    same cores do not inflate the way they inflate wall time."""
+    start = time.process_time()
+    try:
+        yield
+    finally:
+        timings[name] = timings.get(name, 0.0) + time.process_time() - start
+
+
 def run_job(job: DatasetJob | TrainJob | TuneJob) -> JobOutcome:
     """Run one job to completion in this process; never raises (failures are recorded in the job directory)."""
     start = time.perf_counter()
@@ -362,7 +373,7 @@ def _fit_with_curve(job: TrainJob, agent: Any, train: Any, env: Any, log: _Log,
     def record(step: int, policy: Any) -> None:
         if steps and steps[-1] == step:
             return  # several checkpoints reached at once (e.g. within one PPO rollout): one policy, one point
-        with _timer(timings, "curve_eval_s"):
+        with _timer(timings, "curve_eval_s"), _cpu_timer(timings, "curve_eval_cpu_s"):
             out = simulate_sessions(policy, int(ev["curve_sessions"]), int(ev["user_seed"]), env)
         steps.append(int(step))
         rows.append(out.returns)
@@ -379,9 +390,11 @@ def _fit_with_curve(job: TrainJob, agent: Any, train: Any, env: Any, log: _Log,
             with _timer(timings, "curve_fit_s"):
                 fit(build_agent_for(job.agent, job.overrides, job.common), budget, (budget,))
     evaluated_before = timings.get("curve_eval_s", 0.0)
-    with _timer(timings, "fit_s"):
+    evaluated_cpu_before = timings.get("curve_eval_cpu_s", 0.0)
+    with _timer(timings, "fit_s"), _cpu_timer(timings, "fit_cpu_s"):
         metrics = fit(agent, job.n_steps, schedule if agent.reports_checkpoints else schedule[-1:])
     timings["fit_s"] -= timings.get("curve_eval_s", 0.0) - evaluated_before  # training time only
+    timings["fit_cpu_s"] -= timings.get("curve_eval_cpu_s", 0.0) - evaluated_cpu_before
     return metrics, steps, np.stack(rows)
 
 

@@ -64,7 +64,8 @@ def run_rows(preset: Preset, loaded: LoadedResults, agg: Aggregates) -> list[dic
             "action_edge_share": sat.get("action_edge"), "band_edge_share": sat.get("band_edge"),
             "curve_steps": " ".join(str(s) for s in curve.get("steps", [])),
             "curve_returns": " ".join(f"{v:.4f}" for v in curve.get("mean_returns", [])),
-            "fit_s": timings.get("fit_s"), "updates_per_s": updates_per_second(r), "curve_eval_s": timings.get("curve_eval_s"),
+            "fit_s": timings.get("fit_s"), "updates_per_s": updates_per_second(r),
+            "updates_per_cpu_s": updates_per_second(r, "fit_cpu_s"), "curve_eval_s": timings.get("curve_eval_s"),
             "eval_s": timings.get("eval_s"), "fqe_s": timings.get("fqe_s"), "total_s": timings.get("total_s"),
             "error": r.error,
         })
@@ -265,15 +266,16 @@ def _ablation_md(agg: Aggregates, figures: Mapping[str, list[Path]]) -> list[str
              "run's. Lift: session return vs the baseline policy; vs reference: session return vs the group's "
              "reference setting (the main config's, marked *), paired on the same A/B users; 95% bootstrap CIs over "
              "seeds and users. Wall time: training only (`fit_s`, learning-curve evaluation excluded), mean per run; "
-             "updates/s = gradient steps / wall time (jobs share the machine's cores, so compare within a run). "
+             "updates/s = gradient steps / wall time (jobs share the machine's cores, so compare within a run); "
+             "updates/CPU-s = gradient steps / the job's CPU time (one torch thread per job: robust to other jobs). "
              "Progressive settings other than the main one collect their own progressive dataset (same seed: "
              "round 0 is shared) and train the final model the same way.", ""]
     for group, entries in agg.ablation.items():
         timed = group in ("critics", "critic_sets")
         lines += ["", f"**{group}**: {ABLATION_TITLES.get(group, group)}", "",
                   "| setting | training data | runs | steps | lift: return | vs reference | weighted GAUC"
-                  + (" | wall time (s) | updates/s |" if timed else " |"),
-                  "|---|---|---|---|---|---|---|" + ("---|---|" if timed else "")]
+                  + (" | wall time (s) | updates/s | updates/CPU-s |" if timed else " |"),
+                  "|---|---|---|---|---|---|---|" + ("---|---|---|" if timed else "")]
         order = entries if group not in ("band", "critics") else sorted(entries, key=lambda e: e["value"])
         for e in order:
             row = (f"| {e['setting']}{' *' if e['reference'] else ''} | {e['dataset']} | {e['n']} | "
@@ -281,8 +283,8 @@ def _ablation_md(agg: Aggregates, figures: Mapping[str, list[Path]]) -> list[str
                    f"{'reference' if e['reference'] else fmt_ci(e['vs_reference'], True)} | "
                    f"{fmt_ci(e['gauc'], digits=4)} |")
             if timed:
-                wall, speed = e["fit_s"], e["updates_per_s"]
-                row += f" {'–' if wall is None else f'{wall:.1f}'} | {'–' if speed is None else f'{speed:.1f}'} |"
+                row += "".join(f" {'–' if e[k] is None else f'{e[k]:.1f}'} |"
+                               for k in ("fit_s", "updates_per_s", "updates_per_cpu_s"))
             lines.append(row)
     lines += _figure(figures, "ablation", "Ablations: band width and critic count")
     lines += _figure(figures, "ablation_readings", "Ablations: the paper readings")
