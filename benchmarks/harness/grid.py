@@ -10,7 +10,11 @@ Layout of a run directory ``<results_dir>/<preset>/``::
 
 Datasets are collected once per seed and shared by every agent. Online agents use no dataset: they run once per seed
 as ``<agent>__online__seed<k>``. Ablation runs of IntegratedRL carry their variant in the agent label
-(``integrated_rl+critics2``) or in the dataset name (``uniform_w0.10``: a bounded-uniform dataset of half-width 0.10).
+(``integrated_rl+critics2``, ``integrated_rl+sets3x8``, ``integrated_rl+critic_penalty_subtractive``) and, where the
+variant needs data of its own, in the dataset name (``uniform_w0.10``: a bounded-uniform dataset of half-width 0.10;
+``progressive_warm_start``: progressive rounds trained with that setting). Ablation jobs are appended after the jobs
+that existed before them, and a setting equal to the main config reuses an existing job, so adding an ablation group
+to a preset adds jobs without changing any other job's id or identity (a resumed run runs only the new ones).
 
 Every job's identity is a hash of everything that determines its output (its spec, the env, the evaluation settings
 and, for training, the hashes of its datasets), so a rerun skips a finished job only if nothing it depends on changed.
