@@ -245,8 +245,9 @@ def plot_ablation_settings(groups: Mapping[str, Sequence[tuple[str, Estimate, bo
 
 
 def plot_critic_sets(lifts: Mapping[str, Mapping[float, Estimate]], speeds: Mapping[str, Mapping[float, float]],
-                     path: str | Path, *, metric_label: str) -> list[Path]:
-    """Critic sets: ``metric`` (with CI) and training updates/s against critics per set m, one line per q."""
+                     path: str | Path, *, metric_label: str,
+                     speed_label: str = "training updates / s (wall clock)") -> list[Path]:
+    """Critic sets: ``metric`` (with CI) and training speed against critics per set m, one line per q."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10.4, 3.8))
     for j, (series, points) in enumerate(lifts.items()):
         xs = sorted(points)
@@ -258,9 +259,10 @@ def plot_critic_sets(lifts: Mapping[str, Mapping[float, Estimate]], speeds: Mapp
         right.plot(xs, [points[x] for x in xs], marker=_MARKERS[j % len(_MARKERS)], color=_color(j), label=series)
     left.axhline(0.0, color="black", linewidth=0.8)
     left.set_ylabel(metric_label, fontsize=8)
-    right.set_ylabel("training updates / s (wall clock)", fontsize=8)
+    right.set_ylabel(speed_label, fontsize=8)
     for ax in (left, right):
         ax.set_xscale("log")
+        ax.minorticks_off()
         ticks = sorted({x for points in (*lifts.values(), *speeds.values()) for x in points})
         ax.set_xticks(ticks)
         ax.set_xticklabels([f"{x:g}" for x in ticks])
@@ -268,7 +270,7 @@ def plot_critic_sets(lifts: Mapping[str, Mapping[float, Estimate]], speeds: Mapp
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     left.set_title("IntegratedRL: critic sets q x m, return lift", fontsize=10)
-    right.set_title("cost: updates per second", fontsize=10)
+    right.set_title("cost: training speed", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 
