@@ -118,8 +118,8 @@ def round_training_data(data: TransitionData, progressive_data: str) -> Transiti
     fields["episode_ids"] = fields["episode_ids"] - episodes.start
     kept = [r for r in rounds if int(r["first_episode"]) >= episodes.start]
     kept = [{**r, "first_episode": int(r["first_episode"]) - episodes.start} for r in kept]
-    metadata = {**data.metadata, "rounds": kept, "num_episodes": len(episodes), "num_transitions": rows.stop - rows.start,
-                "training_rounds": progressive_data}
+    metadata = {**data.metadata, "rounds": kept, "num_episodes": len(episodes),
+                "num_transitions": rows.stop - rows.start, "training_rounds": progressive_data}
     return dataclasses.replace(data, **fields, metadata=metadata)
 
 

@@ -99,8 +99,9 @@ def test_tiny_ablation_run_reports_every_group(tmp_path: Path) -> None:
     assert "| q=3, m=2 | uniform | 1 | 20 |" in report
     assert "| warm_start | progressive_warm_start | 1 | 20 |" in report
     # Exploration centres: every training dataset with its arrangement, and the missing paper arrangement said.
-    assert ("| progressive_current_round | progressive | round 0: BaselinePolicy (constant); round 1: integrated_rl "
-            "(state-dependent); round 2: integrated_rl (state-dependent) | no | recorded by the dataset job |") in report
+    assert ("| progressive_current_round | progressive | round 0: BaselinePolicy (constant); round 1: "
+            "integrated_rl (state-dependent); round 2: integrated_rl (state-dependent) | no | recorded by the "
+            "dataset job |") in report
     assert "| uniform | uniform | BaselinePolicy (constant) | no |" in report
     assert "**No result of this run used the paper's arrangement from the start**" in report
     for plot in ("ablation_readings", "ablation_critic_sets"):

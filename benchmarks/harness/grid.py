@@ -35,8 +35,8 @@ from mtf_gym.envs.versions import DEFAULT_SESSION_ENV_ID
 __all__ = [
     "ES",
     "ONLINE",
-    "TEST_DATASET",
     "READING_GROUPS",
+    "TEST_DATASET",
     "AblationPoint",
     "DatasetJob",
     "Grid",

@@ -24,8 +24,8 @@ __all__ = [
     "Estimate",
     "plot_ablation",
     "plot_ablation_settings",
-    "plot_critic_sets",
     "plot_action_deviation",
+    "plot_critic_sets",
     "plot_gauc",
     "plot_improvement",
     "plot_interval_estimates",
@@ -229,7 +229,7 @@ def plot_ablation_settings(groups: Mapping[str, Sequence[tuple[str, Estimate, bo
     setting (the main config's) is drawn filled, the others hollow."""
     rows = [(group, setting, est, ref) for group, entries in groups.items() for setting, est, ref in entries]
     fig, ax = plt.subplots(figsize=(8.0, 0.45 * len(rows) + 1.4))
-    for y, (group, setting, est, ref) in enumerate(rows):
+    for y, (group, _, est, ref) in enumerate(rows):
         j = list(groups).index(group)
         ax.errorbar([est.value * 100], [y], xerr=_yerr([est]) * 100, fmt="o", capsize=3, color=_color(j),
                     markerfacecolor=_color(j) if ref else "white")
