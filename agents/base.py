@@ -407,6 +407,12 @@ class OfflineAgent(Agent):
     def _fit(self, data: TransitionData, n_steps: int, *, seed: int, show_progress: bool) -> dict[str, float]:
         """Training proper, on validated data (``observation_dim`` / ``action_dim`` already set)."""
 
+    def warm_start_from(self, previous: Agent) -> None:
+        """Make the next :meth:`fit` start from ``previous``'s weights instead of a fresh initialisation (a
+        progressive round's ``progressive_init="warm_start"``). Agents that cannot raise ``NotImplementedError``."""
+        raise NotImplementedError(f"{self.name!r} cannot start training from another model's weights "
+                                  "(progressive_init='warm_start' is available for integrated_rl)")
+
     def fit_online(self, env_config: AnyConfig, n_steps: int, *, seed: int = 0,
                    show_progress: bool = True) -> dict[str, float]:
         raise TypeError(f"{self.name!r} is an offline agent: train it with fit(data, n_steps) on a TransitionData")

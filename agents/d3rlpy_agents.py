@@ -31,7 +31,7 @@ from d3rlpy.base import LearnableConfig
 from d3rlpy.logging import NoopAdapterFactory
 from d3rlpy.models import VectorEncoderFactory
 
-from agents.base import AgentConfig, OfflineAgent, resolve_device
+from agents.base import Agent, AgentConfig, OfflineAgent, resolve_device
 from agents.integrated_rl import IntegratedRLConfig
 
 if TYPE_CHECKING:
@@ -265,7 +265,7 @@ class IntegratedRLAgentConfig(D3rlpyAgentConfig):
     actor_band_weight: Literal["eta", "alpha"] = IntegratedRLConfig.actor_band_weight
     target_noise: float = IntegratedRLConfig.target_noise
     target_noise_clip: float = IntegratedRLConfig.target_noise_clip
-    # Read by the progressive-training driver (agents.integrated_rl.progressive_training_episodes), not by fit.
+    # Read by the progressive-training driver (agents.progressive.start_round), not by fit.
     progressive_data: Literal["cumulative", "current_round"] = IntegratedRLConfig.progressive_data
     progressive_init: Literal["scratch", "warm_start"] = IntegratedRLConfig.progressive_init
 
@@ -291,11 +291,26 @@ class D3rlpyAgent(OfflineAgent):
     def __init__(self, config: AgentConfig | None = None) -> None:
         super().__init__(config)
         self._algo: Any = None
+        self._warm_start: Any = None  # the algorithm whose weights the next fit starts from
+
+    def warm_start_from(self, previous: Agent) -> None:
+        """The next :meth:`fit` copies ``previous``'s networks after building its own (optimiser state fresh);
+        available where the d3rlpy algorithm has ``warm_start_from`` (IntegratedRL)."""
+        if not hasattr(self.config.to_d3rlpy().create(), "warm_start_from"):  # an unbuilt algorithm: cheap
+            super().warm_start_from(previous)
+        if type(previous) is not type(self) or getattr(previous, "_algo", None) is None:
+            raise ValueError(f"{self.name} can warm-start only from a fitted {type(self).__name__}, got "
+                             f"{type(previous).__name__}{'' if previous.is_fitted else ' (not fitted)'}")
+        self._warm_start = previous._algo
 
     def _fit(self, data: TransitionData, n_steps: int, *, seed: int, show_progress: bool) -> dict[str, float]:
         dataset = _to_d3rlpy_dataset(data, self.config.banded)
         d3rlpy.seed(seed)  # d3rlpy samples mini-batches from the global NumPy/torch generators
         algo = self.config.to_d3rlpy().create(device=resolve_device(self.config.device))
+        if self._warm_start is not None:
+            algo.build_with_dataset(dataset)  # fit() keeps an algorithm that is already built
+            algo.warm_start_from(self._warm_start)
+            self._warm_start = None
         self._algo = algo  # a checkpoint callback acts with the algorithm as it trains
         history = algo.fit(
             dataset,

@@ -949,13 +949,8 @@ def test_save_load_learnable_keeps_every_new_option(tmp_path: Path) -> None:
     assert loaded.impl is not None and loaded.impl.modules.q_funcs.ensemble_size == 6
 
 
-def test_progressive_hook_and_warm_start() -> None:
-    from agents.integrated_rl import progressive_training_episodes
-
-    rounds = [{"first_episode": 0, "sessions": 10}, {"first_episode": 10, "sessions": 12}]
-    assert progressive_training_episodes(IntegratedRLConfig(), rounds) == range(0, 22)
-    current = IntegratedRLConfig(progressive_data="current_round")
-    assert progressive_training_episodes(current, rounds) == range(10, 22)
+def test_warm_start_copies_every_network() -> None:
+    # The progressive driver's use of it (agents.progressive) is tested in tests/test_progressive.py.
     previous, dataset = fitted_algo(n_steps=3)
     fresh = tiny_config().create(device="cpu:0")
     fresh.build_with_dataset(dataset)

@@ -8,7 +8,7 @@ from agents._quiet import import_gym_quietly
 
 import_gym_quietly()  # before d3rlpy (imported by .algo), which imports gym and would print its banner
 
-from .algo import IntegratedRL, IntegratedRLConfig, progressive_training_episodes
+from .algo import IntegratedRL, IntegratedRLConfig
 from .convert import to_banded_dataset
 from .data import (
     BandedEpisode,
@@ -48,7 +48,6 @@ __all__ = [
     "build_ensemble_q_function",
     "critic_objective",
     "make_banded_dataset",
-    "progressive_training_episodes",
     "require_banded_dataset",
     "smoothed_target_actions",
     "td_targets",

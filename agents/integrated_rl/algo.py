@@ -3,7 +3,7 @@
 import dataclasses
 import math
 import numbers
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator
 from typing import Any
 
 from d3rlpy.algos.qlearning.base import QLearningAlgoBase
@@ -18,6 +18,8 @@ from d3rlpy.models.torch import DeterministicPolicy
 from d3rlpy.optimizers import OptimizerFactory, make_optimizer_field
 from d3rlpy.preprocessing import MultiplyRewardScaler
 from d3rlpy.types import Shape
+
+from agents.progressive import PROGRESSIVE_DATA, PROGRESSIVE_INIT
 
 from .data import BandedTorchMiniBatch, BandedTransitionMiniBatch, require_banded_dataset
 from .ensemble import EnsembleQFunction, build_ensemble_q_function
@@ -36,13 +38,11 @@ __all__ = [
     "PROGRESSIVE_INIT",
     "IntegratedRL",
     "IntegratedRLConfig",
-    "progressive_training_episodes",
 ]
 
-# Readings of the paper that are config options (docs/agents/integrated_rl.md quotes the text behind each).
+# Readings of the paper that are config options (docs/agents/integrated_rl.md quotes the text behind each); the
+# progressive ones belong to the round driver, agents.progressive, which defines them.
 ACTOR_BAND_WEIGHTS = ("eta", "alpha")
-PROGRESSIVE_DATA = ("cumulative", "current_round")
-PROGRESSIVE_INIT = ("scratch", "warm_start")
 
 
 def _invalid(field: str, allowed: str, value: object) -> ValueError:
@@ -103,8 +103,8 @@ class IntegratedRLConfig(LearnableConfig):
             "xi, the exploration noise" read as target-policy smoothing); 0 (default) disables it.
         target_noise_clip: the noise is clipped to ``[-target_noise_clip, target_noise_clip]`` (TD3: 0.5).
         progressive_data: what each progressive round trains on: ``"cumulative"`` (default, every round so far) or
-            ``"current_round"`` (the newest round's data only). Read by the progressive-training driver through
-            :func:`progressive_training_episodes`; the algorithm itself never uses it.
+            ``"current_round"`` (the newest round's data only). Read by the progressive-training driver
+            (``agents.progressive``: ``mtf-collect progressive`` and the benchmark harness); ``fit`` never uses it.
         progressive_init: ``"scratch"`` (default: each round trains a new model) or ``"warm_start"`` (start from
             the previous round's weights, :meth:`IntegratedRL.warm_start_from`). Read by the driver, like
             ``progressive_data``.
@@ -367,23 +367,6 @@ class IntegratedRL(QLearningAlgoBase[IntegratedRLImpl, IntegratedRLConfig]):
             "IntegratedRL trains offline on banded datasets (make_banded_dataset); collect sessions with a "
             "bounded-uniform explorer around predict() and call fit() (progressive training)"
         )
-
-
-def progressive_training_episodes(config: IntegratedRLConfig, rounds: Sequence[Mapping[str, Any]]) -> range:
-    """Episodes the next progressive round trains on, from the finished rounds' records.
-
-    ``rounds`` are the records of the rounds collected so far, in order, each with ``first_episode`` and
-    ``sessions`` (as ``mtf_gym.datasets.collect_recipe`` writes them to ``metadata["rounds"]``). Returns every
-    episode of those rounds (``progressive_data="cumulative"``) or the newest round's (``"current_round"``).
-    The progressive-training driver calls this hook; the algorithm itself does not.
-    """
-    if not rounds:
-        raise ValueError("rounds must hold at least one finished round")
-    last = rounds[-1]
-    end = int(last["first_episode"]) + int(last["sessions"])
-    first = rounds[-1] if config.progressive_data == "current_round" else rounds[0]
-    start = int(first["first_episode"])
-    return range(start, end)
 
 
 register_learnable(IntegratedRLConfig)

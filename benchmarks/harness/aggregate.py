@@ -31,7 +31,7 @@ from mtf_gym.evaluation import ONLINE_METRICS, SessionOutcomes, lift_ci, simulat
 from mtf_gym.metrics import ConfidenceInterval, bootstrap_ci, paired_lift_ci
 
 __all__ = ["Aggregates", "Cell", "CellCurve", "ClaimInputs", "Normalisation", "OfflineAgreement", "SeedStats",
-           "aggregate", "main_runs"]
+           "aggregate", "exploration_centres", "main_runs", "updates_per_second"]
 
 # Seed of the report's bootstrap resamples and of the random reference arm (fixed: a report is reproducible).
 REPORT_SEED = 20240426
@@ -130,7 +130,8 @@ class Aggregates:
     agreements: dict[str, OfflineAgreement]
     efficiency: Any | None
     exploration_costs: dict[str, list[float]]
-    ablation: dict[str, dict[float, dict[str, Any]]]
+    ablation: dict[str, list[dict[str, Any]]]
+    centres: dict[str, dict[str, Any]]
     claim_inputs: ClaimInputs
 
 
@@ -296,15 +297,81 @@ def _exploration(preset: Preset, datasets: dict[tuple[str, int], Any], boot: _Bo
     return efficiency, costs
 
 
+def updates_per_second(run: Run, clock: str = "fit_s") -> float | None:
+    """Gradient steps per second of training time, learning-curve evaluation excluded: wall time (``fit_s``) or
+    the job's CPU time (``fit_cpu_s``, recorded by jobs run since it existed; one torch thread per job)."""
+    seconds = ((run.result or {}).get("timings") or {}).get(clock)
+    return run.job.n_steps / seconds if seconds and seconds > 0 and run.job.dataset != ONLINE else None
+
+
 def _ablation(grid: Grid, runs: Sequence[Run], baseline: SessionOutcomes, boot: _Bootstrap) -> dict:
+    """Per ablation group, one entry per setting (in the grid's order): the return lift vs the control, the lift vs
+    the group's reference setting (paired on the same users), weighted GAUC, training wall time and updates/s."""
     by_id = {r.job.job_id: r for r in runs}
-    out: dict[str, dict[float, dict[str, Any]]] = {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    references: dict[str, list[Run]] = {}
+    for point in grid.ablations:
+        if point.reference:
+            references.setdefault(point.group, [by_id[j] for j in point.job_ids if j in by_id and by_id[j].ok])
     for point in grid.ablations:
         group = [by_id[j] for j in point.job_ids if j in by_id and by_id[j].ok]
-        out.setdefault(point.group, {})[point.value] = {
-            "n": len(group), "lift": boot.lift(group, "return", baseline) if group else None,
+        reference = references.get(point.group)
+        speeds = [u for u in (updates_per_second(r) for r in group) if u is not None]
+        cpu_speeds = [u for u in (updates_per_second(r, "fit_cpu_s") for r in group) if u is not None]
+        out.setdefault(point.group, []).append({
+            "setting": point.setting or f"{point.value:g}", "value": point.value, "series": point.series,
+            "reference": point.reference, "dataset": point.dataset, "n": len(group),
+            "lift": boot.lift(group, "return", baseline) if group else None,
+            "vs_reference": (boot.lift(group, "return", mean_outcomes([r.sessions for r in reference]))
+                             if group and reference and not point.reference else None),
             "gauc": boot.mean([r.result["gauc"] for r in group]) if group else None,
-            "steps": group[0].job.n_steps if group else None}
+            "steps": group[0].job.n_steps if group else None,
+            "fit_s": float(np.mean([r.result["timings"]["fit_s"] for r in group])) if speeds else None,
+            "updates_per_s": float(np.mean(speeds)) if speeds else None,
+            "updates_per_cpu_s": float(np.mean(cpu_speeds)) if cpu_speeds else None})
+    return out
+
+
+def _centre_text(record: dict[str, Any] | None) -> str:
+    if not record:
+        return "not recorded"
+    kind = "state-dependent" if record.get("varies_across_states") else "constant"
+    return f"{record.get('policy')} ({kind})"
+
+
+def exploration_centres(grid: Grid, loaded: LoadedResults) -> dict[str, dict[str, Any]]:
+    """Per training dataset of the grid: the exploration centre(s) its data was collected around, from the dataset
+    jobs' records (``centre``, ``round_centres``), else from its recipe (results written before they were recorded).
+
+    ``arrangement`` is one line for the report; ``state_dependent_from_round_0`` tells whether every user had a
+    personalised band from the first collected session on (the paper's arrangement: bands around a state-dependent
+    baseline RL policy); ``state_dependent_rounds`` lists the rounds collected around a state-dependent centre.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for job in grid.datasets:
+        if job.name == TEST_DATASET or job.name in out:
+            continue
+        results = [res for (name, _), res in loaded.datasets.items() if name == job.name and res]
+        recorded = [res for res in results if res.get("centre")]
+        if recorded:
+            res = recorded[0]
+            rounds = res.get("round_centres") or [res["centre"]]
+            varying = [i for i, c in enumerate(rounds) if c and c.get("varies_across_states")]
+            parts = [f"round {i}: {_centre_text(c)}" for i, c in enumerate(rounds)] if len(rounds) > 1 else [
+                _centre_text(rounds[0])]
+            source = "recorded by the dataset job"
+        elif job.recipe == "progressive":
+            rounds_planned = int(job.params.get("rounds", 1))
+            varying = list(range(1, rounds_planned))
+            parts = ["round 0: BaselinePolicy (constant)"] + (
+                [f"rounds 1-{rounds_planned - 1}: the previous round's IntegratedRL (state-dependent)"]
+                if rounds_planned > 1 else [])
+            source = "from the recipe (not recorded by this run's dataset jobs)"
+        else:
+            varying, parts = [], ["BaselinePolicy (constant: one band for every user)"]
+            source = "from the recipe (not recorded by this run's dataset jobs)"
+        out[job.name] = {"recipe": job.recipe, "arrangement": "; ".join(parts), "source": source,
+                         "state_dependent_rounds": varying, "state_dependent_from_round_0": 0 in varying}
     return out
 
 
@@ -359,4 +426,5 @@ def aggregate(preset: Preset, grid: Grid, loaded: LoadedResults, datasets: dict[
         baseline=baseline, random=random, baseline_gauc=float(np.mean(gauc_values)) if gauc_values else float("nan"),
         normalisation=norm, cells=cells, seed_stats=_seed_stats(preset, cells, baseline, norm),
         agreements=agreements, efficiency=efficiency, exploration_costs=costs,
-        ablation=_ablation(grid, runs, baseline, boot), claim_inputs=_claim_inputs(preset, runs, cells, boot))
+        ablation=_ablation(grid, runs, baseline, boot), centres=exploration_centres(grid, loaded),
+        claim_inputs=_claim_inputs(preset, runs, cells, boot))

@@ -12,7 +12,7 @@ import numpy as np
 
 from benchmarks.harness import plots
 from benchmarks.harness.aggregate import Aggregates
-from benchmarks.harness.grid import ONLINE
+from benchmarks.harness.grid import ONLINE, READING_GROUPS
 from benchmarks.harness.plots import Estimate
 from benchmarks.harness.presets import Preset
 from benchmarks.harness.results import LoadedResults
@@ -94,13 +94,35 @@ def draw_figures(preset: Preset, agg: Aggregates, loaded: LoadedResults, dataset
     deviation = _deviation(preset, agg, plots_dir)
     if deviation:
         figures["deviation"] = deviation
-    panels = {g: {v: e["lift"] for v, e in agg.ablation.get(g, {}).items() if e["lift"]} for g in ("band", "critics")}
+    metric = "lift of session return vs baseline (%)"
+    panels = {g: {e["value"]: e["lift"] for e in agg.ablation.get(g, []) if e["lift"]} for g in ("band", "critics")}
     panels = {k: v for k, v in panels.items() if v}
     if panels:
         figures["ablation"] = plots.plot_ablation(
             panels, {"band": "exploration half-width of the training data (± action units)",
                      "critics": "number of critics m"},
-            plots_dir / "ablations", metric_label="lift of session return vs baseline (%)")
+            plots_dir / "ablations", metric_label=metric)
+    readings = {g: [(e["setting"], e["lift"], e["reference"]) for e in entries if e["lift"]]
+                for g, entries in agg.ablation.items() if g in READING_GROUPS}
+    readings = {g: v for g, v in readings.items() if v}
+    if readings:
+        figures["ablation_readings"] = plots.plot_ablation_settings(readings, plots_dir / "ablation_readings",
+                                                                    metric_label=metric)
+    sets = agg.ablation.get("critic_sets", [])
+    lifts: dict[str, dict[float, Estimate]] = {}
+    speeds: dict[str, dict[float, float]] = {}
+    # Updates per CPU second where every job recorded it (robust to other jobs on the cores), else wall clock.
+    cpu = bool(sets) and all(e["updates_per_cpu_s"] for e in sets if e["updates_per_s"])
+    speed_key = "updates_per_cpu_s" if cpu else "updates_per_s"
+    for e in sets:
+        if e["lift"]:
+            lifts.setdefault(e["series"], {})[e["value"]] = e["lift"]
+        if e[speed_key]:
+            speeds.setdefault(e["series"], {})[e["value"]] = e[speed_key]
+    if lifts:
+        figures["ablation_critic_sets"] = plots.plot_critic_sets(
+            lifts, speeds, plots_dir / "ablation_critic_sets", metric_label=metric,
+            speed_label="training updates / CPU second (one thread)" if cpu else "training updates / s (wall clock)")
     reference = {"weighted GAUC": (agg.baseline_gauc, float(agg.baseline.returns.mean()))}
     for name, ag in agg.agreements.items():
         if ag.points:

@@ -10,7 +10,11 @@ Layout of a run directory ``<results_dir>/<preset>/``::
 
 Datasets are collected once per seed and shared by every agent. Online agents use no dataset: they run once per seed
 as ``<agent>__online__seed<k>``. Ablation runs of IntegratedRL carry their variant in the agent label
-(``integrated_rl+critics2``) or in the dataset name (``uniform_w0.10``: a bounded-uniform dataset of half-width 0.10).
+(``integrated_rl+critics2``, ``integrated_rl+sets3x8``, ``integrated_rl+critic_penalty_subtractive``) and, where the
+variant needs data of its own, in the dataset name (``uniform_w0.10``: a bounded-uniform dataset of half-width 0.10;
+``progressive_warm_start``: progressive rounds trained with that setting). Ablation jobs are appended after the jobs
+that existed before them, and a setting equal to the main config reuses an existing job, so adding an ablation group
+to a preset adds jobs without changing any other job's id or identity (a resumed run runs only the new ones).
 
 Every job's identity is a hash of everything that determines its output (its spec, the env, the evaluation settings
 and, for training, the hashes of its datasets), so a rerun skips a finished job only if nothing it depends on changed.
@@ -31,6 +35,7 @@ from mtf_gym.envs.versions import DEFAULT_SESSION_ENV_ID
 __all__ = [
     "ES",
     "ONLINE",
+    "READING_GROUPS",
     "TEST_DATASET",
     "AblationPoint",
     "DatasetJob",
@@ -39,6 +44,7 @@ __all__ = [
     "TuneJob",
     "band_dataset_name",
     "build_grid",
+    "progressive_dataset_name",
     "tuning_jobs",
 ]
 
@@ -230,19 +236,45 @@ class TuneJob(_JobIdentity):
         return () if self.agent_kind == "online" else (f"uniform__seed{self.seed}",)
 
 
+# Ablation groups of IntegratedRL's paper readings: group -> (config field, the training data's recipe).
+READING_GROUPS: dict[str, tuple[str, str]] = {
+    "target_noise": ("target_noise", "uniform"),
+    "actor_band_weight": ("actor_band_weight", "uniform"),
+    "critic_penalty": ("critic_penalty", "uniform"),
+    "progressive_data": ("progressive_data", "progressive"),
+    "progressive_init": ("progressive_init", "progressive"),
+}
+
+
+def progressive_dataset_name(setting: str) -> str:
+    """The progressive dataset collected with a round setting other than the main config's
+    (``progressive_current_round``, ``progressive_warm_start``)."""
+    return f"progressive_{setting}"
+
+
 @dataclass(frozen=True)
 class AblationPoint:
     """One ablation setting of IntegratedRL and the training jobs (one per seed) that measure it.
 
     Attributes:
-        group: ``band`` (exploration half-width of the training data) or ``critics`` (ensemble size).
-        value: the half-width or the critic count.
+        group: ``band`` (exploration half-width of the training data), ``critics`` (ensemble size),
+            ``critic_sets`` (q sets x m critics) or a paper reading (:data:`READING_GROUPS`).
+        value: the half-width, the critic count (m for ``critic_sets``), or the reading's value as a number where it
+            is one (target noise std; otherwise the setting's position in the preset's list).
         job_ids: the training jobs, one per ablation seed.
+        setting: the setting as shown in the report (``"0.15"``, ``"subtractive"``, ``"q=3, m=8"``).
+        reference: whether this is the main IntegratedRL config's setting (the group's point of comparison).
+        series: the line a point belongs to in a two-way group (``"q=3"`` for ``critic_sets``).
+        dataset: the training data of the jobs.
     """
 
     group: str
     value: float
     job_ids: tuple[str, ...]
+    setting: str = ""
+    reference: bool = False
+    series: str = ""
+    dataset: str = "uniform"
 
 
 @dataclass(frozen=True)
@@ -328,6 +360,7 @@ def build_grid(preset: Preset, agent_kinds: dict[str, str],
 
     ablation_seeds = ([s for s in ab.seeds if s in preset.seeds] or [preset.seeds[0]]) if ab.seeds else preset.seeds
     band_widths = [w for w in ab.band_widths if abs(w - col.band) > 1e-9] if ab.enabled else []
+    readings = _reading_variants(preset, overrides_for("integrated_rl")) if "integrated_rl" in ag.names else []
     datasets: list[DatasetJob] = []
     for seed in preset.seeds:
         datasets.extend(dataset_jobs(seed))
@@ -335,6 +368,14 @@ def build_grid(preset: Preset, agent_kinds: dict[str, str],
             for width in band_widths:
                 datasets.append(DatasetJob(band_dataset_name(width), "uniform", seed, {**common, "band": width},
                                            env, run_dir, env_id=preset.env_id))
+            # Progressive rounds trained with another reading: a progressive dataset of their own (same seed, so
+            # round 0 is the main progressive dataset's round 0).
+            main_progressive = next((d for d in datasets[::-1] if d.name == "progressive" and d.seed == seed), None)
+            for _, _, dataset, extra, _ in readings:
+                if dataset != "progressive" and dataset.startswith("progressive") and main_progressive is not None:
+                    params = {**main_progressive.params,
+                              "overrides": {**main_progressive.params["overrides"], **extra}}
+                    datasets.append(dataclasses.replace(main_progressive, name=dataset, params=params))
 
     common = _common(preset)
 
@@ -380,5 +421,78 @@ def build_grid(preset: Preset, agent_kinds: dict[str, str],
                     index[key] = job
                     trains.append(job)
                 ids.append(index[key].job_id)
-            points.append(AblationPoint(group, value, tuple(ids)))
+            points.append(AblationPoint(group, value, tuple(ids), setting=f"{value:g}",
+                                        reference=dataset == "uniform" and not extra, dataset=dataset))
+
+    # Critic sets q x m and the paper readings (appended after every job above: those keep their ids and hashes).
+    # A setting equal to the main config reuses whichever job already trains it at the ablation budget.
+    if ab.enabled and "integrated_rl" in ag.names:
+        steps = ab.n_steps or ag.n_steps
+        main_critics = int(overrides_for("integrated_rl").get("n_critics", -1))
+        variants2: list[tuple[AblationPoint, dict[str, Any]]] = []
+        if "uniform" in col.recipes:
+            for q in ab.critic_sets:
+                for m in ab.critic_counts:
+                    # q = 1 is the critics group's job (same overrides, so it is reused).
+                    extra = ({} if m == main_critics else {"n_critics": m}) | ({"num_critic_sets": q} if q > 1 else {})
+                    variants2.append((AblationPoint("critic_sets", float(m), (), f"q={q}, m={m}", not extra,
+                                                    f"q={q}", "uniform"), extra))
+        names = {d.name for d in datasets}
+        for group, value, dataset, extra, setting in readings:
+            if dataset in names:
+                variants2.append((AblationPoint(group, value, (), setting, not extra, "", dataset), extra))
+        index = {(j.dataset, j.seed, j.n_steps, json.dumps(j.overrides, sort_keys=True)): j for j in trains}
+        for point, extra in variants2:
+            label = ("integrated_rl" if steps == ag.n_steps else "integrated_rl+reference") if not extra else (
+                "integrated_rl+" + _variant_slug(point, extra))
+            ids = []
+            for seed in ablation_seeds:
+                job = train("integrated_rl", label, point.dataset, seed, steps, extra)
+                key = (job.dataset, job.seed, job.n_steps, json.dumps(job.overrides, sort_keys=True))
+                if key not in index:
+                    index[key] = job
+                    trains.append(job)
+                ids.append(index[key].job_id)
+            points.append(dataclasses.replace(point, job_ids=tuple(ids)))
     return Grid(tuple(datasets), tuple(trains), tuple(points))
+
+
+def _variant_slug(point: AblationPoint, extra: dict[str, Any]) -> str:
+    """The agent label's suffix of an ablation variant: ``sets3x8``, ``critics24``, ``target_noise0.20``,
+    ``critic_penalty_subtractive``, ..."""
+    if point.group == "critic_sets":
+        q = int(extra.get("num_critic_sets", 1))
+        return f"sets{q}x{int(point.value)}" if q > 1 else f"critics{int(point.value)}"
+    if point.group == "target_noise":
+        return f"target_noise{point.value:.2f}"
+    return f"{point.group}_{point.setting}"
+
+
+def _reading_variants(preset: Preset, base: dict[str, Any]) -> list[tuple[str, float, str, dict[str, Any], str]]:
+    """``(group, value, training dataset, config change, setting)`` of every paper-reading ablation setting: the
+    change is empty for the main config's setting (resolved from ``base``, the main IntegratedRL overrides, and
+    the agent's defaults); a progressive setting other than the main config's trains on its own dataset."""
+    from agents.registry import get_registry
+
+    ab, recipes = preset.ablation, preset.collection.recipes
+    if not ab.enabled:
+        return []
+    defaults = {f.name: f.default for f in dataclasses.fields(get_registry().get("integrated_rl").config_class)}
+    lists: dict[str, tuple[Any, ...]] = {
+        "target_noise": ab.target_noise, "actor_band_weight": ab.actor_band_weights,
+        "critic_penalty": ab.critic_penalties, "progressive_data": ab.progressive_data,
+        "progressive_init": ab.progressive_init,
+    }
+    out = []
+    for group, (field_name, recipe) in READING_GROUPS.items():
+        if recipe not in recipes:
+            continue
+        current = base.get(field_name, defaults[field_name])
+        for position, setting in enumerate(lists[group]):
+            same = setting == current
+            extra = {} if same else {field_name: setting}
+            dataset = recipe if same or recipe != "progressive" else progressive_dataset_name(str(setting))
+            value = float(setting) if group == "target_noise" else float(position)
+            shown = ("off" if setting == 0 else f"{setting:g}") if group == "target_noise" else str(setting)
+            out.append((group, value, dataset, extra, shown))
+    return out

@@ -50,6 +50,9 @@ CURVE_FILE = "curve.npz"
 # An action this close to a boundary counts as "at" it (the saturation diagnostic).
 EDGE_TOLERANCE = 1e-3
 MODEL_DIR = "model"
+# A progressive dataset job keeps its last round's exploration centre here: the model a warm-started final training
+# job (progressive_init="warm_start") starts from.
+CENTRE_MODEL_DIR = "centre_model"
 MINARI_DIR = "minari"
 # Each dataset job keeps its dataset as a working copy (mtf_gym.datasets.save_working_copy: .npz + datasheet, fast
 # to read by every training job); the Minari export is optional (``collection.minari``), written once beside it.
@@ -118,6 +121,17 @@ def _timer(timings: dict[str, float], name: str) -> Iterator[None]:
         yield
     finally:
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def _cpu_timer(timings: dict[str, float], name: str) -> Iterator[None]:
+    """This process's CPU time (``name``, seconds): with one torch thread per job, a cost that other jobs on the
+    same cores do not inflate the way they inflate wall time."""
+    start = time.process_time()
+    try:
+        yield
+    finally:
+        timings[name] = timings.get(name, 0.0) + time.process_time() - start
 
 
 def run_job(job: DatasetJob | TrainJob | TuneJob) -> JobOutcome:
@@ -222,6 +236,7 @@ def _collect(job: DatasetJob, log: _Log, timings: dict[str, float]) -> dict[str,
         env=env,
     )
     rounds: list[dict[str, Any]] = []
+    last_centre: list[Any] = []
     train_fn = None
     if job.recipe == "progressive":
         from agents.progressive import ProgressiveRound, progressive_trainer
@@ -238,10 +253,14 @@ def _collect(job: DatasetJob, log: _Log, timings: dict[str, float]) -> dict[str,
                 scores = _policy_returns(done.agent, int(params["eval_sessions"]), evaluation["user_seed"], env)
             rounds.append({"round": done.index, "centre": "integrated_rl", "steps": int(params["steps"]),
                            "transitions": done.transitions, "train_seed": done.seed, **scores})
+            if done.warm_started:  # recorded only when true: earlier results keep their form
+                rounds[-1]["warm_started"] = True
+            last_centre[:] = [done.agent]
             log(f"progressive round {done.index}: centre trained on {done.transitions} transitions "
-                f"(seed {done.seed}), return {scores['return']:.3f}")
+                f"(seed {done.seed}{', warm start' if done.warm_started else ''}), return {scores['return']:.3f}")
 
-        # PTM: the next round explores around IntegratedRL trained from scratch on every round so far.
+        # PTM: the next round explores around IntegratedRL trained on the rounds so far (all of them or the newest,
+        # from scratch or from the previous round's model: its config's progressive_data / progressive_init).
         train_fn = progressive_trainer(
             lambda: build_agent_for("integrated_rl", params["overrides"],
                                     {"hidden_units": params["hidden_units"], "batch_size": params["batch_size"]}),
@@ -252,6 +271,9 @@ def _collect(job: DatasetJob, log: _Log, timings: dict[str, float]) -> dict[str,
     log(f"collected {data.num_episodes} sessions, {len(data)} transitions")
     with _timer(timings, "save_s"):
         save_working_copy(data, job.directory)
+        if last_centre:
+            with atomic_dir(job.directory / CENTRE_MODEL_DIR) as tmp:
+                last_centre[0].save(tmp)
     if params.get("minari"):
         with _timer(timings, "minari_export_s"):
             save_dataset(data, job.directory / MINARI_DIR, _dataset_id(job.name, job.seed), overwrite=True)
@@ -269,6 +291,11 @@ def _collect(job: DatasetJob, log: _Log, timings: dict[str, float]) -> dict[str,
     }
     if rounds:
         result["progressive_rounds"] = rounds
+    # Which exploration centre the data was collected around (the paper's is a state-dependent baseline RL policy):
+    # the first round's, and for progressive data every round's (rounds >= 1 centre on the previous round's model).
+    result["centre"] = data.metadata.get("centre")
+    if "rounds" in data.metadata:
+        result["round_centres"] = [r.get("centre") for r in data.metadata["rounds"]]
     if job.name == TEST_DATASET:
         # The control's offline score: the baseline policy on its own logged test data.
         from mtf_gym.evaluation import LoggedItems, offline_weighted_gauc
@@ -346,7 +373,7 @@ def _fit_with_curve(job: TrainJob, agent: Any, train: Any, env: Any, log: _Log,
     def record(step: int, policy: Any) -> None:
         if steps and steps[-1] == step:
             return  # several checkpoints reached at once (e.g. within one PPO rollout): one policy, one point
-        with _timer(timings, "curve_eval_s"):
+        with _timer(timings, "curve_eval_s"), _cpu_timer(timings, "curve_eval_cpu_s"):
             out = simulate_sessions(policy, int(ev["curve_sessions"]), int(ev["user_seed"]), env)
         steps.append(int(step))
         rows.append(out.returns)
@@ -363,10 +390,33 @@ def _fit_with_curve(job: TrainJob, agent: Any, train: Any, env: Any, log: _Log,
             with _timer(timings, "curve_fit_s"):
                 fit(build_agent_for(job.agent, job.overrides, job.common), budget, (budget,))
     evaluated_before = timings.get("curve_eval_s", 0.0)
-    with _timer(timings, "fit_s"):
+    evaluated_cpu_before = timings.get("curve_eval_cpu_s", 0.0)
+    with _timer(timings, "fit_s"), _cpu_timer(timings, "fit_cpu_s"):
         metrics = fit(agent, job.n_steps, schedule if agent.reports_checkpoints else schedule[-1:])
     timings["fit_s"] -= timings.get("curve_eval_s", 0.0) - evaluated_before  # training time only
+    timings["fit_cpu_s"] -= timings.get("curve_eval_cpu_s", 0.0) - evaluated_cpu_before
     return metrics, steps, np.stack(rows)
+
+
+def _progressive_final_round(job: TrainJob, agent: Any, train: Any, log: _Log) -> Any:
+    """The data the final training run on a progressive dataset uses, with ``agent`` warm-started from the dataset
+    job's last centre (:data:`CENTRE_MODEL_DIR`) when its config says ``progressive_init="warm_start"``."""
+    from agents import load_agent
+    from agents.progressive import progressive_options, start_round
+
+    previous = None
+    if progressive_options(agent)[1] == "warm_start":
+        path = Path(job.run_dir) / "datasets" / f"seed{job.seed}" / job.dataset / CENTRE_MODEL_DIR
+        if not path.is_dir():
+            raise FileNotFoundError(f"progressive_init='warm_start' needs the last round's model {path}, which the "
+                                    f"dataset job did not write (collected before it kept one); delete "
+                                    f"{path.parent} and rerun to collect it again")
+        previous = load_agent(path)
+    selected, warm = start_round(agent, train, previous)
+    if selected is not train or warm:
+        log(f"progressive final round: {len(selected)} of {len(train)} transitions"
+            f"{', warm start from ' + str(CENTRE_MODEL_DIR) if warm else ''}")
+    return selected
 
 
 def _train_and_evaluate(job: TrainJob, log: _Log, timings: dict[str, float]) -> dict[str, Any]:
@@ -379,6 +429,10 @@ def _train_and_evaluate(job: TrainJob, log: _Log, timings: dict[str, float]) -> 
         test = load_job_dataset(job.run_dir, TEST_DATASET, job.seed)
         train = None if job.dataset == ONLINE else load_job_dataset(job.run_dir, job.dataset, job.seed)
     agent = build_agent_for(job.agent, job.overrides, job.common, log)
+    if train is not None and "rounds" in train.metadata:
+        # Progressive data: this run is the round after the last one, trained as the agent's progressive_data /
+        # progressive_init say (the defaults, every round from scratch, leave the data and the agent as they are).
+        train = _progressive_final_round(job, agent, train, log)
     log(f"training {job.agent} ({agent.kind}) for {job.n_steps} steps on {job.dataset}: {agent.config}")
     metrics, curve_steps, curve_returns = _fit_with_curve(job, agent, train, env, log, timings)
     with atomic_path(job.directory / CURVE_FILE) as tmp:

@@ -23,7 +23,9 @@ from benchmarks.harness.io import atomic_path
 __all__ = [
     "Estimate",
     "plot_ablation",
+    "plot_ablation_settings",
     "plot_action_deviation",
+    "plot_critic_sets",
     "plot_gauc",
     "plot_improvement",
     "plot_interval_estimates",
@@ -217,6 +219,58 @@ def plot_ablation(panels: Mapping[str, Mapping[float, Estimate]], xlabels: Mappi
         ax.set_ylabel(metric_label, fontsize=8)
         ax.set_title(f"IntegratedRL ablation: {name}", fontsize=10)
         ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_ablation_settings(groups: Mapping[str, Sequence[tuple[str, Estimate, bool]]], path: str | Path, *,
+                           metric_label: str) -> list[Path]:
+    """Categorical ablations: one row per (group, setting) with ``metric`` and its CI; the group's reference
+    setting (the main config's) is drawn filled, the others hollow."""
+    rows = [(group, setting, est, ref) for group, entries in groups.items() for setting, est, ref in entries]
+    fig, ax = plt.subplots(figsize=(8.0, 0.45 * len(rows) + 1.4))
+    for y, (group, _, est, ref) in enumerate(rows):
+        j = list(groups).index(group)
+        ax.errorbar([est.value * 100], [y], xerr=_yerr([est]) * 100, fmt="o", capsize=3, color=_color(j),
+                    markerfacecolor=_color(j) if ref else "white")
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([f"{g}: {s}{' (reference)' if r else ''}" for g, s, _, r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel(metric_label, fontsize=9)
+    ax.set_title("IntegratedRL ablation: paper readings (95% CI)", fontsize=10)
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_critic_sets(lifts: Mapping[str, Mapping[float, Estimate]], speeds: Mapping[str, Mapping[float, float]],
+                     path: str | Path, *, metric_label: str,
+                     speed_label: str = "training updates / s (wall clock)") -> list[Path]:
+    """Critic sets: ``metric`` (with CI) and training speed against critics per set m, one line per q."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.4, 3.8))
+    for j, (series, points) in enumerate(lifts.items()):
+        xs = sorted(points)
+        est = [points[x] for x in xs]
+        left.errorbar(xs, [e.value * 100 for e in est], yerr=_yerr(est) * 100, marker=_MARKERS[j % len(_MARKERS)],
+                      capsize=3, color=_color(j), label=series)
+    for j, (series, points) in enumerate(speeds.items()):
+        xs = sorted(points)
+        right.plot(xs, [points[x] for x in xs], marker=_MARKERS[j % len(_MARKERS)], color=_color(j), label=series)
+    left.axhline(0.0, color="black", linewidth=0.8)
+    left.set_ylabel(metric_label, fontsize=8)
+    right.set_ylabel(speed_label, fontsize=8)
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.minorticks_off()
+        ticks = sorted({x for points in (*lifts.values(), *speeds.values()) for x in points})
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"{x:g}" for x in ticks])
+        ax.set_xlabel("critics per set m", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    left.set_title("IntegratedRL: critic sets q x m, return lift", fontsize=10)
+    right.set_title("cost: training speed", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 

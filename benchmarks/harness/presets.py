@@ -10,6 +10,7 @@ against the field's type and range, so a typo fails before any job starts, with 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 import types
@@ -195,13 +196,24 @@ class EvaluationSettings:
 
 @dataclass(frozen=True)
 class AblationSettings:
-    """Extra IntegratedRL jobs: exploration band width and critic count (on the ``dataset`` recipe).
+    """Extra IntegratedRL jobs: exploration band width, critic count, critic sets and the paper readings
+    (``docs/agents/integrated_rl.md``). Each group lists the settings it compares; an empty list leaves the group
+    out. A setting equal to the main IntegratedRL config (the reference) reuses the job that already has it.
 
     Attributes:
         enabled: add the ablation jobs to the grid.
         band_widths: half-widths of bounded-uniform datasets collected for the band ablation (the main ``band``
             reuses the main dataset); IntegratedRL's penalty band follows each dataset's recorded band.
-        critic_counts: IntegratedRL ensemble sizes (the main run's count reuses the main job).
+        critic_counts: IntegratedRL ensemble sizes (the main run's count reuses the main job); also the critics per
+            set m of the ``critic_sets`` group.
+        critic_sets: critic sets q crossed with ``critic_counts`` (q x m critics in all): 1 (one set on the total
+            reward) or the number of reward components of the datasets (mtf-gym: 3, one set per behaviour group).
+        target_noise: std of the noise on the critic target's action (the paper's "xi"; 0: off).
+        actor_band_weights: ``eta`` (the actor's band weight is its own eta) and/or ``alpha`` (alpha == eta).
+        critic_penalties: ``multiplicative`` and/or ``subtractive`` (the v4 paper's eq. 6).
+        progressive_data: ``cumulative`` and/or ``current_round``: what each progressive round trains on; a
+            setting other than the main config's collects its own progressive dataset (``progressive_<setting>``).
+        progressive_init: ``scratch`` and/or ``warm_start`` (from the previous round's model), likewise.
         n_steps: gradient steps of the ablation jobs (0: ``agents.n_steps``).
         seeds: seeds of the ablation jobs (empty: every seed of the preset); seeds not in the preset are dropped,
             and if none is left the preset's first seed is used (so ``--seeds 4`` keeps the ablation running).
@@ -212,14 +224,31 @@ class AblationSettings:
     critic_counts: tuple[int, ...] = (2, 8, 24)
     n_steps: int = 0
     seeds: tuple[int, ...] = ()
+    critic_sets: tuple[int, ...] = ()
+    target_noise: tuple[float, ...] = ()
+    actor_band_weights: tuple[Literal["eta", "alpha"], ...] = ()
+    critic_penalties: tuple[Literal["multiplicative", "subtractive"], ...] = ()
+    progressive_data: tuple[Literal["cumulative", "current_round"], ...] = ()
+    progressive_init: tuple[Literal["scratch", "warm_start"], ...] = ()
 
     def __post_init__(self) -> None:
+        from mtf_gym.datasets.collect import REWARD_GROUPS
+
         if any(not 0 < w <= 1 for w in self.band_widths):
             raise _fail("ablation", "band_widths", "half-widths in (0, 1]", self.band_widths)
         if any(c < 1 for c in self.critic_counts):
             raise _fail("ablation", "critic_counts", "integers >= 1", self.critic_counts)
         if self.n_steps < 0:
             raise _fail("ablation", "n_steps", ">= 0 (0: agents.n_steps)", self.n_steps)
+        if any(q not in (1, len(REWARD_GROUPS)) for q in self.critic_sets):
+            raise _fail("ablation", "critic_sets", f"values from (1, {len(REWARD_GROUPS)}): one set, or one per reward "
+                        f"component {tuple(REWARD_GROUPS)}", self.critic_sets)
+        if any(not (math.isfinite(v) and v >= 0) for v in self.target_noise):
+            raise _fail("ablation", "target_noise", "finite stds >= 0 (0: off)", self.target_noise)
+        for name in ("critic_sets", "target_noise", "actor_band_weights", "critic_penalties", "progressive_data",
+                     "progressive_init"):
+            if len(set(getattr(self, name))) != len(getattr(self, name)):
+                raise _fail("ablation", name, "distinct values", getattr(self, name))
 
 
 @dataclass(frozen=True)

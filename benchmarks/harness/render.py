@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness import stats
-from benchmarks.harness.aggregate import REPORT_SEED, Aggregates
+from benchmarks.harness.aggregate import REPORT_SEED, Aggregates, updates_per_second
 from benchmarks.harness.claims import Claim, fmt_ci
 from benchmarks.harness.curves import CONVERGED_RULE
 from benchmarks.harness.grid import TEST_DATASET, Grid
@@ -64,7 +64,8 @@ def run_rows(preset: Preset, loaded: LoadedResults, agg: Aggregates) -> list[dic
             "action_edge_share": sat.get("action_edge"), "band_edge_share": sat.get("band_edge"),
             "curve_steps": " ".join(str(s) for s in curve.get("steps", [])),
             "curve_returns": " ".join(f"{v:.4f}" for v in curve.get("mean_returns", [])),
-            "fit_s": timings.get("fit_s"), "curve_eval_s": timings.get("curve_eval_s"),
+            "fit_s": timings.get("fit_s"), "updates_per_s": updates_per_second(r),
+            "updates_per_cpu_s": updates_per_second(r, "fit_cpu_s"), "curve_eval_s": timings.get("curve_eval_s"),
             "eval_s": timings.get("eval_s"), "fqe_s": timings.get("fqe_s"), "total_s": timings.get("total_s"),
             "error": r.error,
         })
@@ -102,8 +103,9 @@ def summary(preset: Preset, agg: Aggregates, claims: Sequence[Claim], timings: M
         "baseline": agg.baseline.means(), "random": agg.random.means(), "baseline_gauc": agg.baseline_gauc,
         "agreement": {name: {"spearman": dataclasses.asdict(a.spearman), "regret": a.regret, "selected": a.selected}
                       for name, a in agg.agreements.items()},
-        "ablation": {g: {str(v): {k: est(x) if isinstance(x, Estimate) else x for k, x in e.items()}
-                         for v, e in vals.items()} for g, vals in agg.ablation.items()},
+        "ablation": {g: [{k: est(x) if isinstance(x, Estimate) else x for k, x in e.items()} for e in entries]
+                     for g, entries in agg.ablation.items()},
+        "exploration_centres": agg.centres,
         "timings": timings,
     })
 
@@ -243,18 +245,70 @@ def _exploration_md(preset: Preset, agg: Aggregates, loaded: LoadedResults,
     return lines
 
 
+# What each ablation group compares, for the report (docs/agents/integrated_rl.md quotes the paper behind each).
+ABLATION_TITLES: dict[str, str] = {
+    "band": "exploration half-width of the training data (bounded-uniform datasets of their own)",
+    "critics": "number of critics m (one set)",
+    "critic_sets": "critic sets q x critics per set m (q = 3: one set per reward component)",
+    "target_noise": "noise on the critic target's action (the paper's xi), std",
+    "actor_band_weight": "actor band weight: eta (separate) or alpha (alpha == eta)",
+    "critic_penalty": "critic-target penalty: multiplicative (later version) or subtractive (v4 eq. 6)",
+    "progressive_data": "progressive rounds train on all rounds so far (cumulative) or the newest round only",
+    "progressive_init": "progressive rounds start from scratch or from the previous round's model (warm start)",
+}
+
+
 def _ablation_md(agg: Aggregates, figures: Mapping[str, list[Path]]) -> list[str]:
     if not agg.ablation:
         return []
     lines = ["", "## Ablations of IntegratedRL", "",
-             "Trained on bounded-uniform data (the band ablation collects one dataset per half-width); lift of "
-             "session return vs the baseline policy.", "",
-             "| ablation | value | runs | steps | lift: return | weighted GAUC |", "|---|---|---|---|---|---|"]
-    for group, values in agg.ablation.items():
-        for value, e in sorted(values.items()):
-            lines.append(f"| {group} | {value:g} | {e['n']} | {e['steps'] or '–'} | {fmt_ci(e['lift'], True)} | "
-                         f"{fmt_ci(e['gauc'], digits=4)} |")
+             "Each group varies one setting of IntegratedRL at the ablation budget; every other setting is the main "
+             "run's. Lift: session return vs the baseline policy; vs reference: session return vs the group's "
+             "reference setting (the main config's, marked *), paired on the same A/B users; 95% bootstrap CIs over "
+             "seeds and users. Wall time: training only (`fit_s`, learning-curve evaluation excluded), mean per run; "
+             "updates/s = gradient steps / wall time (jobs share the machine's cores, so compare within a run); "
+             "updates/CPU-s = gradient steps / the job's CPU time (one torch thread per job: robust to other jobs). "
+             "Progressive settings other than the main one collect their own progressive dataset (same seed: "
+             "round 0 is shared) and train the final model the same way.", ""]
+    for group, entries in agg.ablation.items():
+        timed = group in ("critics", "critic_sets")
+        lines += ["", f"**{group}**: {ABLATION_TITLES.get(group, group)}", "",
+                  "| setting | training data | runs | steps | lift: return | vs reference | weighted GAUC"
+                  + (" | wall time (s) | updates/s | updates/CPU-s |" if timed else " |"),
+                  "|---|---|---|---|---|---|---|" + ("---|---|---|" if timed else "")]
+        order = entries if group not in ("band", "critics") else sorted(entries, key=lambda e: e["value"])
+        for e in order:
+            row = (f"| {e['setting']}{' *' if e['reference'] else ''} | {e['dataset']} | {e['n']} | "
+                   f"{e['steps'] or '–'} | {fmt_ci(e['lift'], True)} | "
+                   f"{'reference' if e['reference'] else fmt_ci(e['vs_reference'], True)} | "
+                   f"{fmt_ci(e['gauc'], digits=4)} |")
+            if timed:
+                row += "".join(f" {'–' if e[k] is None else f'{e[k]:.1f}'} |"
+                               for k in ("fit_s", "updates_per_s", "updates_per_cpu_s"))
+            lines.append(row)
     lines += _figure(figures, "ablation", "Ablations: band width and critic count")
+    lines += _figure(figures, "ablation_readings", "Ablations: the paper readings")
+    lines += _figure(figures, "ablation_critic_sets", "Ablation: critic sets q x critics per set m")
+    return lines
+
+
+def _centres_md(agg: Aggregates) -> list[str]:
+    if not agg.centres:
+        return []
+    lines = ["", "## Exploration centres (which arrangement each result used)", "",
+             "The paper explores in bands around a state-dependent baseline RL policy mu_bp(s), so every user has "
+             "a personalised band (its Eq. 3). Each training dataset of this run, and the centre its data was "
+             "collected around (every result on that dataset used this arrangement):", "",
+             "| training data | recipe | exploration centre | personalised band from round 0 | source |",
+             "|---|---|---|---|---|"]
+    for name, c in agg.centres.items():
+        lines.append(f"| {name} | {c['recipe']} | {c['arrangement']} | "
+                     f"{'yes' if c['state_dependent_from_round_0'] else 'no'} | {c['source']} |")
+    if not any(c["state_dependent_from_round_0"] for c in agg.centres.values()):
+        lines += ["", "**No result of this run used the paper's arrangement from the start**: no dataset was "
+                  "collected around a state-dependent centre from round 0 (only progressive rounds >= 1 centre on "
+                  "the previous round's IntegratedRL). `mtf_gym.datasets.collect_recipe(config, centre_policy=...)` "
+                  "collects such data; the harness does not run it yet."]
     return lines
 
 
@@ -372,6 +426,7 @@ def markdown(preset: Preset, grid: Grid, loaded: LoadedResults, agg: Aggregates,
     lines += list(tuning)
     lines += _saturation_md(agg, figures)
     lines += _exploration_md(p, agg, loaded, figures)
+    lines += _centres_md(agg)
     lines += _ablation_md(agg, figures)
     lines += _agreement_md(p, agg, figures)
     lines += _timings_md(p, grid, loaded, wall, stage)
