@@ -15,17 +15,15 @@ from numba import njit
 
 from mtf_gym.rng import counter_uniform
 from mtf_gym.sim.funnel import expected_watch, sample_watch, survival
+from mtf_gym.sim.items import glance_mean, long_time, valid_time
 from mtf_gym.sim.layout import (
     I_CLICKBAIT,
     I_DURATION,
     I_ENGAGEMENT,
-    I_GLANCE_MEAN,
     I_HATE,
     I_HOOK,
     I_LENGTH_EXCESS,
     I_LOG_PATIENCE,
-    I_LONG_TIME,
-    I_VALID_TIME,
     M_DELIGHT_SCALE,
     M_ENGAGEMENT_BIAS,
     M_HOOK_FATIGUE_LENGTH,
@@ -97,10 +95,10 @@ def respond(i, item, tp, key, counter, lane, model, users, response):
     else:
         watch = (_GLANCE_MIN + _GLANCE_SPAN * counter_uniform(key, counter, lane + np.uint64(2))) * dyn[M_QUICK_SKIP_S]
     watch = min(watch, duration)
-    valid = watch >= items[item, I_VALID_TIME]
+    valid = watch >= valid_time(model, item)
     response[R_WATCH] = watch
     response[R_VALID] = valid
-    response[R_LONG] = watch >= items[item, I_LONG_TIME]
+    response[R_LONG] = watch >= long_time(model, item)
     response[R_QUICK_SKIP] = watch < dyn[M_QUICK_SKIP_S] and watch < duration
     delight = min(max(counter_uniform(key, counter, lane + np.uint64(3)), _DELIGHT_CLIP), _F1 - _DELIGHT_CLIP)
     engaged_logit = engagement + dyn[M_DELIGHT_SCALE] * np.float32(math.log(delight / (_F1 - delight)))
@@ -123,10 +121,10 @@ def expected_item(i, item, tp, model, users, out):
     patience = np.float32(math.exp(log_patience))
     duration = items[item, I_DURATION]
     inv_patience = _F1 / patience
-    p_valid = hook * survival(items[item, I_VALID_TIME], inv_patience)
-    out[R_WATCH] = expected_watch(hook, patience, duration, items[item, I_GLANCE_MEAN])
+    p_valid = hook * survival(valid_time(model, item), inv_patience)
+    out[R_WATCH] = expected_watch(hook, patience, duration, glance_mean(model, item))
     out[R_VALID] = p_valid
-    out[R_LONG] = hook * survival(items[item, I_LONG_TIME], inv_patience)
+    out[R_LONG] = hook * survival(long_time(model, item), inv_patience)
     for e in range(NUM_ENGAGEMENT):
         out[R_LIKE + e] = p_valid * _sigmoid(engagement + dyn[M_ENGAGEMENT_BIAS + e])
     out[R_HATE] = (_F1 - p_valid) * _sigmoid(users.user_topic[i, UT_HATE, tp] + items[item, I_HATE])

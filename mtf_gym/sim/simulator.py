@@ -7,18 +7,17 @@ The single env is a simulator of one row, the vector env one of ``N`` rows; ``MT
 from __future__ import annotations
 
 import os
-from functools import cached_property
 
 import numpy as np
 
 from mtf_gym.config import PREDICTABLE_TASKS
 from mtf_gym.sim.catalogue import Catalogue
 from mtf_gym.sim.config import MTFSessionV1Config, segment_table
+from mtf_gym.sim.items import GLANCE_MEAN_FRACTION, build_item_table
 from mtf_gym.sim.kernels import fusion_step_chunk, observe_rows, slate_step_chunk, start_rows
 from mtf_gym.sim.layout import (
     DYNAMICS_SCALARS,
     HISTORY_COLUMNS,
-    ITEM_COLUMNS,
     NUM_ENGAGEMENT,
     NUM_PROFILE_OBS,
     NUM_RESPONSES,
@@ -41,36 +40,13 @@ from mtf_gym.validation import rows_and_keys
 
 __all__ = ["UserSimulator", "build_model"]
 
-_QUICK_SKIP_MEAN_FRACTION = 0.6  # mean watch of an unhooked view, as a fraction of quick_skip_s
-
 
 def build_model(config: MTFSessionV1Config, catalogue: Catalogue) -> Model:
     """The read-only parameter structure of the kernels, from a config and its catalogue."""
     f32 = np.float32
     dyn, pop, ranker = config.dynamics, config.population, config.ranker
-    q, cb, d = catalogue.quality, catalogue.clickbait, catalogue.duration_s
-    hook = dyn.hook_quality * q + dyn.hook_clickbait * cb
-    log_patience = dyn.patience_quality * q + dyn.patience_clickbait * cb
-    engagement = dyn.engagement_quality * q + dyn.engagement_clickbait * cb
-    columns = {
-        "hook": hook,
-        "hook_ranker_exp": np.exp(-(hook + ranker.clickbait_overestimate * cb)),
-        "log_patience": log_patience,
-        "patience_scale": np.exp(log_patience),
-        "engagement": engagement,
-        "engagement_exp": np.exp(-engagement),
-        "hate": dyn.hate_bias + dyn.hate_clickbait * cb,
-        "glance_mean": np.minimum(d, _QUICK_SKIP_MEAN_FRACTION * dyn.quick_skip_s),
-        "duration_s": d,
-        "valid_view_time_s": np.minimum(d, dyn.valid_view_s),
-        "long_view_time_s": np.minimum(d, dyn.long_view_s),
-        "clickbait": cb,
-        "length_excess": np.maximum(np.log(d / 15.0), 0.0),
-    }
-    items = np.empty((catalogue.num_items, len(ITEM_COLUMNS)), f32)
-    for name, col in ITEM_COLUMNS.items():
-        items[:, col] = columns[name]
     scalars = {f.name: getattr(dyn, f.name) for f in dyn.__dataclass_fields__.values()}
+    scalars["glance_mean_s"] = GLANCE_MEAN_FRACTION * dyn.quick_skip_s
     scalars["delight_scale"] = dyn.engagement_noise_scale * 0.55  # logistic noise with std ~ scale
     scalars["inverse_watch_time_scale"] = 1.0 / ranker.watch_time_scale_s
     dynamics = np.array([scalars[name] for name in DYNAMICS_SCALARS], f32)
@@ -91,8 +67,7 @@ def build_model(config: MTFSessionV1Config, catalogue: Catalogue) -> Model:
         dynamics=dynamics,
         profile=profile,
         reward=config.reward.as_vector(),
-        items=items,
-        item_error=np.ascontiguousarray(catalogue.ranker_error_features, f32),
+        items=build_item_table(config, catalogue),
         segments=segment_table(pop),
         cum_share=np.cumsum(np.asarray(pop.share, np.float64))[:-1],
         task_noise=np.asarray(ranker.task_noise, f32),
@@ -184,8 +159,9 @@ class UserSimulator:
         """The latent in-session state of every row, by name (copies)."""
         return {name: self.users.state[:, j].copy() for j, name in enumerate(STATE_NAMES)}
 
-    @cached_property
+    @property
     def item_embeddings(self) -> np.ndarray:
+        """The catalogue's public ``(N, d)`` float32 embeddings (built on first use, held by the catalogue)."""
         return self.catalogue.embeddings
 
     def _new_item_logs(self) -> tuple[np.ndarray, ...]:
@@ -238,10 +214,12 @@ class UserSimulator:
 
     def step_slate(self, item_ids: np.ndarray, restart: np.ndarray | None = None,
                    restart_keys: np.ndarray | None = None, candidates: np.ndarray | None = None,
-                   candidate_predictions: np.ndarray | None = None) -> Outputs:
+                   candidate_predictions: np.ndarray | None = None,
+                   page_embeddings: np.ndarray | None = None) -> Outputs:
         """Advance every row by one request showing ``item_ids`` (``(N, K)`` int64, validated by the caller). With
         ``candidates`` (``(N, C)`` int64) and ``candidate_predictions`` (``(N, C, T)`` float32), also write every
-        row's next request's candidates and their predictions."""
+        row's next request's candidates and their predictions. ``page_embeddings`` (``(N, d)`` float32), if given,
+        receives each row's mean public item embedding of the page (zeros for restarted rows)."""
         item_ids = np.ascontiguousarray(item_ids, dtype=np.int64)
         restart, restart_keys = self._restart_args(restart, restart_keys)
         out = self._outputs()
@@ -249,8 +227,10 @@ class UserSimulator:
         if not expose:
             candidates = np.empty((1, self.num_candidates), np.int64)
             candidate_predictions = np.empty((1, self.num_candidates, self.num_tasks), np.float32)
+        if page_embeddings is None:
+            page_embeddings = np.empty((self.num_rows, self.item_embeddings.shape[1]), np.float32)
         run_chunks(slate_step_chunk, self._num_chunks(),
                    (restart, restart_keys, item_ids, self.model, self.users, self.scratch, out, expose, candidates,
-                    candidate_predictions))
+                    candidate_predictions, self.item_embeddings, page_embeddings))
         self.last_step = out
         return out
