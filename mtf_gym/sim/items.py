@@ -12,7 +12,6 @@ mean are ``min(duration, constant)``, computed where they are read (:func:`valid
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from mtf_gym.sim.catalogue import Catalogue
 from mtf_gym.sim.config import MTFSessionV1Config
@@ -25,7 +24,7 @@ from mtf_gym.sim.layout import (
     M_VALID_VIEW_S,
     item_row_floats,
 )
-from mtf_gym.sim.memory import aligned_empty
+from mtf_gym.sim.memory import aligned_empty, kernel_jit
 
 __all__ = ["GLANCE_MEAN_FRACTION", "build_item_table", "glance_mean", "long_time", "valid_time"]
 
@@ -61,19 +60,19 @@ def build_item_table(config: MTFSessionV1Config, catalogue: Catalogue) -> np.nda
     return table
 
 
-@njit(cache=True, inline="always")
+@kernel_jit(inline="always")
 def valid_time(model, item):
     """Watch time (s) that makes a valid view of ``item``: the threshold, or the whole item if shorter."""
     return min(model.items[item, I_DURATION], model.dynamics[M_VALID_VIEW_S])
 
 
-@njit(cache=True, inline="always")
+@kernel_jit(inline="always")
 def long_time(model, item):
     """Watch time (s) that makes a long view of ``item``."""
     return min(model.items[item, I_DURATION], model.dynamics[M_LONG_VIEW_S])
 
 
-@njit(cache=True, inline="always")
+@kernel_jit(inline="always")
 def glance_mean(model, item):
     """Mean watch time (s) of an unhooked view of ``item``."""
     return min(model.items[item, I_DURATION], model.dynamics[M_GLANCE_MEAN_S])

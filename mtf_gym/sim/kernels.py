@@ -12,7 +12,6 @@ all randomness is counter-based on ``(session key, request index, lane)``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from mtf_gym.fusion import fused_log_score, fusion_params_row
 from mtf_gym.rng import counter_uniform
@@ -23,31 +22,32 @@ from mtf_gym.sim.layout import (
     NUM_RESPONSES,
     UNIFORMS_PER_ITEM,
 )
-from mtf_gym.sim.memory import prefetch_rows
+from mtf_gym.sim.memory import kernel_jit, prefetch_rows
 from mtf_gym.sim.ranker import predict
 from mtf_gym.sim.response import respond
 from mtf_gym.sim.retrieval import retrieve
 from mtf_gym.sim.transition import P_CLICKBAIT, P_INTERACTION, end_page, leave_probability, observe
 from mtf_gym.sim.users import start_row
 
-__all__ = ["fusion_step_chunk", "mean_embedding", "next_candidates_rows", "observe_rows", "serve_page", "slate_step_chunk", "start_rows"]
+__all__ = ["fusion_step_chunk", "mean_embedding", "next_candidates_rows", "observe_rows", "serve_page",
+           "slate_step_chunk", "start_rows"]
 
 _F0 = np.float32(0.0)
 
 
-@njit(cache=True)
+@kernel_jit
 def start_rows(rows, keys, model, users, normals):
     for j in range(rows.shape[0]):
         start_row(rows[j], keys[j], model, users, normals)
 
 
-@njit(cache=True)
+@kernel_jit
 def observe_rows(model, users, obs):
     for i in range(obs.shape[0]):
         observe(i, model, users, obs[i])
 
 
-@njit(cache=True)
+@kernel_jit
 def serve_page(i, key, counter, model, users, page_sum, page_topics, out):
     """Row ``i`` is shown ``out.item_ids[i]`` (topics ``page_topics``): draw the responses, write the reward and the
     item logs, move the state, observe, and decide whether the user leaves."""
@@ -76,7 +76,7 @@ def serve_page(i, key, counter, model, users, page_sum, page_topics, out):
     out.truncated[i] = users.request_index[i] >= model.dims[D_MAX_REQUESTS] and not out.terminated[i]
 
 
-@njit(cache=True)
+@kernel_jit
 def fusion_step_row(i, actions, model, users, scratch, chunk, out):
     """Advance row ``i`` by one request chosen by fusion weights ``actions[i]``."""
     key, counter = users.keys[i], np.uint64(users.request_index[i])
@@ -110,7 +110,7 @@ def fusion_step_row(i, actions, model, users, scratch, chunk, out):
     serve_page(i, key, counter, model, users, scratch.page_sum[chunk], page_topics, out)
 
 
-@njit(cache=True, nogil=True)
+@kernel_jit(nogil=True)
 def fusion_step_chunk(chunk, num_chunks, restart, restart_keys, actions, model, users, scratch, out):
     """Advance the rows of one chunk (``restart[i]``: start a new session from ``restart_keys[i]`` instead)."""
     n = restart.shape[0]
@@ -122,7 +122,7 @@ def fusion_step_chunk(chunk, num_chunks, restart, restart_keys, actions, model, 
             fusion_step_row(i, actions, model, users, scratch, chunk, out)
 
 
-@njit(cache=True)
+@kernel_jit
 def next_candidates_row(i, model, users, scratch, chunk, candidates_out, predictions_out):
     """The production pipeline's work for row ``i``'s next request: its retrieved candidates and their predictions
     (the same draws ``MTFSession-v1`` would make for that request)."""
@@ -131,7 +131,7 @@ def next_candidates_row(i, model, users, scratch, chunk, candidates_out, predict
     predict(i, model, users, candidates_out[i], scratch.topics[chunk], predictions_out[i])
 
 
-@njit(cache=True)
+@kernel_jit
 def mean_embedding(embeddings, item_ids, out):
     """``out[:] = embeddings[item_ids].mean(axis=0)``, summed in page order in float32 as NumPy does (bit-identical
     to it, tested)."""
@@ -145,7 +145,7 @@ def mean_embedding(embeddings, item_ids, out):
         out[c] = out[c] / count
 
 
-@njit(cache=True, nogil=True)
+@kernel_jit(nogil=True)
 def slate_step_chunk(chunk, num_chunks, restart, restart_keys, actions, model, users, scratch, out, expose,
                      candidates_out, predictions_out, embeddings, page_embeddings):
     """Advance the rows of one chunk with pages given as item ids (``actions``: ``(N, K)`` int64, validated by the
@@ -186,7 +186,7 @@ def slate_step_chunk(chunk, num_chunks, restart, restart_keys, actions, model, u
             next_candidates_row(i, model, users, scratch, chunk, candidates_out, predictions_out)
 
 
-@njit(cache=True)
+@kernel_jit
 def next_candidates_rows(model, users, scratch, candidates_out, predictions_out):
     """:func:`next_candidates_row` for every row (at reset)."""
     for i in range(candidates_out.shape[0]):

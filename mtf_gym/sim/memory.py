@@ -1,23 +1,37 @@
-"""Memory layout helpers for the kernels: cache-line aligned tables and a software prefetch.
+"""How the v1 kernels use memory: compiled without reference counting, cache-line aligned tables, prefetching.
 
-At catalogue sizes far beyond the CPU caches (``MTFSlate-v0`` at 10^6 items) a step's cost is dominated by the
-cache misses on the rows of the items it shows, not by arithmetic. Two things bound that cost: every per-item
-number a step reads lives in one cache-line aligned row (:func:`aligned_empty`), and the kernels ask for the
-next row's items while they compute the current one (:func:`prefetch_row`), so the misses overlap the work.
+* :func:`kernel_jit` compiles a kernel without numba's runtime (NRT). The kernels never allocate; with the NRT,
+  every array they take out of the ``Model``/``Users``/``Scratch``/``Outputs`` named tuples and every row view is
+  reference counted (a call and an atomic increment/decrement on a counter that all threads share), hundreds per
+  user-step: about a quarter of a ``MTFSession-v1`` step (``docs/environment.md``, speed section).
+* At catalogue sizes far beyond the CPU caches (``MTFSlate-v0`` at 10^6 items) a step's cost is the cache misses
+  on the rows of the items it shows, not arithmetic. Every per-item number a step reads lives in one cache-line
+  aligned row (:func:`aligned_empty`, :mod:`mtf_gym.sim.items`), and the kernels ask for the next rows' items
+  while they compute the current one (:func:`prefetch`, :func:`prefetch_rows`), so the misses overlap the work.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
-from numba import njit
 from numba.extending import intrinsic
 
-__all__ = ["CACHE_LINE_BYTES", "aligned_empty", "prefetch", "prefetch_rows"]
+__all__ = ["CACHE_LINE_BYTES", "aligned_empty", "kernel_jit", "prefetch", "prefetch_rows"]
 
 CACHE_LINE_BYTES = 64
+
+
+def kernel_jit(function: Any = None, **options: Any) -> Any:
+    """``numba.njit(cache=True, **options)`` without the NRT (``_nrt=False``), as ``@kernel_jit`` or
+    ``@kernel_jit(inline="always")``. Results are unchanged (reference counts change no value); a kernel that
+    allocates an array fails to compile instead of silently paying for it. Arrays are borrowed from the caller,
+    which keeps them alive for the call."""
+    decorator = njit(cache=True, _nrt=False, **options)
+    return decorator if function is None else decorator(function)
 
 
 def aligned_empty(shape: tuple[int, ...], dtype: np.dtype | type, align: int = CACHE_LINE_BYTES) -> np.ndarray:
@@ -48,7 +62,7 @@ def prefetch(typingctx, table, row, col):
         byte_pointer = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
         function = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]), "llvm.prefetch.p0")
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]), "llvm.prefetch")
         # (address, read, locality 3 = keep in all cache levels, data cache)
         builder.call(function, [builder.bitcast(pointer, byte_pointer), ir.Constant(i32, 0), ir.Constant(i32, 3),
                                 ir.Constant(i32, 1)])
@@ -57,7 +71,7 @@ def prefetch(typingctx, table, row, col):
     return types.void(table, row, col), codegen
 
 
-@njit(cache=True, inline="always")
+@kernel_jit(inline="always")
 def prefetch_rows(table, rows):
     """:func:`prefetch` every cache line of ``table[r]`` for each ``r`` in ``rows`` (``table`` C-contiguous)."""
     step = max(1, CACHE_LINE_BYTES // table.itemsize)

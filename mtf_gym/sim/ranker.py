@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from mtf_gym.sim.funnel import expected_watch, survival
 from mtf_gym.sim.items import glance_mean, long_time, valid_time
@@ -27,6 +26,7 @@ from mtf_gym.sim.layout import (
     UT_HOOK_EXP,
     UT_PATIENCE,
 )
+from mtf_gym.sim.memory import kernel_jit
 
 __all__ = ["TASK_LONG", "TASK_VALID", "TASK_WATCH", "predict"]
 
@@ -35,7 +35,7 @@ _F0, _F1 = np.float32(0.0), np.float32(1.0)
 TASK_VALID, TASK_WATCH, TASK_LONG, TASK_FIRST_ENGAGEMENT = 0, 1, 2, 3
 
 
-@njit(cache=True)
+@kernel_jit
 def predict(i, model, users, candidates, topics, preds):
     """The ranker's ``(C, T)`` predictions for row ``i``'s candidates."""
     items, tasks = model.items, model.tasks

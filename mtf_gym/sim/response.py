@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from mtf_gym.rng import counter_uniform
 from mtf_gym.sim.funnel import expected_watch, sample_watch, survival
@@ -49,6 +48,7 @@ from mtf_gym.sim.layout import (
     UT_HOOK,
     UT_LOG_PATIENCE,
 )
+from mtf_gym.sim.memory import kernel_jit
 
 __all__ = ["expected_item", "expected_predictions", "respond"]
 
@@ -57,12 +57,12 @@ _DELIGHT_CLIP = np.float32(1e-6)
 _GLANCE_MIN, _GLANCE_SPAN = np.float32(0.2), np.float32(0.8)
 
 
-@njit(cache=True, inline="always")
+@kernel_jit(inline="always")
 def _sigmoid(x):
     return _F1 / (_F1 + np.float32(math.exp(-x)))
 
 
-@njit(cache=True, inline="always")
+@kernel_jit(inline="always")
 def _logits(i, item, tp, model, users):
     """Hook logit, log patience and engagement logit (without task bias) of ``item`` for row ``i``, state included."""
     items, dyn = model.items, model.dynamics
@@ -78,7 +78,7 @@ def _logits(i, item, tp, model, users):
     return hook, log_patience, engagement
 
 
-@njit(cache=True)
+@kernel_jit
 def respond(i, item, tp, key, counter, lane, model, users, response):
     """Draw the user's response to ``item`` into ``response`` (``RESPONSE_FIELDS`` columns); uses lanes
     ``lane .. lane + 8``. Returns ``(hooked clickbait, interaction)``: the item's clickbait score if it hooked the
@@ -111,7 +111,7 @@ def respond(i, item, tp, key, counter, lane, model, users, response):
     return clickbait_hooked, interaction
 
 
-@njit(cache=True)
+@kernel_jit
 def expected_item(i, item, tp, model, users, out):
     """The true expected response of row ``i`` to ``item`` in its current state, ``RESPONSE_FIELDS`` columns
     (watch time in seconds, the others probabilities; engagement ignores the delight noise's spread)."""
@@ -131,7 +131,7 @@ def expected_item(i, item, tp, model, users, out):
     out[R_QUICK_SKIP] = (_F1 - hook) * np.float32(duration > dyn[M_QUICK_SKIP_S])
 
 
-@njit(cache=True)
+@kernel_jit
 def expected_predictions(i, item, tp, model, users, scratch_response, out):
     """The true counterpart of the ranker's ``(T,)`` predictions for ``item`` (same units: watch time / scale)."""
     expected_item(i, item, tp, model, users, scratch_response)

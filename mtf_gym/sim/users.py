@@ -9,12 +9,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from mtf_gym.rng import PROFILE_STREAM, counter_uniform
 from mtf_gym.sim.funnel import survival
 from mtf_gym.sim.items import long_time, valid_time
-from mtf_gym.sim.memory import prefetch
 from mtf_gym.sim.layout import (
     G_ACCOUNT_AGE,
     G_AVERSION,
@@ -77,6 +75,7 @@ from mtf_gym.sim.layout import (
     UT_LOG_PATIENCE,
     UT_PATIENCE,
 )
+from mtf_gym.sim.memory import kernel_jit, prefetch
 
 __all__ = ["NUM_TRAIT_NORMALS", "num_start_normals", "start_row"]
 
@@ -95,12 +94,12 @@ def num_start_normals(num_topics: int, rank: int, num_predictable: int) -> int:
     return 2 * ((count + 1) // 2)
 
 
-@njit(cache=True, inline="always")
+@kernel_jit(inline="always")
 def _sigmoid(x):
     return _F1 / (_F1 + np.float32(math.exp(-x)))
 
 
-@njit(cache=True)
+@kernel_jit
 def start_row(i, key, model, users, normals):
     """Draw a new user for row ``i`` from ``key`` and reset its session state."""
     profile, dyn = model.profile, model.dynamics
@@ -221,7 +220,7 @@ def start_row(i, key, model, users, normals):
     _long_term_statistics(i, key, model, users, normals[z + 9:z + 14], age, largest)
 
 
-@njit(cache=True, inline="always")
+@kernel_jit(inline="always")
 def _reference_item(i, key, model, users, m):
     """Topic and id of row ``i``'s ``m``-th history reference item, drawn from its interests."""
     counter = np.uint64(PROFILE_STREAM + 1)
@@ -231,7 +230,7 @@ def _reference_item(i, key, model, users, m):
     return tp, tp * per_topic + int(counter_uniform(key, counter, np.uint64(2 * m + 1)) * np.float32(per_topic))
 
 
-@njit(cache=True)
+@kernel_jit
 def _long_term_statistics(i, key, model, users, noise, age, largest):
     """What a feature log holds about the user: rates estimated from a finite history, noisier for young accounts.
 
@@ -241,7 +240,7 @@ def _long_term_statistics(i, key, model, users, noise, age, largest):
     """
     profile, dyn, items = model.profile, model.dynamics, model.items
     ut = users.user_topic[i]
-    rates = np.zeros(4, np.float32)
+    valid_sum, long_sum, like_sum, follow_sum = _F0, _F0, _F0, _F0  # scalars: no allocation per new user
     for m in range(HISTORY_REFERENCE_ITEMS):
         tp, item = _reference_item(i, key, model, users, m)
         hook = _sigmoid(ut[UT_HOOK, tp] + items[item, I_HOOK])
@@ -249,10 +248,11 @@ def _long_term_statistics(i, key, model, users, noise, age, largest):
         p_valid = hook * survival(valid_time(model, item), inv_patience)
         p_long = hook * survival(long_time(model, item), inv_patience)
         engagement = ut[UT_ENGAGEMENT, tp] + items[item, I_ENGAGEMENT]
-        rates[0] += p_valid
-        rates[1] += p_long
-        rates[2] += p_valid * _sigmoid(engagement + dyn[M_ENGAGEMENT_BIAS])
-        rates[3] += p_valid * _sigmoid(engagement + dyn[M_ENGAGEMENT_BIAS + 2])
+        valid_sum += p_valid
+        long_sum += p_long
+        like_sum += p_valid * _sigmoid(engagement + dyn[M_ENGAGEMENT_BIAS])
+        follow_sum += p_valid * _sigmoid(engagement + dyn[M_ENGAGEMENT_BIAS + 2])
+    rates = (valid_sum, long_sum, like_sum, follow_sum)
     n = min(profile[P_HISTORY_PER_DAY] * age, profile[P_MAX_HISTORY])
     obs = users.profile_obs[i]
     obs[0] = min(np.float32(math.log(age)) / np.float32(math.log(_MAX_AGE_DAYS)), _F1)
