@@ -7,8 +7,10 @@ The single env is a simulator of one row, the vector env one of ``N`` rows; ``MT
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
+from numba import typeof
 
 from mtf_gym.config import PREDICTABLE_TASKS
 from mtf_gym.sim.catalogue import Catalogue
@@ -39,6 +41,8 @@ from mtf_gym.threads import CHUNKS_PER_THREAD, ROWS_PER_CHUNK, get_num_threads, 
 from mtf_gym.validation import rows_and_keys
 
 __all__ = ["UserSimulator", "build_model"]
+
+_CHUNK_ARGS = (0, 1)  # (chunk, num_chunks): Python ints, as run_chunks passes them
 
 
 def build_model(config: MTFSessionV1Config, catalogue: Catalogue) -> Model:
@@ -124,6 +128,7 @@ class UserSimulator:
         )
         self._no_restart = np.zeros(n, bool)
         self._log_scratch = None if config.item_logs else self._new_item_logs()
+        self._entry_points: dict[tuple[Any, ...], Any] = {}
         self.last_step: Outputs | None = None
 
     # ------------------------------------------------------------------ views of the state
@@ -173,12 +178,30 @@ class UserSimulator:
     def start_sessions(self, rows: np.ndarray, keys: np.ndarray) -> None:
         """(Re)start the sessions of ``rows`` (int indices) with new users drawn from ``keys`` (uint64)."""
         rows, keys = rows_and_keys(rows, keys, self.num_rows)
-        start_rows(rows, keys, self.model, self.users, self.scratch.normals[0])
+        args = (rows, keys, self.model, self.users, self.scratch.normals[0])
+        self._compiled(start_rows, args)(*args)
 
     def observations(self) -> np.ndarray:
         obs = np.empty((self.num_rows, OBS_DIM), np.float32)
-        observe_rows(self.model, self.users, obs)
+        args = (self.model, self.users, obs)
+        self._compiled(observe_rows, args)(*args)
         return obs
+
+    def _compiled(self, kernel: Any, args: tuple[Any, ...], leading: tuple[int, ...] = ()) -> Any:
+        """``kernel``'s compiled entry point for ``(*leading, *args)``, looked up once per kernel and argument types.
+
+        numba's dispatcher types every argument on every call, and named tuples of arrays take its slow path: about
+        15 us per call, as much as a whole one-user step. Here the named tuples' types are fixed by construction,
+        so only the plain arrays' dtype, dimensions, layout and writability are keyed (a different array type gets
+        its own, correctly typed entry point)."""
+        key = (kernel, *((a.dtype.num, a.ndim, a.flags.c_contiguous, a.flags.writeable) if isinstance(a, np.ndarray)
+                         else type(a) for a in args))
+        entry = self._entry_points.get(key)
+        if entry is None:
+            # (Under NUMBA_DISABLE_JIT the kernel is the plain Python function.)
+            entry = kernel.compile(tuple(typeof(a) for a in (*leading, *args))) if hasattr(kernel, "compile") else kernel
+            self._entry_points[key] = entry
+        return entry
 
     # ------------------------------------------------------------------ one request
     def _outputs(self) -> Outputs:
@@ -207,8 +230,8 @@ class UserSimulator:
         actions = np.ascontiguousarray(actions, dtype=np.float32)
         restart, restart_keys = self._restart_args(restart, restart_keys)
         out = self._outputs()
-        run_chunks(fusion_step_chunk, self._num_chunks(),
-                   (restart, restart_keys, actions, self.model, self.users, self.scratch, out))
+        args = (restart, restart_keys, actions, self.model, self.users, self.scratch, out)
+        run_chunks(self._compiled(fusion_step_chunk, args, _CHUNK_ARGS), self._num_chunks(), args)
         self.last_step = out
         return out
 
@@ -229,8 +252,8 @@ class UserSimulator:
             candidate_predictions = np.empty((1, self.num_candidates, self.num_tasks), np.float32)
         if page_embeddings is None:
             page_embeddings = np.empty((self.num_rows, self.item_embeddings.shape[1]), np.float32)
-        run_chunks(slate_step_chunk, self._num_chunks(),
-                   (restart, restart_keys, item_ids, self.model, self.users, self.scratch, out, expose, candidates,
-                    candidate_predictions, self.item_embeddings, page_embeddings))
+        args = (restart, restart_keys, item_ids, self.model, self.users, self.scratch, out, expose, candidates,
+                candidate_predictions, self.item_embeddings, page_embeddings)
+        run_chunks(self._compiled(slate_step_chunk, args, _CHUNK_ARGS), self._num_chunks(), args)
         self.last_step = out
         return out
