@@ -79,6 +79,13 @@ def build_model(config: MTFSessionV1Config, catalogue: Catalogue) -> Model:
     )
 
 
+def _check_buffer(name: str, value: Any, shape: tuple[int, ...], dtype: type) -> None:
+    if not (isinstance(value, np.ndarray) and value.shape == shape and value.dtype == dtype
+            and value.flags.c_contiguous and value.flags.writeable):
+        raise ValueError(f"{name} must be a writable C-ordered {np.dtype(dtype).name} array of shape {shape}, got "
+                         f"{getattr(value, 'dtype', type(value).__name__)} {getattr(value, 'shape', '')}")
+
+
 class UserSimulator:
     """``num_rows`` v1 user sessions advanced in lock-step; rows are (re)started with :meth:`start_sessions`.
 
@@ -128,7 +135,7 @@ class UserSimulator:
         )
         self._no_restart = np.zeros(n, bool)
         self._log_scratch = None if config.item_logs else self._new_item_logs()
-        self._entry_points: dict[tuple[Any, ...], Any] = {}
+        self._entry_points: dict[Any, Any] = {}
         self.last_step: Outputs | None = None
 
     # ------------------------------------------------------------------ views of the state
@@ -178,6 +185,8 @@ class UserSimulator:
     def start_sessions(self, rows: np.ndarray, keys: np.ndarray) -> None:
         """(Re)start the sessions of ``rows`` (int indices) with new users drawn from ``keys`` (uint64)."""
         rows, keys = rows_and_keys(rows, keys, self.num_rows)
+        rows = self._rows_array("rows", rows, rows.shape, np.int64)  # writable: the kernel's argument types are fixed
+        keys = self._rows_array("keys", keys, keys.shape, np.uint64)
         args = (rows, keys, self.model, self.users, self.scratch.normals[0])
         self._compiled(start_rows, args)(*args)
 
@@ -188,20 +197,28 @@ class UserSimulator:
         return obs
 
     def _compiled(self, kernel: Any, args: tuple[Any, ...], leading: tuple[int, ...] = ()) -> Any:
-        """``kernel``'s compiled entry point for ``(*leading, *args)``, looked up once per kernel and argument types.
+        """``kernel``'s compiled entry point for ``(*leading, *args)``, looked up once per kernel.
 
         numba's dispatcher types every argument on every call, and named tuples of arrays take its slow path: about
-        15 us per call, as much as a whole one-user step. Here the named tuples' types are fixed by construction,
-        so only the plain arrays' dtype, dimensions, layout and writability are keyed (a different array type gets
-        its own, correctly typed entry point)."""
-        key = (kernel, *((a.dtype.num, a.ndim, a.flags.c_contiguous, a.flags.writeable) if isinstance(a, np.ndarray)
-                         else type(a) for a in args))
-        entry = self._entry_points.get(key)
+        15 us per call, as much as a whole one-user step. Every argument's type is fixed here: the named tuples are
+        the simulator's own, and the public methods convert or check each caller array (dtype, dimensions,
+        C order) before it gets here, so the entry point typed at the first call fits every later one."""
+        entry = self._entry_points.get(kernel)
         if entry is None:
-            # (Under NUMBA_DISABLE_JIT the kernel is the plain Python function.)
-            entry = kernel.compile(tuple(typeof(a) for a in (*leading, *args))) if hasattr(kernel, "compile") else kernel
-            self._entry_points[key] = entry
+            entry = kernel  # under NUMBA_DISABLE_JIT, the plain Python function
+            if hasattr(kernel, "compile"):
+                entry = kernel.compile(tuple(typeof(a) for a in (*leading, *args)))
+            self._entry_points[kernel] = entry
         return entry
+
+    def _rows_array(self, name: str, value: np.ndarray, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        """``value`` as a C-ordered, writable ``dtype`` array of ``shape`` (a copy only if it is not one already)."""
+        arr = value
+        if not (isinstance(arr, np.ndarray) and arr.dtype == dtype and arr.flags.c_contiguous and arr.flags.writeable):
+            arr = np.array(value, dtype=dtype, order="C")  # a fresh copy is C-ordered and writable
+        if arr.shape != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+        return arr
 
     # ------------------------------------------------------------------ one request
     def _outputs(self) -> Outputs:
@@ -213,12 +230,9 @@ class UserSimulator:
     def _restart_args(self, restart, restart_keys):
         if restart is None:
             return self._no_restart, self.users.keys
-        restart = np.ascontiguousarray(restart, dtype=bool)
-        restart_keys = np.ascontiguousarray(restart_keys, dtype=np.uint64)
-        if restart.shape != (self.num_rows,) or restart_keys.shape != (self.num_rows,):
-            raise ValueError(f"restart and restart_keys must have shape ({self.num_rows},), got {restart.shape} "
-                             f"and {restart_keys.shape}")
-        return restart, restart_keys
+        n = self.num_rows
+        return (self._rows_array("restart", restart, (n,), bool),
+                self._rows_array("restart_keys", restart_keys, (n,), np.uint64))
 
     def _num_chunks(self) -> int:
         return min(self._max_chunks, CHUNKS_PER_THREAD * get_num_threads())
@@ -227,7 +241,7 @@ class UserSimulator:
              restart_keys: np.ndarray | None = None) -> Outputs:
         """Advance every row by one request whose page is chosen by fusion weights ``actions`` (``(N, 2T)``, finite;
         clipped here). ``restart[i]`` rows start a new session from ``restart_keys[i]`` instead (autoreset)."""
-        actions = np.ascontiguousarray(actions, dtype=np.float32)
+        actions = self._rows_array("actions", actions, (self.num_rows, self.config.action_dim), np.float32)
         restart, restart_keys = self._restart_args(restart, restart_keys)
         out = self._outputs()
         args = (restart, restart_keys, actions, self.model, self.users, self.scratch, out)
@@ -243,15 +257,20 @@ class UserSimulator:
         ``candidates`` (``(N, C)`` int64) and ``candidate_predictions`` (``(N, C, T)`` float32), also write every
         row's next request's candidates and their predictions. ``page_embeddings`` (``(N, d)`` float32), if given,
         receives each row's mean public item embedding of the page (zeros for restarted rows)."""
-        item_ids = np.ascontiguousarray(item_ids, dtype=np.int64)
+        n, c, t = self.num_rows, self.num_candidates, self.num_tasks
+        item_ids = self._rows_array("item_ids", item_ids, (n, self.page_size), np.int64)
         restart, restart_keys = self._restart_args(restart, restart_keys)
         out = self._outputs()
         expose = candidates is not None
-        if not expose:
-            candidates = np.empty((1, self.num_candidates), np.int64)
-            candidate_predictions = np.empty((1, self.num_candidates, self.num_tasks), np.float32)
+        if expose:  # written in place: the caller's own buffers, or an error
+            _check_buffer("candidates", candidates, (n, c), np.int64)
+            _check_buffer("candidate_predictions", candidate_predictions, (n, c, t), np.float32)
+        else:
+            candidates = np.empty((1, c), np.int64)
+            candidate_predictions = np.empty((1, c, t), np.float32)
         if page_embeddings is None:
-            page_embeddings = np.empty((self.num_rows, self.item_embeddings.shape[1]), np.float32)
+            page_embeddings = np.empty((n, self.item_embeddings.shape[1]), np.float32)
+        _check_buffer("page_embeddings", page_embeddings, (n, self.item_embeddings.shape[1]), np.float32)
         args = (restart, restart_keys, item_ids, self.model, self.users, self.scratch, out, expose, candidates,
                 candidate_predictions, self.item_embeddings, page_embeddings)
         run_chunks(self._compiled(slate_step_chunk, args, _CHUNK_ARGS), self._num_chunks(), args)
