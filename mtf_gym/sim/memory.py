@@ -3,7 +3,7 @@
 * :func:`kernel_jit` compiles a kernel without numba's runtime (NRT). The kernels never allocate; with the NRT,
   every array they take out of the ``Model``/``Users``/``Scratch``/``Outputs`` named tuples and every row view is
   reference counted (a call and an atomic increment/decrement on a counter that all threads share), hundreds per
-  user-step: about a quarter of a ``MTFSession-v1`` step (``docs/environment.md``, speed section).
+  user-step: most of what made ``MTFSession-v1`` slower than v0 (``docs/environment.md``, speed section).
 * At catalogue sizes far beyond the CPU caches (``MTFSlate-v0`` at 10^6 items) a step's cost is the cache misses
   on the rows of the items it shows, not arithmetic. Every per-item number a step reads lives in one cache-line
   aligned row (:func:`aligned_empty`, :mod:`mtf_gym.sim.items`), and the kernels ask for the next rows' items
