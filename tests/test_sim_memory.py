@@ -153,3 +153,19 @@ def test_simulator_checks_caller_arrays_and_accepts_any_float_layout():
                      candidate_predictions=np.zeros((4, config.num_candidates, config.num_tasks), np.float32))
     with pytest.raises(ValueError, match="page_embeddings must be"):
         a.step_slate(pages, page_embeddings=np.zeros((4, 3), np.float32))
+
+
+def test_a_stepped_env_pickles_and_continues_identically():
+    import pickle
+
+    for env_id, kwargs in [("MTFSession-v1", {}), ("MTFSlate-v0", {"num_items": 2000})]:
+        env = gym.make(env_id, **kwargs).unwrapped
+        env.reset(seed=3)
+        env.action_space.seed(0)
+        actions = [env.action_space.sample() for _ in range(3)]
+        env.step(actions[0])
+        copy = pickle.loads(pickle.dumps(env))
+        for action in actions[1:]:
+            a, b = env.step(action), copy.step(action)
+            np.testing.assert_array_equal(a[0], b[0])
+            assert a[1:4] == b[1:4]

@@ -211,6 +211,10 @@ class UserSimulator:
             self._entry_points[kernel] = entry
         return entry
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Compiled entry points do not pickle; they are looked up again on first use.
+        return {**self.__dict__, "_entry_points": {}}
+
     def _rows_array(self, name: str, value: np.ndarray, shape: tuple[int, ...], dtype: type) -> np.ndarray:
         """``value`` as a C-ordered, writable ``dtype`` array of ``shape`` (a copy only if it is not one already)."""
         arr = value
