@@ -31,6 +31,7 @@ slow drift of a shared machine hits every row alike; the min-max column shows th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -133,19 +134,22 @@ def env_buffer_bytes(env: gym.Env | gym.vector.VectorEnv) -> NumpyBuffers:
 
     * ``per_user``: user state (``sim.users``), kernel scratch, the simulator's own arrays and the env's candidate
       buffers;
-    * ``catalogue_kernel``: the kernels' item table and the ranker's item error features (``sim.model``);
-    * ``catalogue_attributes``: the latent attributes the catalogue was generated with (``sim.catalogue``);
-    * ``embeddings``: the public ``(N, d)`` float32 embeddings.
+    * ``catalogue_kernel``: the kernels' item table (``sim.model.items``: item attributes and the ranker's item error
+      features, one cache line per item);
+    * ``catalogue_attributes``: the latent attributes the catalogue was generated with (``sim.catalogue``'s fields);
+    * ``embeddings``: the public ``(N, d)`` float32 embeddings (counted once, here).
     """
     base = env.unwrapped
     sim = base.sim
-    env_arrays = sum(a.nbytes for a in (base.candidates, base.candidate_predictions) if a is not None)
+    env_arrays = sum(a.nbytes for a in (base.candidates, base.candidate_predictions, base._page_embeddings)
+                     if a is not None)
     model = sim.model
+    attributes = (getattr(sim.catalogue, f.name) for f in dataclasses.fields(sim.catalogue))
     return {
         "per_user": _arrays_bytes(sim.users) + _arrays_bytes(sim.scratch) + _arrays_bytes(sim) + env_arrays,
-        "catalogue_kernel": model.items.nbytes + model.item_error.nbytes,
-        "model_other": _arrays_bytes(model) - model.items.nbytes - model.item_error.nbytes,
-        "catalogue_attributes": _arrays_bytes(sim.catalogue),
+        "catalogue_kernel": model.items.nbytes,
+        "model_other": _arrays_bytes(model) - model.items.nbytes,
+        "catalogue_attributes": sum(a.nbytes for a in attributes if isinstance(a, np.ndarray)),
         "embeddings": base.item_embeddings.nbytes,
     }
 

@@ -165,6 +165,7 @@ class _SlateMixin:
         self.candidates = np.zeros((num_rows, c), np.int64) if self.slate_config.expose_candidates else None
         self.candidate_predictions = (np.zeros((num_rows, c, t), np.float32) if self.slate_config.expose_candidates
                                       else None)
+        self._page_embeddings = np.zeros((num_rows, d), np.float32)
 
     @property
     def item_embeddings(self) -> np.ndarray:
@@ -179,15 +180,12 @@ class _SlateMixin:
     def page_size(self) -> int:
         return self.slate_config.page_size
 
-    def _with_embeddings(self, user_obs: np.ndarray, item_ids: np.ndarray | None, live: np.ndarray | None = None):
-        d = self.slate_config.embedding_dim
-        out = np.zeros((user_obs.shape[0], user_obs.shape[1] + d), np.float32)
+    def _with_embeddings(self, user_obs: np.ndarray, page_mean: np.ndarray | None) -> np.ndarray:
+        """The observation: the user part, then the last page's mean public embedding (zeros before any page)."""
+        out = np.zeros((user_obs.shape[0], user_obs.shape[1] + self.slate_config.embedding_dim), np.float32)
         out[:, :user_obs.shape[1]] = user_obs
-        if item_ids is not None:
-            mean = self.item_embeddings[item_ids].mean(axis=1)
-            if live is not None:
-                mean[~live] = 0.0  # a new session (autoreset) has no last page
-            out[:, user_obs.shape[1]:] = mean
+        if page_mean is not None:
+            out[:, user_obs.shape[1]:] = page_mean
         return out
 
     def _refresh_candidates(self) -> None:
@@ -198,7 +196,9 @@ class _SlateMixin:
                                  self.candidate_predictions)
 
     def _slate_step(self, ids: np.ndarray, restart, restart_keys):
-        return self.sim.step_slate(ids, restart, restart_keys, self.candidates, self.candidate_predictions)
+        # The kernel averages the page's embeddings (zeros for a restarted row) while the item rows are in cache.
+        return self.sim.step_slate(ids, restart, restart_keys, self.candidates, self.candidate_predictions,
+                                   self._page_embeddings)
 
     def _candidate_info(self, info: dict[str, Any], row: int | slice) -> dict[str, Any]:
         if self.candidates is not None:
@@ -271,7 +271,7 @@ class MTFSlateEnv(_SlateMixin, MTFSessionEnv):
         return self._slate_step(ids[None, :], None, None)
 
     def _observation(self, out) -> np.ndarray:
-        return self._with_embeddings(out.observations, out.item_ids)
+        return self._with_embeddings(out.observations, self._page_embeddings)
 
     def _info(self, out) -> dict[str, Any]:
         return self._candidate_info(step_info(out, self.sim, 0), 0)
@@ -329,7 +329,7 @@ class MTFSlateVectorEnv(_SlateMixin, MTFSessionVectorEnv):
         return self._slate_step(actions, restart, restart_keys)
 
     def _observation(self, out, live) -> np.ndarray:
-        return self._with_embeddings(out.observations, out.item_ids, live)
+        return self._with_embeddings(out.observations, self._page_embeddings)
 
     def _info(self, out) -> dict[str, Any]:
         info = step_info(out, self.sim, slice(None))

@@ -13,6 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from mtf_gym.sim.config import CatalogueConfig
+from mtf_gym.sim.memory import aligned_empty
 
 __all__ = ["MAX_DURATION_S", "MIN_DURATION_S", "Catalogue"]
 
@@ -76,7 +77,7 @@ class Catalogue:
         topic_vectors = rng.standard_normal((cfg.num_topics, d)).astype(np.float32)
         topic_vectors /= np.linalg.norm(topic_vectors, axis=1, keepdims=True)
         attribute_map = (rng.standard_normal((3, d)) / np.sqrt(d)).astype(np.float32) * np.float32(2.0)
-        out = np.empty((self.num_items, d), np.float32)
+        out = aligned_empty((self.num_items, d), np.float32)  # rows on cache-line boundaries (kernels gather them)
         noise_rng = np.random.default_rng([cfg.catalogue_seed, 2])
         for start in range(0, self.num_items, _CHUNK):
             stop = min(start + _CHUNK, self.num_items)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from mtf_gym.sim.memory import kernel_jit
 
 __all__ = ["expected_watch", "sample_watch", "survival"]
 
@@ -19,14 +20,14 @@ _F1 = np.float32(1.0)
 _HALF_SQRT_PI = np.float32(math.sqrt(math.pi) / 2.0)
 
 
-@njit(cache=True, inline="always")
+@kernel_jit(inline="always")
 def survival(t, inv_theta):
     """``P(W >= t)`` for scale ``1 / inv_theta``."""
     x = t * inv_theta
     return np.float32(math.exp(-x * x))
 
 
-@njit(cache=True, inline="always")
+@kernel_jit(inline="always")
 def expected_watch(hook, theta, duration, glance_mean):
     """``E[min(W, duration)]`` for a hooked viewer with probability ``hook``, else a glance of mean ``glance_mean``:
     ``hook * theta * sqrt(pi)/2 * erf(duration / theta) + (1 - hook) * glance_mean``."""
@@ -34,7 +35,7 @@ def expected_watch(hook, theta, duration, glance_mean):
             + (_F1 - hook) * glance_mean)
 
 
-@njit(cache=True, inline="always")
+@kernel_jit(inline="always")
 def sample_watch(theta, u):
     """A stopping time from a uniform ``u`` in [0, 1): ``theta * sqrt(-log(1 - u))``."""
     return theta * np.float32(math.sqrt(-math.log1p(-u)))

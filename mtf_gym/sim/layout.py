@@ -69,12 +69,24 @@ UNIFORMS_PER_ITEM = 9  # hook, patience, glance, delight, like, comment, follow,
 TOPIC_TABLE_SIZE = 256  # interest distribution quantised to 1/256 for O(1) topic sampling
 
 # ---------------------------------------------------------------------------------------------- item table
+# One row per item holding every per-item number a step reads (the user model's attributes, then the ranker's
+# item error features), ITEM_ROW_FLOATS float32 wide and cache-line aligned (mtf_gym.sim.items): at catalogue sizes
+# beyond the CPU caches a shown item then costs one cache miss. View times and the glance mean are not stored: they
+# are min(duration, a constant) (mtf_gym.sim.items.valid_time, long_time, glance_mean).
 ITEM_COLUMNS = _names(
     "hook", "hook_ranker_exp", "log_patience", "patience_scale", "engagement", "engagement_exp", "hate",
-    "glance_mean", "duration_s", "valid_view_time_s", "long_view_time_s", "clickbait", "length_excess",
+    "duration_s", "clickbait", "length_excess",
 )
-(I_HOOK, I_HOOK_RANKER_EXP, I_LOG_PATIENCE, I_PATIENCE_SCALE, I_ENGAGEMENT, I_ENGAGEMENT_EXP, I_HATE, I_GLANCE_MEAN,
- I_DURATION, I_VALID_TIME, I_LONG_TIME, I_CLICKBAIT, I_LENGTH_EXCESS) = ITEM_COLUMNS.values()
+(I_HOOK, I_HOOK_RANKER_EXP, I_LOG_PATIENCE, I_PATIENCE_SCALE, I_ENGAGEMENT, I_ENGAGEMENT_EXP, I_HATE, I_DURATION,
+ I_CLICKBAIT, I_LENGTH_EXCESS) = ITEM_COLUMNS.values()
+I_ERROR = len(ITEM_COLUMNS)  # first of the ranker's `error_rank` item error features
+ITEM_ROW_FLOATS = 16  # one 64-byte cache line; a row grows by whole lines when the error rank needs more
+
+
+def item_row_floats(error_rank: int) -> int:
+    """Width of the item table (float32 columns) for a ranker error of rank ``error_rank``: whole cache lines."""
+    return -(-(I_ERROR + error_rank) // ITEM_ROW_FLOATS) * ITEM_ROW_FLOATS
+
 
 # ---------------------------------------------------------------------------------------------- user tables
 # Per user x topic (the user side of every logit), (N, UT_WIDTH, topics); the *_EXP columns are exponentials the
@@ -98,15 +110,16 @@ STATE_WIDTH = len(STATE_NAMES)
 # Dynamics scalars (UserDynamicsV1 fields, plus derived ones), one float32 vector.
 DYNAMICS_SCALARS: tuple[str, ...] = (
     "hook_satisfaction", "hook_fatigue_length", "patience_boredom", "patience_satisfaction", "patience_fatigue",
-    "quick_skip_s", "delight_scale", "boredom_decay", "satisfaction_decay", "satisfaction_gain_watch",
-    "satisfaction_gain_interaction", "interaction_offset", "satisfaction_loss_quick_skip", "satisfaction_loss_hate",
-    "low_mood_clickbait", "satisfaction_baseline", "leave_satisfaction", "leave_boredom", "leave_fatigue",
-    "inverse_watch_time_scale", "like_bias", "comment_bias", "follow_bias", "share_bias",
+    "quick_skip_s", "valid_view_s", "long_view_s", "glance_mean_s", "delight_scale", "boredom_decay",
+    "satisfaction_decay", "satisfaction_gain_watch", "satisfaction_gain_interaction", "interaction_offset",
+    "satisfaction_loss_quick_skip", "satisfaction_loss_hate", "low_mood_clickbait", "satisfaction_baseline",
+    "leave_satisfaction", "leave_boredom", "leave_fatigue", "inverse_watch_time_scale", "like_bias", "comment_bias",
+    "follow_bias", "share_bias",
 )
 (M_HOOK_SAT, M_HOOK_FATIGUE_LENGTH, M_PATIENCE_BOREDOM, M_PATIENCE_SAT, M_PATIENCE_FATIGUE, M_QUICK_SKIP_S,
- M_DELIGHT_SCALE, M_BOREDOM_DECAY, M_SAT_DECAY, M_GAIN_WATCH, M_GAIN_INTERACTION, M_INTERACTION_OFFSET,
- M_LOSS_QUICK_SKIP, M_LOSS_HATE, M_LOW_MOOD, M_SAT_BASELINE, M_LEAVE_SAT, M_LEAVE_BOREDOM, M_LEAVE_FATIGUE,
- M_INV_WATCH_SCALE, M_ENGAGEMENT_BIAS) = range(len(DYNAMICS_SCALARS) - 3)
+ M_VALID_VIEW_S, M_LONG_VIEW_S, M_GLANCE_MEAN_S, M_DELIGHT_SCALE, M_BOREDOM_DECAY, M_SAT_DECAY, M_GAIN_WATCH,
+ M_GAIN_INTERACTION, M_INTERACTION_OFFSET, M_LOSS_QUICK_SKIP, M_LOSS_HATE, M_LOW_MOOD, M_SAT_BASELINE, M_LEAVE_SAT,
+ M_LEAVE_BOREDOM, M_LEAVE_FATIGUE, M_INV_WATCH_SCALE, M_ENGAGEMENT_BIAS) = range(len(DYNAMICS_SCALARS) - 3)
 # The four engagement biases are consecutive from M_ENGAGEMENT_BIAS (like, comment, follow, share).
 assert DYNAMICS_SCALARS[M_ENGAGEMENT_BIAS:] == ("like_bias", "comment_bias", "follow_bias", "share_bias")
 # Session-start scalars (population spreads, profile coefficients, history), one float32 vector.
@@ -143,8 +156,7 @@ class Model(NamedTuple):
     dynamics: np.ndarray  # float32 (DYNAMICS_SCALARS)
     profile: np.ndarray  # float32 (PROFILE_SCALARS)
     reward: np.ndarray  # float32 (NUM_RESPONSES,)
-    items: np.ndarray  # float32 (N_items, ITEM_COLUMNS)
-    item_error: np.ndarray  # float32 (N_items, rank)
+    items: np.ndarray  # float32 (N_items, item_row_floats(rank)), 64-byte aligned: ITEM_COLUMNS, then I_ERROR..
     segments: np.ndarray  # float32 (segments, G_*)
     cum_share: np.ndarray  # float64 (segments - 1,)
     task_noise: np.ndarray  # float32 (len(PREDICTABLE_TASKS),)

@@ -12,22 +12,21 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from mtf_gym.sim.funnel import expected_watch, survival
+from mtf_gym.sim.items import glance_mean, long_time, valid_time
 from mtf_gym.sim.layout import (
     I_DURATION,
     I_ENGAGEMENT_EXP,
-    I_GLANCE_MEAN,
+    I_ERROR,
     I_HOOK_RANKER_EXP,
-    I_LONG_TIME,
     I_PATIENCE_SCALE,
-    I_VALID_TIME,
     M_INV_WATCH_SCALE,
     UT_ENGAGEMENT_EXP,
     UT_HOOK_EXP,
     UT_PATIENCE,
 )
+from mtf_gym.sim.memory import kernel_jit
 
 __all__ = ["TASK_LONG", "TASK_VALID", "TASK_WATCH", "predict"]
 
@@ -36,21 +35,21 @@ _F0, _F1 = np.float32(0.0), np.float32(1.0)
 TASK_VALID, TASK_WATCH, TASK_LONG, TASK_FIRST_ENGAGEMENT = 0, 1, 2, 3
 
 
-@njit(cache=True)
+@kernel_jit
 def predict(i, model, users, candidates, topics, preds):
     """The ranker's ``(C, T)`` predictions for row ``i``'s candidates."""
-    items, item_error, tasks = model.items, model.item_error, model.tasks
+    items, tasks = model.items, model.tasks
     ut = users.user_topic[i]
-    rank = item_error.shape[1]
+    rank = users.ranker_error.shape[1]
     for j in range(candidates.shape[0]):
         item, tp = candidates[j], topics[j]
         hook = _F1 / (_F1 + ut[UT_HOOK_EXP, tp] * items[item, I_HOOK_RANKER_EXP])
         patience = ut[UT_PATIENCE, tp] * items[item, I_PATIENCE_SCALE]
         inv_patience = _F1 / patience
-        valid_time, long_time = items[item, I_VALID_TIME], items[item, I_LONG_TIME]
+        valid_s, long_s = valid_time(model, item), long_time(model, item)
         duration = items[item, I_DURATION]
-        survive_valid = survival(valid_time, inv_patience)
-        survive_long = survive_valid if long_time == valid_time else survival(long_time, inv_patience)
+        survive_valid = survival(valid_s, inv_patience)
+        survive_long = survive_valid if long_s == valid_s else survival(long_s, inv_patience)
         p_valid = hook * survive_valid
         engagement_exp = ut[UT_ENGAGEMENT_EXP, tp] * items[item, I_ENGAGEMENT_EXP]
         for col in range(tasks.shape[0]):
@@ -58,7 +57,7 @@ def predict(i, model, users, candidates, topics, preds):
             if task == TASK_VALID:
                 p = p_valid
             elif task == TASK_WATCH:
-                p = expected_watch(hook, patience, duration, items[item, I_GLANCE_MEAN]) * model.dynamics[
+                p = expected_watch(hook, patience, duration, glance_mean(model, item)) * model.dynamics[
                     M_INV_WATCH_SCALE]
             elif task == TASK_LONG:
                 p = hook * survive_long
@@ -66,5 +65,5 @@ def predict(i, model, users, candidates, topics, preds):
                 p = p_valid / (_F1 + engagement_exp * users.engagement_exp[i, task - TASK_FIRST_ENGAGEMENT])
             error = _F0
             for r in range(rank):
-                error += item_error[item, r] * users.ranker_error[i, r, col]
+                error += items[item, I_ERROR + r] * users.ranker_error[i, r, col]
             preds[j, col] = min(p * np.float32(math.exp(error)) * users.ranker_scale[i, col], _F1)

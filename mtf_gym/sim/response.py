@@ -11,21 +11,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from mtf_gym.rng import counter_uniform
 from mtf_gym.sim.funnel import expected_watch, sample_watch, survival
+from mtf_gym.sim.items import glance_mean, long_time, valid_time
 from mtf_gym.sim.layout import (
     I_CLICKBAIT,
     I_DURATION,
     I_ENGAGEMENT,
-    I_GLANCE_MEAN,
     I_HATE,
     I_HOOK,
     I_LENGTH_EXCESS,
     I_LOG_PATIENCE,
-    I_LONG_TIME,
-    I_VALID_TIME,
     M_DELIGHT_SCALE,
     M_ENGAGEMENT_BIAS,
     M_HOOK_FATIGUE_LENGTH,
@@ -51,6 +48,7 @@ from mtf_gym.sim.layout import (
     UT_HOOK,
     UT_LOG_PATIENCE,
 )
+from mtf_gym.sim.memory import kernel_jit
 
 __all__ = ["expected_item", "expected_predictions", "respond"]
 
@@ -59,12 +57,12 @@ _DELIGHT_CLIP = np.float32(1e-6)
 _GLANCE_MIN, _GLANCE_SPAN = np.float32(0.2), np.float32(0.8)
 
 
-@njit(cache=True, inline="always")
+@kernel_jit(inline="always")
 def _sigmoid(x):
     return _F1 / (_F1 + np.float32(math.exp(-x)))
 
 
-@njit(cache=True, inline="always")
+@kernel_jit(inline="always")
 def _logits(i, item, tp, model, users):
     """Hook logit, log patience and engagement logit (without task bias) of ``item`` for row ``i``, state included."""
     items, dyn = model.items, model.dynamics
@@ -80,7 +78,7 @@ def _logits(i, item, tp, model, users):
     return hook, log_patience, engagement
 
 
-@njit(cache=True)
+@kernel_jit
 def respond(i, item, tp, key, counter, lane, model, users, response):
     """Draw the user's response to ``item`` into ``response`` (``RESPONSE_FIELDS`` columns); uses lanes
     ``lane .. lane + 8``. Returns ``(hooked clickbait, interaction)``: the item's clickbait score if it hooked the
@@ -97,10 +95,10 @@ def respond(i, item, tp, key, counter, lane, model, users, response):
     else:
         watch = (_GLANCE_MIN + _GLANCE_SPAN * counter_uniform(key, counter, lane + np.uint64(2))) * dyn[M_QUICK_SKIP_S]
     watch = min(watch, duration)
-    valid = watch >= items[item, I_VALID_TIME]
+    valid = watch >= valid_time(model, item)
     response[R_WATCH] = watch
     response[R_VALID] = valid
-    response[R_LONG] = watch >= items[item, I_LONG_TIME]
+    response[R_LONG] = watch >= long_time(model, item)
     response[R_QUICK_SKIP] = watch < dyn[M_QUICK_SKIP_S] and watch < duration
     delight = min(max(counter_uniform(key, counter, lane + np.uint64(3)), _DELIGHT_CLIP), _F1 - _DELIGHT_CLIP)
     engaged_logit = engagement + dyn[M_DELIGHT_SCALE] * np.float32(math.log(delight / (_F1 - delight)))
@@ -113,7 +111,7 @@ def respond(i, item, tp, key, counter, lane, model, users, response):
     return clickbait_hooked, interaction
 
 
-@njit(cache=True)
+@kernel_jit
 def expected_item(i, item, tp, model, users, out):
     """The true expected response of row ``i`` to ``item`` in its current state, ``RESPONSE_FIELDS`` columns
     (watch time in seconds, the others probabilities; engagement ignores the delight noise's spread)."""
@@ -123,17 +121,17 @@ def expected_item(i, item, tp, model, users, out):
     patience = np.float32(math.exp(log_patience))
     duration = items[item, I_DURATION]
     inv_patience = _F1 / patience
-    p_valid = hook * survival(items[item, I_VALID_TIME], inv_patience)
-    out[R_WATCH] = expected_watch(hook, patience, duration, items[item, I_GLANCE_MEAN])
+    p_valid = hook * survival(valid_time(model, item), inv_patience)
+    out[R_WATCH] = expected_watch(hook, patience, duration, glance_mean(model, item))
     out[R_VALID] = p_valid
-    out[R_LONG] = hook * survival(items[item, I_LONG_TIME], inv_patience)
+    out[R_LONG] = hook * survival(long_time(model, item), inv_patience)
     for e in range(NUM_ENGAGEMENT):
         out[R_LIKE + e] = p_valid * _sigmoid(engagement + dyn[M_ENGAGEMENT_BIAS + e])
     out[R_HATE] = (_F1 - p_valid) * _sigmoid(users.user_topic[i, UT_HATE, tp] + items[item, I_HATE])
     out[R_QUICK_SKIP] = (_F1 - hook) * np.float32(duration > dyn[M_QUICK_SKIP_S])
 
 
-@njit(cache=True)
+@kernel_jit
 def expected_predictions(i, item, tp, model, users, scratch_response, out):
     """The true counterpart of the ranker's ``(T,)`` predictions for ``item`` (same units: watch time / scale)."""
     expected_item(i, item, tp, model, users, scratch_response)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from mtf_gym.rng import counter_uniform
 from mtf_gym.sim.layout import D_CANDIDATES, D_PER_TOPIC, D_STRIDE, TOPIC_TABLE_SIZE
+from mtf_gym.sim.memory import kernel_jit
 
 __all__ = ["retrieve"]
 
 _TABLE = np.float32(TOPIC_TABLE_SIZE)
 
 
-@njit(cache=True, inline="always")
+@kernel_jit(inline="always")
 def retrieve(i, key, counter, model, users, candidates, topics):
     """Fill ``candidates``/``topics`` (``(C,)``) for row ``i``: candidate ``j`` of topic ``tp`` is item
     ``tp * P + (offset + j * stride) mod P`` with a stride coprime to ``P``, so two candidates are never the same item.

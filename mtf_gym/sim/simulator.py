@@ -7,18 +7,19 @@ The single env is a simulator of one row, the vector env one of ``N`` rows; ``MT
 from __future__ import annotations
 
 import os
-from functools import cached_property
+from typing import Any
 
 import numpy as np
+from numba import typeof
 
 from mtf_gym.config import PREDICTABLE_TASKS
 from mtf_gym.sim.catalogue import Catalogue
 from mtf_gym.sim.config import MTFSessionV1Config, segment_table
+from mtf_gym.sim.items import GLANCE_MEAN_FRACTION, build_item_table
 from mtf_gym.sim.kernels import fusion_step_chunk, observe_rows, slate_step_chunk, start_rows
 from mtf_gym.sim.layout import (
     DYNAMICS_SCALARS,
     HISTORY_COLUMNS,
-    ITEM_COLUMNS,
     NUM_ENGAGEMENT,
     NUM_PROFILE_OBS,
     NUM_RESPONSES,
@@ -41,36 +42,15 @@ from mtf_gym.validation import rows_and_keys
 
 __all__ = ["UserSimulator", "build_model"]
 
-_QUICK_SKIP_MEAN_FRACTION = 0.6  # mean watch of an unhooked view, as a fraction of quick_skip_s
+_CHUNK_ARGS = (0, 1)  # (chunk, num_chunks): Python ints, as run_chunks passes them
 
 
 def build_model(config: MTFSessionV1Config, catalogue: Catalogue) -> Model:
     """The read-only parameter structure of the kernels, from a config and its catalogue."""
     f32 = np.float32
     dyn, pop, ranker = config.dynamics, config.population, config.ranker
-    q, cb, d = catalogue.quality, catalogue.clickbait, catalogue.duration_s
-    hook = dyn.hook_quality * q + dyn.hook_clickbait * cb
-    log_patience = dyn.patience_quality * q + dyn.patience_clickbait * cb
-    engagement = dyn.engagement_quality * q + dyn.engagement_clickbait * cb
-    columns = {
-        "hook": hook,
-        "hook_ranker_exp": np.exp(-(hook + ranker.clickbait_overestimate * cb)),
-        "log_patience": log_patience,
-        "patience_scale": np.exp(log_patience),
-        "engagement": engagement,
-        "engagement_exp": np.exp(-engagement),
-        "hate": dyn.hate_bias + dyn.hate_clickbait * cb,
-        "glance_mean": np.minimum(d, _QUICK_SKIP_MEAN_FRACTION * dyn.quick_skip_s),
-        "duration_s": d,
-        "valid_view_time_s": np.minimum(d, dyn.valid_view_s),
-        "long_view_time_s": np.minimum(d, dyn.long_view_s),
-        "clickbait": cb,
-        "length_excess": np.maximum(np.log(d / 15.0), 0.0),
-    }
-    items = np.empty((catalogue.num_items, len(ITEM_COLUMNS)), f32)
-    for name, col in ITEM_COLUMNS.items():
-        items[:, col] = columns[name]
     scalars = {f.name: getattr(dyn, f.name) for f in dyn.__dataclass_fields__.values()}
+    scalars["glance_mean_s"] = GLANCE_MEAN_FRACTION * dyn.quick_skip_s
     scalars["delight_scale"] = dyn.engagement_noise_scale * 0.55  # logistic noise with std ~ scale
     scalars["inverse_watch_time_scale"] = 1.0 / ranker.watch_time_scale_s
     dynamics = np.array([scalars[name] for name in DYNAMICS_SCALARS], f32)
@@ -91,13 +71,19 @@ def build_model(config: MTFSessionV1Config, catalogue: Catalogue) -> Model:
         dynamics=dynamics,
         profile=profile,
         reward=config.reward.as_vector(),
-        items=items,
-        item_error=np.ascontiguousarray(catalogue.ranker_error_features, f32),
+        items=build_item_table(config, catalogue),
         segments=segment_table(pop),
         cum_share=np.cumsum(np.asarray(pop.share, np.float64))[:-1],
         task_noise=np.asarray(ranker.task_noise, f32),
         ranker_offset=np.asarray(ranker.calibration_offset, f32),
     )
+
+
+def _check_buffer(name: str, value: Any, shape: tuple[int, ...], dtype: type) -> None:
+    if not (isinstance(value, np.ndarray) and value.shape == shape and value.dtype == dtype
+            and value.flags.c_contiguous and value.flags.writeable):
+        raise ValueError(f"{name} must be a writable C-ordered {np.dtype(dtype).name} array of shape {shape}, got "
+                         f"{getattr(value, 'dtype', type(value).__name__)} {getattr(value, 'shape', '')}")
 
 
 class UserSimulator:
@@ -149,6 +135,7 @@ class UserSimulator:
         )
         self._no_restart = np.zeros(n, bool)
         self._log_scratch = None if config.item_logs else self._new_item_logs()
+        self._entry_points: dict[Any, Any] = {}
         self.last_step: Outputs | None = None
 
     # ------------------------------------------------------------------ views of the state
@@ -184,8 +171,9 @@ class UserSimulator:
         """The latent in-session state of every row, by name (copies)."""
         return {name: self.users.state[:, j].copy() for j, name in enumerate(STATE_NAMES)}
 
-    @cached_property
+    @property
     def item_embeddings(self) -> np.ndarray:
+        """The catalogue's public ``(N, d)`` float32 embeddings (built on first use, held by the catalogue)."""
         return self.catalogue.embeddings
 
     def _new_item_logs(self) -> tuple[np.ndarray, ...]:
@@ -197,12 +185,44 @@ class UserSimulator:
     def start_sessions(self, rows: np.ndarray, keys: np.ndarray) -> None:
         """(Re)start the sessions of ``rows`` (int indices) with new users drawn from ``keys`` (uint64)."""
         rows, keys = rows_and_keys(rows, keys, self.num_rows)
-        start_rows(rows, keys, self.model, self.users, self.scratch.normals[0])
+        rows = self._rows_array("rows", rows, rows.shape, np.int64)  # writable: the kernel's argument types are fixed
+        keys = self._rows_array("keys", keys, keys.shape, np.uint64)
+        args = (rows, keys, self.model, self.users, self.scratch.normals[0])
+        self._compiled(start_rows, args)(*args)
 
     def observations(self) -> np.ndarray:
         obs = np.empty((self.num_rows, OBS_DIM), np.float32)
-        observe_rows(self.model, self.users, obs)
+        args = (self.model, self.users, obs)
+        self._compiled(observe_rows, args)(*args)
         return obs
+
+    def _compiled(self, kernel: Any, args: tuple[Any, ...], leading: tuple[int, ...] = ()) -> Any:
+        """``kernel``'s compiled entry point for ``(*leading, *args)``, looked up once per kernel.
+
+        numba's dispatcher types every argument on every call, and named tuples of arrays take its slow path: about
+        15 us per call, as much as a whole one-user step. Every argument's type is fixed here: the named tuples are
+        the simulator's own, and the public methods convert or check each caller array (dtype, dimensions,
+        C order) before it gets here, so the entry point typed at the first call fits every later one."""
+        entry = self._entry_points.get(kernel)
+        if entry is None:
+            entry = kernel  # under NUMBA_DISABLE_JIT, the plain Python function
+            if hasattr(kernel, "compile"):
+                entry = kernel.compile(tuple(typeof(a) for a in (*leading, *args)))
+            self._entry_points[kernel] = entry
+        return entry
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Compiled entry points do not pickle; they are looked up again on first use.
+        return {**self.__dict__, "_entry_points": {}}
+
+    def _rows_array(self, name: str, value: np.ndarray, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        """``value`` as a C-ordered, writable ``dtype`` array of ``shape`` (a copy only if it is not one already)."""
+        arr = value
+        if not (isinstance(arr, np.ndarray) and arr.dtype == dtype and arr.flags.c_contiguous and arr.flags.writeable):
+            arr = np.array(value, dtype=dtype, order="C")  # a fresh copy is C-ordered and writable
+        if arr.shape != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+        return arr
 
     # ------------------------------------------------------------------ one request
     def _outputs(self) -> Outputs:
@@ -214,12 +234,9 @@ class UserSimulator:
     def _restart_args(self, restart, restart_keys):
         if restart is None:
             return self._no_restart, self.users.keys
-        restart = np.ascontiguousarray(restart, dtype=bool)
-        restart_keys = np.ascontiguousarray(restart_keys, dtype=np.uint64)
-        if restart.shape != (self.num_rows,) or restart_keys.shape != (self.num_rows,):
-            raise ValueError(f"restart and restart_keys must have shape ({self.num_rows},), got {restart.shape} "
-                             f"and {restart_keys.shape}")
-        return restart, restart_keys
+        n = self.num_rows
+        return (self._rows_array("restart", restart, (n,), bool),
+                self._rows_array("restart_keys", restart_keys, (n,), np.uint64))
 
     def _num_chunks(self) -> int:
         return min(self._max_chunks, CHUNKS_PER_THREAD * get_num_threads())
@@ -228,29 +245,38 @@ class UserSimulator:
              restart_keys: np.ndarray | None = None) -> Outputs:
         """Advance every row by one request whose page is chosen by fusion weights ``actions`` (``(N, 2T)``, finite;
         clipped here). ``restart[i]`` rows start a new session from ``restart_keys[i]`` instead (autoreset)."""
-        actions = np.ascontiguousarray(actions, dtype=np.float32)
+        actions = self._rows_array("actions", actions, (self.num_rows, self.config.action_dim), np.float32)
         restart, restart_keys = self._restart_args(restart, restart_keys)
         out = self._outputs()
-        run_chunks(fusion_step_chunk, self._num_chunks(),
-                   (restart, restart_keys, actions, self.model, self.users, self.scratch, out))
+        args = (restart, restart_keys, actions, self.model, self.users, self.scratch, out)
+        run_chunks(self._compiled(fusion_step_chunk, args, _CHUNK_ARGS), self._num_chunks(), args)
         self.last_step = out
         return out
 
     def step_slate(self, item_ids: np.ndarray, restart: np.ndarray | None = None,
                    restart_keys: np.ndarray | None = None, candidates: np.ndarray | None = None,
-                   candidate_predictions: np.ndarray | None = None) -> Outputs:
+                   candidate_predictions: np.ndarray | None = None,
+                   page_embeddings: np.ndarray | None = None) -> Outputs:
         """Advance every row by one request showing ``item_ids`` (``(N, K)`` int64, validated by the caller). With
         ``candidates`` (``(N, C)`` int64) and ``candidate_predictions`` (``(N, C, T)`` float32), also write every
-        row's next request's candidates and their predictions."""
-        item_ids = np.ascontiguousarray(item_ids, dtype=np.int64)
+        row's next request's candidates and their predictions. ``page_embeddings`` (``(N, d)`` float32), if given,
+        receives each row's mean public item embedding of the page (zeros for restarted rows)."""
+        n, c, t = self.num_rows, self.num_candidates, self.num_tasks
+        item_ids = self._rows_array("item_ids", item_ids, (n, self.page_size), np.int64)
         restart, restart_keys = self._restart_args(restart, restart_keys)
         out = self._outputs()
         expose = candidates is not None
-        if not expose:
-            candidates = np.empty((1, self.num_candidates), np.int64)
-            candidate_predictions = np.empty((1, self.num_candidates, self.num_tasks), np.float32)
-        run_chunks(slate_step_chunk, self._num_chunks(),
-                   (restart, restart_keys, item_ids, self.model, self.users, self.scratch, out, expose, candidates,
-                    candidate_predictions))
+        if expose:  # written in place: the caller's own buffers, or an error
+            _check_buffer("candidates", candidates, (n, c), np.int64)
+            _check_buffer("candidate_predictions", candidate_predictions, (n, c, t), np.float32)
+        else:
+            candidates = np.empty((1, c), np.int64)
+            candidate_predictions = np.empty((1, c, t), np.float32)
+        if page_embeddings is None:
+            page_embeddings = np.empty((n, self.item_embeddings.shape[1]), np.float32)
+        _check_buffer("page_embeddings", page_embeddings, (n, self.item_embeddings.shape[1]), np.float32)
+        args = (restart, restart_keys, item_ids, self.model, self.users, self.scratch, out, expose, candidates,
+                candidate_predictions, self.item_embeddings, page_embeddings)
+        run_chunks(self._compiled(slate_step_chunk, args, _CHUNK_ARGS), self._num_chunks(), args)
         self.last_step = out
         return out

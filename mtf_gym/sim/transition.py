@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from mtf_gym.sim.layout import (
     D_MAX_REQUESTS,
@@ -55,6 +54,7 @@ from mtf_gym.sim.layout import (
     T_LEAVE_BASE,
     T_WATCH_DRIVE,
 )
+from mtf_gym.sim.memory import kernel_jit
 
 __all__ = ["P_CLICKBAIT", "P_INTERACTION", "end_page", "leave_probability", "observe"]
 
@@ -65,7 +65,7 @@ _MINUTES_SCALE = np.float32(1.0 / 30.0)  # session_watch_minutes = minutes / 30,
 P_CLICKBAIT, P_INTERACTION = NUM_RESPONSES, NUM_RESPONSES + 1
 
 
-@njit(cache=True)
+@kernel_jit
 def end_page(i, model, users, page_sum, page_topics):
     """Update row ``i``'s state after a page of ``K`` items (``page_sum``: summed responses, clickbait, interaction;
     ``page_topics``: the topic of each shown item) and count the request."""
@@ -117,7 +117,7 @@ def end_page(i, model, users, page_sum, page_topics):
     users.request_index[i] += 1
 
 
-@njit(cache=True, inline="always")
+@kernel_jit(inline="always")
 def leave_probability(i, model, users):
     """Probability that row ``i`` leaves now: satisfaction holds the user, topic boredom (weighted by their
     sensitivity) and fatigue push them out; heavy users leave later."""
@@ -128,7 +128,7 @@ def leave_probability(i, model, users):
     return _F1 / (_F1 + np.float32(math.exp(-logit)))
 
 
-@njit(cache=True)
+@kernel_jit
 def observe(i, model, users, obs):
     """Row ``i`` of the observation (``OBSERVATION_FEATURES_V1``) into ``obs`` (``(OBS_DIM,)``)."""
     for f in range(NUM_PROFILE_OBS):

@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from mtf_gym.rng import PROFILE_STREAM, counter_uniform
 from mtf_gym.sim.funnel import survival
+from mtf_gym.sim.items import long_time, valid_time
 from mtf_gym.sim.layout import (
     G_ACCOUNT_AGE,
     G_AVERSION,
@@ -29,8 +29,6 @@ from mtf_gym.sim.layout import (
     I_ENGAGEMENT,
     I_HOOK,
     I_LOG_PATIENCE,
-    I_LONG_TIME,
-    I_VALID_TIME,
     M_ENGAGEMENT_BIAS,
     NUM_ENGAGEMENT,
     P_ACTIVITY_STD,
@@ -77,6 +75,7 @@ from mtf_gym.sim.layout import (
     UT_LOG_PATIENCE,
     UT_PATIENCE,
 )
+from mtf_gym.sim.memory import kernel_jit, prefetch
 
 __all__ = ["NUM_TRAIT_NORMALS", "num_start_normals", "start_row"]
 
@@ -95,12 +94,12 @@ def num_start_normals(num_topics: int, rank: int, num_predictable: int) -> int:
     return 2 * ((count + 1) // 2)
 
 
-@njit(cache=True, inline="always")
+@kernel_jit(inline="always")
 def _sigmoid(x):
     return _F1 / (_F1 + np.float32(math.exp(-x)))
 
 
-@njit(cache=True)
+@kernel_jit
 def start_row(i, key, model, users, normals):
     """Draw a new user for row ``i`` from ``key`` and reset its session state."""
     profile, dyn = model.profile, model.dynamics
@@ -172,6 +171,10 @@ def start_row(i, key, model, users, normals):
         while filled < bound:
             users.topic_table[i, filled] = np.int16(tp)
             filled += 1
+    # The history statistics below read HISTORY_REFERENCE_ITEMS random item rows: ask for them now, so that their
+    # cache misses overlap each other and the work in between (at 10^6 items every one misses).
+    for m in range(HISTORY_REFERENCE_ITEMS):
+        prefetch(model.items, _reference_item(i, key, model, users, m)[1], 0)
     ut = users.user_topic[i]
     for tp in range(num_topics):
         a = normals[tp]
@@ -217,7 +220,17 @@ def start_row(i, key, model, users, normals):
     _long_term_statistics(i, key, model, users, normals[z + 9:z + 14], age, largest)
 
 
-@njit(cache=True)
+@kernel_jit(inline="always")
+def _reference_item(i, key, model, users, m):
+    """Topic and id of row ``i``'s ``m``-th history reference item, drawn from its interests."""
+    counter = np.uint64(PROFILE_STREAM + 1)
+    tp = np.int64(users.topic_table[i, int(counter_uniform(key, counter, np.uint64(2 * m))
+                                           * np.float32(TOPIC_TABLE_SIZE))])
+    per_topic = model.dims[2]
+    return tp, tp * per_topic + int(counter_uniform(key, counter, np.uint64(2 * m + 1)) * np.float32(per_topic))
+
+
+@kernel_jit
 def _long_term_statistics(i, key, model, users, noise, age, largest):
     """What a feature log holds about the user: rates estimated from a finite history, noisier for young accounts.
 
@@ -226,23 +239,20 @@ def _long_term_statistics(i, key, model, users, noise, age, largest):
     of ``n = history_impressions x age`` impressions and shrinks towards the population prior.
     """
     profile, dyn, items = model.profile, model.dynamics, model.items
-    per_topic = model.dims[2]
-    counter = np.uint64(PROFILE_STREAM + 1)
     ut = users.user_topic[i]
-    rates = np.zeros(4, np.float32)
+    valid_sum, long_sum, like_sum, follow_sum = _F0, _F0, _F0, _F0  # scalars: no allocation per new user
     for m in range(HISTORY_REFERENCE_ITEMS):
-        tp = np.int64(users.topic_table[i, int(counter_uniform(key, counter, np.uint64(2 * m))
-                                               * np.float32(TOPIC_TABLE_SIZE))])
-        item = tp * per_topic + int(counter_uniform(key, counter, np.uint64(2 * m + 1)) * np.float32(per_topic))
+        tp, item = _reference_item(i, key, model, users, m)
         hook = _sigmoid(ut[UT_HOOK, tp] + items[item, I_HOOK])
         inv_patience = np.float32(math.exp(-(ut[UT_LOG_PATIENCE, tp] + items[item, I_LOG_PATIENCE])))
-        p_valid = hook * survival(items[item, I_VALID_TIME], inv_patience)
-        p_long = hook * survival(items[item, I_LONG_TIME], inv_patience)
+        p_valid = hook * survival(valid_time(model, item), inv_patience)
+        p_long = hook * survival(long_time(model, item), inv_patience)
         engagement = ut[UT_ENGAGEMENT, tp] + items[item, I_ENGAGEMENT]
-        rates[0] += p_valid
-        rates[1] += p_long
-        rates[2] += p_valid * _sigmoid(engagement + dyn[M_ENGAGEMENT_BIAS])
-        rates[3] += p_valid * _sigmoid(engagement + dyn[M_ENGAGEMENT_BIAS + 2])
+        valid_sum += p_valid
+        long_sum += p_long
+        like_sum += p_valid * _sigmoid(engagement + dyn[M_ENGAGEMENT_BIAS])
+        follow_sum += p_valid * _sigmoid(engagement + dyn[M_ENGAGEMENT_BIAS + 2])
+    rates = (valid_sum, long_sum, like_sum, follow_sum)
     n = min(profile[P_HISTORY_PER_DAY] * age, profile[P_MAX_HISTORY])
     obs = users.profile_obs[i]
     obs[0] = min(np.float32(math.log(age)) / np.float32(math.log(_MAX_AGE_DAYS)), _F1)
