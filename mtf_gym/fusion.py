@@ -228,6 +228,30 @@ def fused_log_score(predictions: np.ndarray, candidate: int, powers: np.ndarray,
     return score
 
 
+@njit(cache=True, inline="always")
+def fused_top_k(predictions: np.ndarray, powers: np.ndarray, biases: np.ndarray, scores: np.ndarray,
+                order: np.ndarray) -> None:
+    """The page the fusion picks: ``scores[j]`` the log fused score of candidate ``j`` (``predictions``: ``(C, T)``),
+    ``order`` (``(K,)``) the ``K`` best candidates, best first (ties: the earlier candidate first).
+
+    Insertion into a sorted page (K is small); allocates nothing, so it runs inside the simulators' kernels.
+    """
+    page = order.shape[0]
+    filled = 0
+    for j in range(predictions.shape[0]):
+        s = fused_log_score(predictions, j, powers, biases)
+        scores[j] = s
+        if filled == page and s <= scores[order[page - 1]]:
+            continue
+        pos = filled if filled < page else page - 1
+        while pos > 0 and scores[order[pos - 1]] < s:
+            order[pos] = order[pos - 1]
+            pos -= 1
+        order[pos] = j
+        if filled < page:
+            filled += 1
+
+
 def fused_scores(predictions: np.ndarray, powers: np.ndarray, biases: np.ndarray) -> np.ndarray:
     """The paper's Eq. 1 literally, ``prod_i (pred_i + bias_i) ** power_i`` (float64, for tests and reports)."""
     preds = np.maximum(np.asarray(predictions, dtype=np.float64), PREDICTION_FLOOR)

@@ -10,10 +10,12 @@ directly; :func:`counter_uniforms` is the same function over a batch, for tests 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
-__all__ = ["PROFILE_STREAM", "counter_uniform", "counter_uniforms"]
+__all__ = ["PROFILE_STREAM", "counter_normals", "counter_uniform", "counter_uniforms"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -38,6 +40,22 @@ def counter_uniform(key: np.uint64, counter: np.uint64, lane: np.uint64) -> np.f
     state *= _MIX2
     state ^= state >> _S31
     return np.float32(state >> _S40) * _TO_UNIT
+
+
+_TWO_PI = np.float32(2.0 * np.pi)
+
+
+@njit(cache=True, inline="always")
+def counter_normals(key: np.uint64, counter: np.uint64, normals: np.ndarray) -> None:
+    """Fill ``normals`` (an even length ``2h``) with standard normals from lanes ``1 .. 2h`` of ``(key, counter)``:
+    Box-Muller on the uniform pairs ``(lane 1 + j, lane 1 + h + j)`` (lane 0 is left to the caller)."""
+    half = normals.shape[0] // 2
+    for h in range(half):
+        radius = np.float32(math.sqrt(np.float32(-2.0) * np.float32(math.log1p(-counter_uniform(
+            key, counter, np.uint64(1 + h))))))
+        angle = _TWO_PI * counter_uniform(key, counter, np.uint64(1 + half + h))
+        normals[h] = radius * np.float32(math.cos(angle))
+        normals[half + h] = radius * np.float32(math.sin(angle))
 
 
 @njit(cache=True)

@@ -27,8 +27,8 @@ from numba import njit
 
 from mtf_gym.catalogue import ItemCatalogue
 from mtf_gym.config import PREDICTABLE_TASKS, RESPONSE_FIELDS, SEGMENT_NAMES, MTFSessionConfig
-from mtf_gym.fusion import fused_log_score, fusion_params_row
-from mtf_gym.rng import PROFILE_STREAM, counter_uniform
+from mtf_gym.fusion import fused_top_k, fusion_params_row
+from mtf_gym.rng import PROFILE_STREAM, counter_normals, counter_uniform
 from mtf_gym.threads import CHUNKS_PER_THREAD, ROWS_PER_CHUNK, get_num_threads, run_chunks
 from mtf_gym.validation import rows_and_keys
 
@@ -110,7 +110,6 @@ _S_WIDTH = _S_TASK_NOISE + len(PREDICTABLE_TASKS)
 (_D_CANDIDATES, _D_PAGE, _D_PER_TOPIC, _D_STRIDE, _D_MAX_REQUESTS) = range(5)
 
 _F0, _F1, _HALF = np.float32(0.0), np.float32(1.0), np.float32(0.5)
-_TWO_PI = np.float32(2.0 * np.pi)
 _TABLE = np.float32(_TOPIC_TABLE_SIZE)
 _DELIGHT_CLIP = np.float32(1e-6)
 _GLANCE_MIN, _GLANCE_SPAN = np.float32(0.2), np.float32(0.8)
@@ -144,17 +143,9 @@ def _start_row(i, key, segments, profile, cum_share, task_columns, keys, segment
                ranker_error, boredom, history, request_index, normals):
     """Draw a new user for row ``i`` from ``key`` and reset its session state."""
     num_topics = boredom.shape[1]
-    width = normals.shape[0]  # an even number of normals, from (1 + width) uniforms
-    half = width // 2
     counter = np.uint64(PROFILE_STREAM)
     u0 = counter_uniform(key, counter, np.uint64(0))
-    for h in range(half):
-        # Box-Muller normals from uniform pairs.
-        radius = np.float32(math.sqrt(np.float32(-2.0) * np.float32(math.log1p(-counter_uniform(
-            key, counter, np.uint64(1 + h))))))
-        angle = _TWO_PI * counter_uniform(key, counter, np.uint64(1 + half + h))
-        normals[h] = radius * np.float32(math.cos(angle))
-        normals[half + h] = radius * np.float32(math.sin(angle))
+    counter_normals(key, counter, normals)  # Box-Muller normals from uniform pairs
     g = 0
     while g < cum_share.shape[0] and cum_share[g] <= u0:
         g += 1
@@ -287,19 +278,7 @@ def _step_row(i, actions, dims, tasks, fusion, model, reward_weights, items, ite
     # 2. Ranker predictions; 3. fusion and top-K (insertion into a sorted page: K is small).
     _predict_row(i, candidates, topics, tasks, items, item_error, user_topic, user, ranker_error, model, preds)
     shown = shown_ids[i]
-    filled = 0
-    for j in range(num_candidates):
-        s = fused_log_score(preds, j, powers, biases)
-        scores[j] = s
-        if filled == page and s <= scores[order[page - 1]]:
-            continue
-        pos = filled if filled < page else page - 1
-        while pos > 0 and scores[order[pos - 1]] < s:
-            order[pos] = order[pos - 1]
-            pos -= 1
-        order[pos] = j
-        if filled < page:
-            filled += 1
+    fused_top_k(preds, powers, biases, scores, order)
 
     # 4. True responses of the shown items (with the state before this request).
     sat = user[i, _U_SATISFACTION]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mtf_gym.fusion import fused_log_score, fusion_params_row
+from mtf_gym.fusion import fused_top_k, fusion_params_row
 from mtf_gym.rng import counter_uniform
 from mtf_gym.sim.layout import (
     D_CANDIDATES,
@@ -87,20 +87,8 @@ def fusion_step_row(i, actions, model, users, scratch, chunk, out):
     out.clipped[i] = fusion_params_row(actions[i], model.fusion, powers, biases)
     retrieve(i, key, counter, model, users, candidates, topics)
     predict(i, model, users, candidates, topics, preds)
+    fused_top_k(preds, powers, biases, scores, order)
     page = order.shape[0]
-    filled = 0
-    for j in range(candidates.shape[0]):  # top-K by insertion into a sorted page: K is small
-        s = fused_log_score(preds, j, powers, biases)
-        scores[j] = s
-        if filled == page and s <= scores[order[page - 1]]:
-            continue
-        pos = filled if filled < page else page - 1
-        while pos > 0 and scores[order[pos - 1]] < s:
-            order[pos] = order[pos - 1]
-            pos -= 1
-        order[pos] = j
-        if filled < page:
-            filled += 1
     for k in range(page):
         j = order[k]
         out.item_ids[i, k] = candidates[j]

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from mtf_gym.rng import PROFILE_STREAM, counter_uniform
+from mtf_gym.rng import PROFILE_STREAM, counter_normals, counter_uniform
 from mtf_gym.sim.funnel import survival
 from mtf_gym.sim.items import long_time, valid_time
 from mtf_gym.sim.layout import (
@@ -80,7 +80,6 @@ from mtf_gym.sim.memory import kernel_jit, prefetch
 __all__ = ["NUM_TRAIT_NORMALS", "num_start_normals", "start_row"]
 
 _F0, _F1, _HALF = np.float32(0.0), np.float32(1.0), np.float32(0.5)
-_TWO_PI = np.float32(2.0 * np.pi)
 _MAX_AGE_DAYS = np.float32(3650.0)
 # Normals after the topic affinities: activity, satisfaction, 7 traits, 5 history-noise draws, cold-start factor.
 NUM_TRAIT_NORMALS = 2 + 7 + 5 + 1
@@ -105,14 +104,8 @@ def start_row(i, key, model, users, normals):
     profile, dyn = model.profile, model.dynamics
     num_topics = users.boredom.shape[1]
     counter = np.uint64(PROFILE_STREAM)
-    half = normals.shape[0] // 2
     u0 = counter_uniform(key, counter, np.uint64(0))
-    for h in range(half):  # Box-Muller normals from uniform pairs
-        radius = np.float32(math.sqrt(np.float32(-2.0) * np.float32(math.log1p(-counter_uniform(
-            key, counter, np.uint64(1 + h))))))
-        angle = _TWO_PI * counter_uniform(key, counter, np.uint64(1 + half + h))
-        normals[h] = radius * np.float32(math.cos(angle))
-        normals[half + h] = radius * np.float32(math.sin(angle))
+    counter_normals(key, counter, normals)
     g = 0
     while g < model.cum_share.shape[0] and model.cum_share[g] <= u0:
         g += 1
