@@ -166,3 +166,15 @@ def test_mtf_bench_runs_the_section_when_the_preset_enables_it(tmp_path, monkeyp
         summary = runner.run_preset(preset, progress=False, report=False, echo=lambda s: None)
     assert len(calls) == 1 and calls[0][1] == tmp_path / "smoke" / "slate" and calls[0][0] == preset.slate
     assert [o.job_id for o in summary.failed] == ["slate/tpgr/seed0"]
+
+
+def test_validation_script_smoke(capsys):
+    from benchmarks import slate_validation
+
+    assert slate_validation.main(["tpgr", "--steps", "16", "--num-items", "1000", "--users", "6", "--seeds", "0",
+                                  "--set", "hidden_units=(8,)", "--set", "tree_method=kmeans"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("random: ")
+    assert "tpgr seed 0, 16 requests {'hidden_units': (8,), 'tree_method': 'kmeans'}" in out
+    # Validation users (seed + i) lie between the training users (seeds 0..) and the section's evaluation users.
+    assert 10**6 < slate_validation.VALIDATION_USER_SEED < SlateSection().user_seed - 10**6
