@@ -565,6 +565,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError) as exc:
         parser.error(str(exc))
     out = Path(args.results_dir or results_dir) / args.preset / "slate"
+    import logging
+
+    import structlog
+
+    # d3rlpy (the IntegratedRL row) logs every epoch at INFO through structlog; keep the CLI's output readable.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     start = time.perf_counter()
     run = run_slate_section(section, out)
     if run.markdown is None:
