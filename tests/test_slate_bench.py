@@ -116,7 +116,7 @@ def test_pipeline_policy_passes_user_observations_on_a_vector_env():
     ({"num_items": 500}, "num_items"),
     ({"agents": ("iql",)}, "agents"),
     ({"agent_steps": {"tpgr": 0}}, "agent_steps.tpgr"),
-    ({"agents": ("tpgr",), "agent_steps": {"fcpo": 10}}, "agent_steps"),
+    ({"agents": ("tpgr",), "agent_steps": {"iql": 10}}, "agent_steps"),
     ({"latency_sizes": (1010,)}, "latency_sizes"),
     ({"integrated_rl_recipe": "progressive"}, "integrated_rl_recipe"),
     ({"integrated_rl_steps": 0}, "integrated_rl_steps"),
@@ -178,3 +178,13 @@ def test_validation_script_smoke(capsys):
     assert "tpgr seed 0, 16 requests {'hidden_units': (8,), 'tree_method': 'kmeans'}" in out
     # Validation users (seed + i) lie between the training users (seeds 0..) and the section's evaluation users.
     assert 10**6 < slate_validation.VALIDATION_USER_SEED < SlateSection().user_seed - 10**6
+
+
+def test_agent_job_identity_holds_the_agent_config():
+    from benchmarks.harness.slate import plan_jobs
+
+    jobs = {job.name: job.identity for job in plan_jobs(SlateSection(**TINY))}
+    config = jobs["tpgr/seed0"]["config"]
+    # The config as the job builds it: the section's hidden units, the agent's own defaults (a changed default reruns).
+    assert config["hidden_units"] == [8] and config["learning_rate"] == 1e-3 and config["rollout_steps"] == 8
+    assert jobs["wolpertinger/seed1"]["config"]["learning_rate"] == 3e-4

@@ -176,9 +176,11 @@ class SlateSection:
         bad = [n for n in names if n not in allowed]
         if bad:
             raise _fail("agents", f"registered {SLATE_ENV} agents from {allowed}", tuple(bad))
-        stray = sorted(set(self.agent_steps) - set(names))
+        # Keyed by registered slate agents (not only the selected ones: ``--set agents=[...]`` on a preset with
+        # budgets for every agent must work).
+        stray = sorted(set(self.agent_steps) - set(allowed))
         if stray:
-            raise _fail("agent_steps", f"a table keyed by the section's agents {names}", stray)
+            raise _fail("agent_steps", f"a table keyed by registered {SLATE_ENV} agents {allowed}", stray)
         return names
 
 
@@ -220,6 +222,22 @@ def _reference_job(section: SlateSection) -> dict[str, Any]:
     return out
 
 
+def _agent_kwargs(section: SlateSection, agent_name: str) -> dict[str, Any]:
+    from agents.registry import get_registry
+
+    fields = {f.name for f in dataclasses.fields(get_registry().get(agent_name).config_class)}
+    return {"hidden_units": section.hidden_units} if "hidden_units" in fields else {}
+
+
+def _agent_config(section: SlateSection, agent_name: str) -> dict[str, Any]:
+    """The agent's full config as the job builds it (JSON form): part of the job's identity, so that a changed
+    default reruns the job."""
+    from agents.registry import get_registry
+
+    config = get_registry().get(agent_name).config_class(**_agent_kwargs(section, agent_name))
+    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+
+
 def _agent_job(section: SlateSection, agent_name: str, seed: int) -> dict[str, Any]:
     import gymnasium as gym
     import torch
@@ -227,9 +245,7 @@ def _agent_job(section: SlateSection, agent_name: str, seed: int) -> dict[str, A
     from agents.registry import get_registry
     from benchmarks.slate_properties import play_sessions
 
-    registry = get_registry()
-    fields = {f.name for f in dataclasses.fields(registry.get(agent_name).config_class)}
-    agent = registry.build(agent_name, **({"hidden_units": section.hidden_units} if "hidden_units" in fields else {}))
+    agent = get_registry().build(agent_name, **_agent_kwargs(section, agent_name))
     torch.set_num_threads(1)  # small networks: intra-op threads only contend on a shared machine
     train_env = gym.make_vec(SLATE_ENV, num_envs=agent.config.n_envs, num_items=section.num_items,
                              expose_candidates=False)
@@ -334,7 +350,7 @@ def plan_jobs(section: SlateSection) -> list[_Job]:
     for agent in agents:
         for seed in section.seeds:
             identity = {"job": "agent", "agent": agent, "seed": seed, "steps": section.steps_for(agent),
-                        "hidden_units": list(section.hidden_units), **common}
+                        "config": _agent_config(section, agent), **common}
             jobs.append(_Job(f"{agent}/seed{seed}", identity, lambda a=agent, s=seed: _agent_job(section, a, s)))
     if section.include_integrated_rl:
         for seed in section.seeds:
