@@ -138,8 +138,8 @@ def test_presets_carry_the_section():
 
 def test_cli_smoke(tmp_path, capsys):
     args = ["--preset", "quick", "--results-dir", str(tmp_path), "--set", "num_items=1000", "--set", "eval_users=8",
-            "--set", 'agents=["tpgr"]', "--set", "train_steps=16", "--set", "include_fusion_cma=false",
-            "--set", "include_integrated_rl=false",
+            "--set", 'agents=["tpgr"]', "--set", "train_steps=16", "--set", "agent_steps={}",  # not the preset's
+            "--set", "include_fusion_cma=false", "--set", "include_integrated_rl=false",
             "--set", "latency_sizes=[]", "--set", "hidden_units=[8]", "--set", "bootstrap=50"]
     assert main(args) == 0
     assert "| tpgr | item-level agent | 3 |" in capsys.readouterr().out
