@@ -348,7 +348,10 @@ LEARN: dict[str, tuple[dict[str, Any], int]] = {
     "wolpertinger": ({"hidden_units": (64, 64), "learning_starts": 200, "batch_size": 64, "learning_rate": 1e-3,
                       "knn_fraction": 0.2}, 3000),
     "fcpo": ({"hidden_units": (64, 64), "learning_rate": 3e-3, "rollout_steps": 8, "normalize_advantages": True}, 6000),
-    "tpgr": ({"hidden_units": (64, 64), "learning_rate": 1e-3, "rollout_steps": 4, "entropy_coef": 0.05}, 12000),
+    # Raw advantages, as this test was calibrated (standardised ones, the default now, find 2 of the 4 best items at
+    # this seed, normalised return still >= MARGIN).
+    "tpgr": ({"hidden_units": (64, 64), "learning_rate": 1e-3, "rollout_steps": 4, "entropy_coef": 0.05,
+              "normalize_advantages": False}, 12000),
 }
 LEARN_ENV = {"num_items": 50, "page_size": 1, "num_user_types": 4, "max_requests": 5}
 MARGIN = 0.7  # normalised return: 0 = random pages, 1 = the best item every time

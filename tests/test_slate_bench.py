@@ -11,12 +11,15 @@ import pytest
 
 import mtf_gym  # noqa: F401  (registers the envs)
 from benchmarks.harness.presets import PresetError, load_preset
-from benchmarks.harness.slate import FUSION_ROW, SlateSection, main, run_slate_section
+from benchmarks.harness.slate import FUSION_CMA_ROW, INTEGRATED_RL_ROW, SlateSection, main, run_slate_section
 from mtf_gym.slate import PipelinePolicy
 
 AGENTS = ("fcpo", "tpgr", "wolpertinger")
 TINY = {"num_items": 1000, "train_steps": 48, "eval_users": 12, "seeds": (0, 1), "hidden_units": (8,),
-        "fusion_generations": 1, "fusion_train_users": 2, "latency_sizes": (), "bootstrap": 200}
+        "fusion_generations": 1, "fusion_train_users": 2, "latency_sizes": (), "bootstrap": 200,
+        "integrated_rl_sessions": 8, "integrated_rl_steps": 4, "batch_size": 16,
+        "integrated_rl_overrides": {"n_critics": 2}}
+FUSION_ROWS = (INTEGRATED_RL_ROW, FUSION_CMA_ROW)
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +38,18 @@ def tiny_run(tmp_path_factory):
 def test_files_and_table_rows(tiny_run):
     section, out, run = tiny_run
     assert run.markdown == out / "slate.md" and not run.failed and not run.skipped
-    for name in ["references", "latency", *(f"{a}/seed{s}" for a in [*AGENTS, FUSION_ROW] for s in section.seeds)]:
+    for name in ["references", "latency", *(f"{a}/seed{s}" for a in [*AGENTS, *FUSION_ROWS] for s in section.seeds)]:
         assert (out / name / "result.json").is_file(), name
     for name in ("slate.json", "slate_normalised.png", "slate_normalised.svg", "latency.png"):
         assert (out / name).is_file(), name
     text = run.markdown.read_text()
     table = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
     policies = [line.split(" | ")[0][2:] for line in table]
-    assert policies[:8] == ["policy", "random", "pipeline (control)", "oracle", *AGENTS, FUSION_ROW]
+    assert policies[:9] == ["policy", "random", "pipeline (control)", "oracle", *AGENTS, *FUSION_ROWS]
+    # Each fusion-level row says which agent it is.
+    assert "| integrated_rl | fusion agent through the pipeline: IntegratedRL (zoo, offline) | 2 |" in text
+    assert "| fusion_cma | fusion agent through the pipeline: CMA-ES linear fusion | 2 |" in text
+    assert "`integrated_rl`: the production pipeline" in text and "n_critics = 2" in text
     assert "| 10,000 | tpgr | agent | 0.150 |" in text and "![decision latency](latency.png)" in text
 
 
@@ -68,6 +75,13 @@ def test_intervals_ordered_and_normalised_by_hand(tiny_run):
     assert rows["tpgr"]["normalised"]["estimate"] == pytest.approx(100 * (tpgr - rand).mean() / (orac - rand).mean())
     assert rows["tpgr"]["lift_over_pipeline"]["estimate"] == pytest.approx(100 * (tpgr.mean() / pipe.mean() - 1))
     assert rows["tpgr"]["seeds"] == 2
+    # The IntegratedRL row: its own dataset and training per seed, then the same evaluation users.
+    irl = [json.loads((out / f"integrated_rl/seed{s}" / "result.json").read_text()) for s in section.seeds]
+    assert all(r["dataset"]["sessions"] == 8 and r["dataset"]["recipe"] == "uniform" for r in irl)
+    irl_returns = np.array([r["returns"] for r in irl])
+    assert irl_returns.shape == (len(section.seeds), section.eval_users)
+    assert rows["integrated_rl"]["lift_over_random"]["estimate"] == pytest.approx(
+        100 * (irl_returns.mean() / rand.mean() - 1))
 
 
 def test_rerun_skips_finished_jobs_and_redoes_changed_ones(tiny_run):
@@ -102,8 +116,10 @@ def test_pipeline_policy_passes_user_observations_on_a_vector_env():
     ({"num_items": 500}, "num_items"),
     ({"agents": ("iql",)}, "agents"),
     ({"agent_steps": {"tpgr": 0}}, "agent_steps.tpgr"),
-    ({"agents": ("tpgr",), "agent_steps": {"fcpo": 10}}, "agent_steps"),
+    ({"agents": ("tpgr",), "agent_steps": {"iql": 10}}, "agent_steps"),
     ({"latency_sizes": (1010,)}, "latency_sizes"),
+    ({"integrated_rl_recipe": "progressive"}, "integrated_rl_recipe"),
+    ({"integrated_rl_steps": 0}, "integrated_rl_steps"),
 ])
 def test_config_errors_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=f"slate.{field}"):
@@ -122,7 +138,8 @@ def test_presets_carry_the_section():
 
 def test_cli_smoke(tmp_path, capsys):
     args = ["--preset", "quick", "--results-dir", str(tmp_path), "--set", "num_items=1000", "--set", "eval_users=8",
-            "--set", 'agents=["tpgr"]', "--set", "train_steps=16", "--set", "include_fusion_agent=false",
+            "--set", 'agents=["tpgr"]', "--set", "train_steps=16", "--set", "agent_steps={}",  # not the preset's
+            "--set", "include_fusion_cma=false", "--set", "include_integrated_rl=false",
             "--set", "latency_sizes=[]", "--set", "hidden_units=[8]", "--set", "bootstrap=50"]
     assert main(args) == 0
     assert "| tpgr | item-level agent | 3 |" in capsys.readouterr().out
@@ -149,3 +166,25 @@ def test_mtf_bench_runs_the_section_when_the_preset_enables_it(tmp_path, monkeyp
         summary = runner.run_preset(preset, progress=False, report=False, echo=lambda s: None)
     assert len(calls) == 1 and calls[0][1] == tmp_path / "smoke" / "slate" and calls[0][0] == preset.slate
     assert [o.job_id for o in summary.failed] == ["slate/tpgr/seed0"]
+
+
+def test_validation_script_smoke(capsys):
+    from benchmarks import slate_validation
+
+    assert slate_validation.main(["tpgr", "--steps", "16", "--num-items", "1000", "--users", "6", "--seeds", "0",
+                                  "--set", "hidden_units=(8,)", "--set", "tree_method=kmeans"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("random: ")
+    assert "tpgr seed 0, 16 requests {'hidden_units': (8,), 'tree_method': 'kmeans'}" in out
+    # Validation users (seed + i) lie between the training users (seeds 0..) and the section's evaluation users.
+    assert 10**6 < slate_validation.VALIDATION_USER_SEED < SlateSection().user_seed - 10**6
+
+
+def test_agent_job_identity_holds_the_agent_config():
+    from benchmarks.harness.slate import plan_jobs
+
+    jobs = {job.name: job.identity for job in plan_jobs(SlateSection(**TINY))}
+    config = jobs["tpgr/seed0"]["config"]
+    # The config as the job builds it: the section's hidden units, the agent's own defaults (a changed default reruns).
+    assert config["hidden_units"] == [8] and config["learning_rate"] == 1e-3 and config["rollout_steps"] == 8
+    assert jobs["wolpertinger/seed1"]["config"]["learning_rate"] == 3e-4

@@ -15,7 +15,8 @@ its log-density ``log N(W; mu, sigma)`` (summed over the ``K x d`` entries) is w
 ``G_t - V(s_t)``, where ``G_t`` is the discounted return within an on-policy rollout of ``rollout_steps`` requests
 per sub-env, bootstrapped with ``V`` at the rollout's end and at truncations (0 after the user left). ``V`` is a
 separate MLP fitted to ``G_t`` by squared error; an entropy bonus ``entropy_coef`` keeps ``sigma`` from collapsing
-early. Advantages are standardised per rollout (``normalize_advantages``).
+early. Advantages are standardised per rollout (``normalize_advantages``, on by default). Defaults of the loop
+(``learning_rate`` 1e-3, 8-request rollouts): :mod:`agents.slate.onpolicy`.
 """
 
 from __future__ import annotations

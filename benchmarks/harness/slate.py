@@ -13,11 +13,16 @@ Jobs, each writing one ``result.json`` atomically and skipped on a rerun when it
 * ``<agent>/seed<s>``: every item-level agent of the registry (``MTFSlate-v0``) trains online for its budget with
   training seed ``s`` (its training users are ``reset(seed=s)``'s, far from the evaluation users), then plays the
   same evaluation users;
-* ``fusion_cma/seed<s>`` (``include_fusion_agent``): a fusion-level policy acting through the pipeline: CMA-ES over
-  a linear fusion policy of the user observation (:func:`benchmarks.headroom.cma_search`, the method of the zoo's
-  ES baseline), trained on ``MTFSession-v1`` users with the slate env's session config, which
-  :class:`mtf_gym.slate.FusionPipelineEnv` reproduces exactly. (The zoo's ``es`` and ``integrated_rl`` play
-  ``MTFSession-v0``, whose observation differs, and ``integrated_rl`` needs a logged dataset: too slow here.)
+* ``integrated_rl/seed<s>`` (``include_integrated_rl``): the zoo's fusion-level IntegratedRL (built through the
+  registry, as the grid builds it) acting through the pipeline: an exploration dataset (``integrated_rl_recipe``,
+  ``integrated_rl_sessions`` sessions, :func:`mtf_gym.datasets.collect_recipe`) is collected on ``MTFSession-v1``
+  with the slate env's session config, which :class:`mtf_gym.slate.FusionPipelineEnv` reproduces exactly;
+  IntegratedRL trains offline on it for ``integrated_rl_steps`` gradient steps (seed ``s``: the dataset's users and
+  noise, and the training); its fusion weights then pick each page among the pipeline's candidates
+  (:class:`mtf_gym.slate.PipelinePolicy`) for the evaluation users;
+* ``fusion_cma/seed<s>`` (``include_fusion_cma``): a second, cheaper fusion-level row: CMA-ES over a linear fusion
+  policy of the user observation (:func:`benchmarks.headroom.cma_search`, the method of the zoo's ES baseline),
+  trained online on ``MTFSession-v1`` users with the same session config, acting through the same pipeline;
 * ``latency``: seconds per request (batch 1) of the reference policies and the untrained agents at each catalogue
   size (:func:`benchmarks.perf_slate.policy_latencies`), or the rows of an existing ``perf_slate.json``.
 
@@ -53,7 +58,10 @@ __all__ = ["SLATE_ENV", "SlateRun", "SlateSection", "load_section", "main", "run
 
 SLATE_ENV = "MTFSlate-v0"
 RESULT_FILE = "result.json"
-FUSION_ROW = "fusion_cma"  # the fusion-level row's job name
+INTEGRATED_RL_ROW = "integrated_rl"  # the fusion-level rows' job names (and row names)
+FUSION_CMA_ROW = "fusion_cma"
+FUSION_KINDS = {INTEGRATED_RL_ROW: "fusion agent through the pipeline: IntegratedRL (zoo, offline)",
+                FUSION_CMA_ROW: "fusion agent through the pipeline: CMA-ES linear fusion"}
 MIN_ITEMS = 1000  # 20 topics x the 50 candidates the production retrieval takes per request
 REFERENCE_ROWS = ("random", "pipeline (control)", "oracle")
 
@@ -76,7 +84,14 @@ class SlateSection:
         user_seed: seed of the first evaluation user (far from the training seeds' users).
         seeds: training seeds (at least 3: intervals over seeds).
         agents: registry names of item-level agents (empty: every registered ``MTFSlate-v0`` agent).
-        include_fusion_agent: add the fusion-level row (CMA-ES linear fusion acting through the pipeline).
+        include_integrated_rl: add the fusion-level IntegratedRL row (the zoo's agent acting through the pipeline).
+        integrated_rl_recipe: exploration recipe of its dataset (``uniform``, ``gaussian`` or ``baseline``).
+        integrated_rl_sessions: sessions of that dataset (per seed).
+        integrated_rl_steps: IntegratedRL's gradient steps.
+        integrated_rl_overrides: IntegratedRL config overrides (e.g. ``{n_critics = 8}``); ``hidden_units`` and
+            ``batch_size`` come from the section.
+        batch_size: IntegratedRL's mini-batch size.
+        include_fusion_cma: add the CMA-ES fusion row (a linear fusion policy acting through the pipeline).
         fusion_generations: CMA-ES generations of that row.
         fusion_train_users: training users per CMA-ES candidate and generation.
         latency_sizes: catalogue sizes of the latency table (empty: no latency job).
@@ -94,7 +109,13 @@ class SlateSection:
     user_seed: int = 1_000_000_000
     seeds: tuple[int, ...] = (0, 1, 2)
     agents: tuple[str, ...] = ()
-    include_fusion_agent: bool = True
+    include_integrated_rl: bool = True
+    integrated_rl_recipe: str = "uniform"
+    integrated_rl_sessions: int = 1000
+    integrated_rl_steps: int = 1500
+    integrated_rl_overrides: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 256
+    include_fusion_cma: bool = True
     fusion_generations: int = 15
     fusion_train_users: int = 64
     latency_sizes: tuple[int, ...] = (1000, 10_000, 100_000)
@@ -107,12 +128,19 @@ class SlateSection:
         # The env needs every topic to hold the pipeline's 50 retrieved candidates: N >= 20 x 50.
         if self.num_items < MIN_ITEMS or self.num_items % 20:
             raise _fail("num_items", f"a multiple of the 20 topics, >= {MIN_ITEMS}", self.num_items)
-        for name in ("train_steps", "fusion_generations", "fusion_train_users", "latency_repeats", "bootstrap"):
+        for name in ("train_steps", "fusion_generations", "fusion_train_users", "latency_repeats", "bootstrap",
+                     "integrated_rl_sessions", "integrated_rl_steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise _fail(name, "an integer >= 1", getattr(self, name))
         for agent, steps in self.agent_steps.items():
             if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
                 raise _fail(f"agent_steps.{agent}", "an integer >= 1", steps)
+        # The progressive recipe trains IntegratedRL between rounds: not offered here (one recipe, one training).
+        if self.integrated_rl_recipe not in ("uniform", "gaussian", "baseline"):
+            raise _fail("integrated_rl_recipe", "one of 'uniform', 'gaussian', 'baseline'", self.integrated_rl_recipe)
+        if not isinstance(self.integrated_rl_overrides, dict):
+            raise _fail("integrated_rl_overrides", "a table {field: value} of IntegratedRL config fields",
+                        self.integrated_rl_overrides)
         if not self.hidden_units or any(h < 1 for h in self.hidden_units):
             raise _fail("hidden_units", "a non-empty tuple of widths >= 1", self.hidden_units)
         if self.eval_users < 2:
@@ -132,6 +160,11 @@ class SlateSection:
     def steps_for(self, agent: str) -> int:
         return self.agent_steps.get(agent, self.train_steps)
 
+    def fusion_rows(self) -> list[str]:
+        """The fusion-level rows this section runs (job and row names)."""
+        return [name for name, on in ((INTEGRATED_RL_ROW, self.include_integrated_rl),
+                                      (FUSION_CMA_ROW, self.include_fusion_cma)) if on]
+
     def agent_names(self) -> list[str]:
         """The item-level agents to run: ``agents``, or every registered ``MTFSlate-v0`` agent; unknown names or
         agents of another env raise ``ValueError`` naming the allowed ones."""
@@ -143,9 +176,11 @@ class SlateSection:
         bad = [n for n in names if n not in allowed]
         if bad:
             raise _fail("agents", f"registered {SLATE_ENV} agents from {allowed}", tuple(bad))
-        stray = sorted(set(self.agent_steps) - set(names))
+        # Keyed by registered slate agents (not only the selected ones: ``--set agents=[...]`` on a preset with
+        # budgets for every agent must work).
+        stray = sorted(set(self.agent_steps) - set(allowed))
         if stray:
-            raise _fail("agent_steps", f"a table keyed by the section's agents {names}", stray)
+            raise _fail("agent_steps", f"a table keyed by registered {SLATE_ENV} agents {allowed}", stray)
         return names
 
 
@@ -187,6 +222,22 @@ def _reference_job(section: SlateSection) -> dict[str, Any]:
     return out
 
 
+def _agent_kwargs(section: SlateSection, agent_name: str) -> dict[str, Any]:
+    from agents.registry import get_registry
+
+    fields = {f.name for f in dataclasses.fields(get_registry().get(agent_name).config_class)}
+    return {"hidden_units": section.hidden_units} if "hidden_units" in fields else {}
+
+
+def _agent_config(section: SlateSection, agent_name: str) -> dict[str, Any]:
+    """The agent's full config as the job builds it (JSON form): part of the job's identity, so that a changed
+    default reruns the job."""
+    from agents.registry import get_registry
+
+    config = get_registry().get(agent_name).config_class(**_agent_kwargs(section, agent_name))
+    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+
+
 def _agent_job(section: SlateSection, agent_name: str, seed: int) -> dict[str, Any]:
     import gymnasium as gym
     import torch
@@ -194,9 +245,7 @@ def _agent_job(section: SlateSection, agent_name: str, seed: int) -> dict[str, A
     from agents.registry import get_registry
     from benchmarks.slate_properties import play_sessions
 
-    registry = get_registry()
-    fields = {f.name for f in dataclasses.fields(registry.get(agent_name).config_class)}
-    agent = registry.build(agent_name, **({"hidden_units": section.hidden_units} if "hidden_units" in fields else {}))
+    agent = get_registry().build(agent_name, **_agent_kwargs(section, agent_name))
     torch.set_num_threads(1)  # small networks: intra-op threads only contend on a shared machine
     train_env = gym.make_vec(SLATE_ENV, num_envs=agent.config.n_envs, num_items=section.num_items,
                              expose_candidates=False)
@@ -214,7 +263,39 @@ def _agent_job(section: SlateSection, agent_name: str, seed: int) -> dict[str, A
             "train_metrics": {k: float(v) for k, v in metrics.items()}}
 
 
-def _fusion_job(section: SlateSection, seed: int) -> dict[str, Any]:
+def _integrated_rl_job(section: SlateSection, seed: int) -> dict[str, Any]:
+    import torch
+
+    from benchmarks.harness.jobs import build_agent_for
+    from benchmarks.slate_properties import play_sessions
+    from mtf_gym.datasets import RecipeConfig, collect_recipe
+    from mtf_gym.slate import PipelinePolicy
+
+    env = _eval_env(section)
+    session = env.unwrapped.slate_config.session  # the MTFSession-v1 config FusionPipelineEnv reproduces
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    data = collect_recipe(RecipeConfig(section.integrated_rl_recipe, sessions=section.integrated_rl_sessions,
+                                       seed=seed, env=session), progress=False)
+    collect_seconds = time.perf_counter() - start
+    agent = build_agent_for(INTEGRATED_RL_ROW, dict(section.integrated_rl_overrides),
+                            {"hidden_units": section.hidden_units, "batch_size": section.batch_size})
+    start = time.perf_counter()
+    metrics = agent.fit(data, section.integrated_rl_steps, seed=seed, show_progress=False)
+    train_seconds = time.perf_counter() - start
+    pipeline = PipelinePolicy(env, fusion=agent)  # the agent maps user observations (N, 19) to fusion weights
+    start = time.perf_counter()
+    returns = play_sessions(env, lambda obs, info, live: pipeline(obs, info), section.user_seed)
+    env.close()
+    return {"returns": returns.tolist(), "train_seconds": collect_seconds + train_seconds,
+            "collect_seconds": collect_seconds, "fit_seconds": train_seconds,
+            "eval_seconds": time.perf_counter() - start,
+            "dataset": {"recipe": section.integrated_rl_recipe, "sessions": data.num_episodes,
+                        "transitions": len(data), "mean_return": float(data.episode_returns().mean())},
+            "train_metrics": {k: float(v) for k, v in metrics.items()}}
+
+
+def _fusion_cma_job(section: SlateSection, seed: int) -> dict[str, Any]:
     from benchmarks.headroom import cma_search
     from benchmarks.slate_properties import play_sessions
     from mtf_gym import BaselinePolicy
@@ -269,13 +350,21 @@ def plan_jobs(section: SlateSection) -> list[_Job]:
     for agent in agents:
         for seed in section.seeds:
             identity = {"job": "agent", "agent": agent, "seed": seed, "steps": section.steps_for(agent),
-                        "hidden_units": list(section.hidden_units), **common}
+                        "config": _agent_config(section, agent), **common}
             jobs.append(_Job(f"{agent}/seed{seed}", identity, lambda a=agent, s=seed: _agent_job(section, a, s)))
-    if section.include_fusion_agent:
+    if section.include_integrated_rl:
         for seed in section.seeds:
-            identity = {"job": FUSION_ROW, "seed": seed, "generations": section.fusion_generations,
+            identity = {"job": INTEGRATED_RL_ROW, "seed": seed, "recipe": section.integrated_rl_recipe,
+                        "sessions": section.integrated_rl_sessions, "steps": section.integrated_rl_steps,
+                        "overrides": section.integrated_rl_overrides, "hidden_units": list(section.hidden_units),
+                        "batch_size": section.batch_size, **common}
+            jobs.append(_Job(f"{INTEGRATED_RL_ROW}/seed{seed}", identity,
+                             lambda s=seed: _integrated_rl_job(section, s)))
+    if section.include_fusion_cma:
+        for seed in section.seeds:
+            identity = {"job": FUSION_CMA_ROW, "seed": seed, "generations": section.fusion_generations,
                         "train_users": section.fusion_train_users, **common}
-            jobs.append(_Job(f"{FUSION_ROW}/seed{seed}", identity, lambda s=seed: _fusion_job(section, s)))
+            jobs.append(_Job(f"{FUSION_CMA_ROW}/seed{seed}", identity, lambda s=seed: _fusion_cma_job(section, s)))
     if section.latency_sizes or section.perf_slate_json:
         identity = {"job": "latency", "sizes": sorted(set(section.latency_sizes)), "agents": agents,
                     "repeats": section.latency_repeats, "perf_slate_json": section.perf_slate_json}
@@ -296,11 +385,9 @@ def summarise(section: SlateSection, results: dict[str, dict[str, Any]]) -> list
     rng = np.random.default_rng(section.user_seed % 2**32)
     opts = {"confidence": section.confidence, "num_resamples": section.bootstrap, "rng": rng}
     arms: dict[str, tuple[np.ndarray, str]] = {name: (refs[name][None], "reference") for name in REFERENCE_ROWS}
-    learned = [*section.agent_names(), *([FUSION_ROW] if section.include_fusion_agent else [])]
-    for name in learned:
+    for name in [*section.agent_names(), *section.fusion_rows()]:
         runs = [results[f"{name}/seed{s}"]["returns"] for s in section.seeds]
-        arms[name] = (np.asarray(runs, np.float64), "fusion agent through the pipeline" if name == FUSION_ROW
-                      else "item-level agent")
+        arms[name] = (np.asarray(runs, np.float64), FUSION_KINDS.get(name, "item-level agent"))
     rows = []
     for name, (returns, kind) in arms.items():
         per_user = returns.mean(axis=0)
@@ -360,12 +447,19 @@ def render_markdown(section: SlateSection, rows: list[dict[str, Any]], latency: 
         lines.append(f"| {row['name']} | {row['kind']} | {row['seeds']} | {_fmt(row['mean_return'])} | "
                      f"{_fmt(row['lift_over_pipeline'], '%', True)} | {_fmt(row['lift_over_random'], '%', True)} | "
                      f"{norm} | {train} |")
-    if section.include_fusion_agent:
-        lines += ["", f"`{FUSION_ROW}`: the production pipeline with a learned fusion: CMA-ES "
-                  f"({section.fusion_generations} generations, {section.fusion_train_users} training users per "
-                  "candidate) over a linear fusion policy of the user observation (benchmarks.headroom.cma_search, "
-                  "the method of the zoo's ES baseline), trained on MTFSession-v1 users with the slate env's session "
-                  "config. It stands in for IntegratedRL, which needs a logged dataset and plays MTFSession-v0."]
+    if section.include_integrated_rl:
+        overrides = ", ".join(f"{k} = {v}" for k, v in section.integrated_rl_overrides.items())
+        lines += ["", f"`{INTEGRATED_RL_ROW}`: the production pipeline (retrieval, ranker, top-K) with the zoo's "
+                  "fusion-level IntegratedRL choosing the fusion weights per request: trained offline "
+                  f"({section.integrated_rl_steps:,} gradient steps, batch {section.batch_size}, hidden units "
+                  f"{list(section.hidden_units)}{', ' + overrides if overrides else ''}) on a "
+                  f"`{section.integrated_rl_recipe}` exploration dataset of {section.integrated_rl_sessions:,} "
+                  "MTFSession-v1 sessions per seed with the slate env's user configuration."]
+    if section.include_fusion_cma:
+        lines += ["", f"`{FUSION_CMA_ROW}`: the same pipeline with a linear fusion policy of the user observation "
+                  f"found by CMA-ES ({section.fusion_generations} generations, {section.fusion_train_users} "
+                  "training users per candidate; benchmarks.headroom.cma_search, the method of the zoo's ES "
+                  "baseline) on MTFSession-v1 users with the slate env's session config."]
     lines += ["", "![normalised score](slate_normalised.png)"]
     if latency is not None:
         lines += ["", f"## Decision latency per request (batch 1, median; {latency['source']})", "",
@@ -487,6 +581,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError) as exc:
         parser.error(str(exc))
     out = Path(args.results_dir or results_dir) / args.preset / "slate"
+    import logging
+
+    import structlog
+
+    # d3rlpy (the IntegratedRL row) logs every epoch at INFO through structlog; keep the CLI's output readable.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     start = time.perf_counter()
     run = run_slate_section(section, out)
     if run.markdown is None:
