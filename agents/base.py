@@ -280,8 +280,8 @@ class Agent(ABC):
             self._checkpoint(max(done, self._pending_checkpoints[0]))
         self._on_checkpoint = None
 
-    def act(self, observations: np.ndarray) -> np.ndarray:
-        """Deterministic actions ``(N, A)`` float32 in ``[-1, 1]`` for observations ``(N, obs_dim)``."""
+    def _checked_observations(self, observations: np.ndarray) -> np.ndarray:
+        """``observations`` as float32 ``(N, obs_dim)``, after the checks every agent's ``act`` makes."""
         if not self.is_fitted:
             raise RuntimeError(f"agent {self.name!r} is not trained: call fit/fit_online or load it first")
         obs = np.asarray(observations, dtype=np.float32)
@@ -289,6 +289,11 @@ class Agent(ABC):
             raise ValueError(f"observations must have shape (N, {self.observation_dim}), got {obs.shape}")
         if not np.isfinite(obs).all():
             raise ValueError("observations must be finite")
+        return obs
+
+    def act(self, observations: np.ndarray) -> np.ndarray:
+        """Deterministic actions ``(N, A)`` float32 in ``[-1, 1]`` for observations ``(N, obs_dim)``."""
+        obs = self._checked_observations(observations)
         actions = np.asarray(self._predict(obs), dtype=np.float32)
         if actions.shape != (obs.shape[0], self.action_dim):
             raise RuntimeError(f"{self.name}: _predict returned shape {actions.shape}, "

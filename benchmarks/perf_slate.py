@@ -33,11 +33,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
@@ -48,6 +46,7 @@ import numpy as np
 
 import mtf_gym  # noqa: F401  (registers the envs)
 from benchmarks.perf_env import Round, interleaved_rates, single_env_round
+from mtf_gym.atomic import atomic_path, atomic_write_json
 from mtf_gym.envs.slate import MTFSlateConfig
 from mtf_gym.slate import MostPopularPolicy, OraclePolicy, PipelinePolicy, RandomSlatePolicy
 
@@ -304,21 +303,9 @@ def plot_latency(rows: list[dict[str, Any]], path: str) -> None:
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for sharing
-    os.replace(tmp, path)
-
-
-def _write_json_atomic(path: str, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for sharing
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------------- main
@@ -457,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None},
         "wall_seconds": time.perf_counter() - wall,
     }
-    _write_json_atomic(os.path.join(args.out, "perf_slate.json"), payload)
+    atomic_write_json(os.path.join(args.out, "perf_slate.json"), payload)
     print(f"\nwrote {os.path.join(args.out, 'perf_slate.json')} and {png}; wall time {payload['wall_seconds']:.1f} s")
     return payload
 

@@ -18,11 +18,11 @@ import pytest
 
 from benchmarks.harness import cli
 from benchmarks.harness.grid import build_grid
-from benchmarks.harness.io import atomic_path, atomic_write_json, clean_temporaries, read_json
 from benchmarks.harness.jobs import load_job_dataset, run_job
 from benchmarks.harness.presets import PresetError, available_presets, load_preset, parse_assignment
 from benchmarks.harness.report import publish
 from benchmarks.harness.runner import run_preset
+from mtf_gym.atomic import atomic_path, atomic_write_json, clean_temporaries, read_json
 
 REPO = Path(__file__).resolve().parents[1]
 PLOTS = ("online_lift", "weighted_gauc", "progressive_rounds", "exploration_offsets", "action_deviation", "ablations",

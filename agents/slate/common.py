@@ -203,13 +203,7 @@ class SlateAgent(Agent):
     # ------------------------------------------------------------------ acting
     def act(self, observations: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:  # type: ignore[override]
         """Pages ``(B, K)`` int64 of distinct item ids for observations ``(B, obs_dim)``; deterministic."""
-        if not self.is_fitted:
-            raise RuntimeError(f"agent {self.name!r} is not trained: call fit_online/initialise or load it first")
-        obs = np.asarray(observations, dtype=np.float32)
-        if obs.ndim != 2 or obs.shape[1] != self.observation_dim:
-            raise ValueError(f"observations must have shape (B, {self.observation_dim}), got {obs.shape}")
-        if not np.isfinite(obs).all():
-            raise ValueError("observations must be finite")
+        obs = self._checked_observations(observations)
         exclude = self._check_exclude(exclude, len(obs))
         with torch.no_grad():
             pages = np.asarray(self._select(torch.from_numpy(obs), exclude, explore=False)[0], dtype=np.int64)

@@ -25,7 +25,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from benchmarks.harness.grid import ONLINE, TEST_DATASET, DatasetJob, TrainJob, TuneJob
-from benchmarks.harness.io import atomic_dir, atomic_path, atomic_write_json, atomic_write_text, read_json
+from mtf_gym.atomic import atomic_dir, atomic_path, atomic_write_json, atomic_write_text, read_json
 
 __all__ = [
     "CURVE_FILE",

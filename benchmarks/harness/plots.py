@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 
-from benchmarks.harness.io import atomic_path
+from mtf_gym.atomic import atomic_path
 
 __all__ = [
     "Estimate",

@@ -21,10 +21,10 @@ from benchmarks.harness.aggregate import REPORT_SEED, Aggregates, updates_per_se
 from benchmarks.harness.claims import Claim, fmt_ci
 from benchmarks.harness.curves import CONVERGED_RULE
 from benchmarks.harness.grid import TEST_DATASET, Grid
-from benchmarks.harness.io import jsonable
 from benchmarks.harness.plots import Estimate
 from benchmarks.harness.presets import Preset
 from benchmarks.harness.results import LoadedResults
+from mtf_gym.atomic import jsonable
 from mtf_gym.evaluation import ONLINE_METRICS, lift_ci
 
 __all__ = ["PLOTS_DIR", "markdown", "rows_to_csv", "run_rows", "summary"]

@@ -13,11 +13,9 @@ simulations on the A/B users (the control and the random fusion). Verdicts come 
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,10 +25,10 @@ from benchmarks.harness import claims as rules
 from benchmarks.harness.aggregate import Aggregates, aggregate
 from benchmarks.harness.figures import draw_figures
 from benchmarks.harness.grid import Grid
-from benchmarks.harness.io import atomic_write_json, atomic_write_text
 from benchmarks.harness.presets import Preset
 from benchmarks.harness.render import PLOTS_DIR, markdown, rows_to_csv, run_rows, summary
 from benchmarks.harness.results import load_datasets, load_results
+from mtf_gym.atomic import atomic_path, atomic_write_json, atomic_write_text
 
 __all__ = ["REPORT_FILE", "build_report", "check_claims", "publish"]
 
@@ -109,9 +107,8 @@ def publish(run_dir: str | Path, target: str | Path) -> Path:
     assets.mkdir(parents=True, exist_ok=True)
     for png in sorted((run_dir / PLOTS_DIR).glob("*")):
         if png.suffix in (".png", ".svg"):
-            with tempfile.NamedTemporaryFile(dir=assets, prefix=".tmp-", delete=False) as tmp:
-                shutil.copyfile(png, tmp.name)
-            os.replace(tmp.name, assets / png.name)
+            with atomic_path(assets / png.name) as tmp:
+                shutil.copyfile(png, tmp)
     text = source.read_text(encoding="utf-8").replace(f"]({PLOTS_DIR}/", f"]({assets.name}/")
     atomic_write_text(target, text)
     return target

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness.grid import TEST_DATASET, Grid, TrainJob
-from benchmarks.harness.io import read_json
 from benchmarks.harness.jobs import CURVE_FILE, RESULT_FILE, SESSIONS_FILE, TRACEBACK_FILE, is_done, load_job_dataset
+from mtf_gym.atomic import read_json
 from mtf_gym.evaluation import SessionOutcomes
 
 __all__ = ["Curve", "LoadedResults", "Run", "load_datasets", "load_results"]

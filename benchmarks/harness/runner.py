@@ -21,9 +21,9 @@ from tqdm.auto import tqdm
 
 from benchmarks.harness.executors import make_executor
 from benchmarks.harness.grid import DatasetJob, Grid, TrainJob, TuneJob, build_grid, tuning_jobs
-from benchmarks.harness.io import atomic_write_json, clean_temporaries
 from benchmarks.harness.jobs import JobOutcome, is_done, run_job
 from benchmarks.harness.presets import Preset, PresetError, preset_to_dict
+from mtf_gym.atomic import atomic_write_json, clean_temporaries
 
 __all__ = ["RunSummary", "agent_kinds", "plan", "run_preset"]
 

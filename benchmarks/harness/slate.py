@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.harness.io import atomic_write_json, atomic_write_text, read_json
+from mtf_gym.atomic import atomic_write_json, atomic_write_text, read_json
 from mtf_gym.metrics import ConfidenceInterval, bootstrap_ci, paired_lift_ci
 from mtf_gym.validation import must_be
 
@@ -529,8 +529,8 @@ def run_slate_section(section: SlateSection, results_dir: str | Path, *,
     latency = results.get("latency")
     latency_png = None
     if latency is not None and len({r["N"] for r in latency["rows"]}) > 1:
-        from benchmarks.harness.io import atomic_path
         from benchmarks.perf_slate import plot_latency
+        from mtf_gym.atomic import atomic_path
 
         with atomic_path(out / "latency.png") as tmp:
             plot_latency(latency["rows"], str(tmp))

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.harness.grid import TuneJob
-from benchmarks.harness.io import read_json
 from benchmarks.harness.presets import Preset
+from mtf_gym.atomic import read_json
 
 __all__ = [
     "CONFIGURATIONS",
