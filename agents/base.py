@@ -10,7 +10,7 @@ Saved agents are directories::
       agent.json     name, kind, config, observation/action sizes (the sidecar ``load_agent`` reads first)
       <payload>      whatever the agent writes in ``_save_payload`` (a d3rlpy ``.d3``, a torch state dict, ...)
 
-``agents.registry.load_agent(path)`` rebuilds any registered agent from such a directory.
+``mtf_agents.registry.load_agent(path)`` rebuilds any registered agent from such a directory.
 """
 
 from __future__ import annotations
@@ -336,7 +336,7 @@ class Agent(ABC):
 
     @classmethod
     def load(cls, path: str | Path, *, device: str | None = None) -> Self:
-        """Load an agent saved by :meth:`save` (``agents.registry.load_agent`` works without knowing the class).
+        """Load an agent saved by :meth:`save` (``mtf_agents.registry.load_agent`` works without knowing the class).
 
         ``device``: where a torch agent's networks go (``cpu``, ``auto``, ``cuda``, ``cuda:N``), replacing the saved
         config's ``device``; a model trained on a GPU loads on a CPU-only machine with ``device="cpu"``. Agents
@@ -345,7 +345,7 @@ class Agent(ABC):
         path = Path(path)
         meta = read_agent_metadata(path)
         if meta["name"] != cls.name:
-            raise ValueError(f"{path} holds agent {meta['name']!r}, not {cls.name!r}; use agents.load_agent(path)")
+            raise ValueError(f"{path} holds agent {meta['name']!r}, not {cls.name!r}; use mtf_agents.load_agent(path)")
         config = cls.config_class.from_dict(meta["config"])
         if device is not None and any(f.name == "device" for f in dataclasses.fields(config)):
             config = dataclasses.replace(config, device=device)

@@ -13,7 +13,7 @@ import typing
 import warnings
 from collections.abc import Sequence
 
-from agents.registry import ENTRY_POINT_GROUP, get_registry
+from mtf_agents.registry import ENTRY_POINT_GROUP, get_registry
 
 __all__ = ["main"]
 

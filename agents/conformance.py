@@ -1,7 +1,7 @@
 """The agent conformance checker: run it on your agent before you publish a plug-in (as Gymnasium's
 ``gymnasium.utils.env_checker.check_env`` is run on an env).
 
-    from agents.conformance import check_agent
+    from mtf_agents.conformance import check_agent
     check_agent("elite_constant", bad_value=("elite_fraction", 0.0))
 
 :func:`check_agent` builds the registered agent, trains it briefly (offline on a few hundred logged requests, or a
@@ -31,9 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from agents.base import AgentConfig
-from agents.registry import DEFAULT_ENV, build_agent, env_family, get_registry, load_agent
+from mtf_agents.base import AgentConfig
+from mtf_agents.registry import DEFAULT_ENV, build_agent, env_family, get_registry, load_agent
 
 if TYPE_CHECKING:
     from mtf_gym.datasets import TransitionData
@@ -103,7 +102,7 @@ def check_agent(
     """Check the registered agent ``name`` against the agent interface (see the module docstring).
 
     Args:
-        name: a name in ``agents.registry.get_registry()`` (install your plug-in first) of an agent that plays
+        name: a name in ``mtf_agents.registry.get_registry()`` (install your plug-in first) of an agent that plays
             ``MTFSession-v0`` (``ValueError`` for another env, e.g. the slate agents of ``MTFSlate-v0``).
         overrides: config overrides for a small, fast build (e.g. ``{"hidden_units": (32, 32)}``).
         data: offline training data (default :func:`tiny_dataset`); its observations are also used to act.

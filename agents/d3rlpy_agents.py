@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from agents._quiet import import_gym_quietly
+from mtf_agents._quiet import import_gym_quietly
 
 import_gym_quietly()  # before d3rlpy, which imports gym and would print its banner
 
@@ -30,9 +30,8 @@ from d3rlpy.algos import BCQConfig, CQLConfig, DDPGConfig, IQLConfig, TD3PlusBCC
 from d3rlpy.base import LearnableConfig
 from d3rlpy.logging import NoopAdapterFactory
 from d3rlpy.models import VectorEncoderFactory
-
-from agents.base import Agent, AgentConfig, OfflineAgent, resolve_device
-from agents.integrated_rl import IntegratedRLConfig
+from mtf_agents.base import Agent, AgentConfig, OfflineAgent, resolve_device
+from mtf_agents.integrated_rl import IntegratedRLConfig
 
 if TYPE_CHECKING:
     from mtf_gym.datasets import TransitionData
@@ -70,7 +69,7 @@ class D3rlpyAgentConfig(AgentConfig):
         actor_learning_rate, critic_learning_rate: Adam step sizes.
         tau: soft target-update rate.
         n_critics: size of the critic ensemble.
-        device: torch device, ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (``agents.base.resolve_device``: asking
+        device: torch device, ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (``mtf_agents.base.resolve_device``: asking
             for CUDA without it is an error, never a silent CPU run).
     """
 
@@ -241,7 +240,7 @@ class TD3PlusBCAgentConfig(D3rlpyAgentConfig):
 
 @dataclass(frozen=True)
 class IntegratedRLAgentConfig(D3rlpyAgentConfig):
-    """IntegratedRL-MTF (arXiv 2404.17589); fields as ``agents.integrated_rl.IntegratedRLConfig`` (which checks
+    """IntegratedRL-MTF (arXiv 2404.17589); fields as ``mtf_agents.integrated_rl.IntegratedRLConfig`` (which checks
     them), defaults the paper's (``docs/agents/integrated_rl.md``). Trains on ``to_banded_dataset(data)``."""
 
     d3rlpy_config_class: ClassVar[type[LearnableConfig]] = IntegratedRLConfig
@@ -265,7 +264,7 @@ class IntegratedRLAgentConfig(D3rlpyAgentConfig):
     actor_band_weight: Literal["eta", "alpha"] = IntegratedRLConfig.actor_band_weight
     target_noise: float = IntegratedRLConfig.target_noise
     target_noise_clip: float = IntegratedRLConfig.target_noise_clip
-    # Read by the progressive-training driver (agents.progressive.start_round), not by fit.
+    # Read by the progressive-training driver (mtf_agents.progressive.start_round), not by fit.
     progressive_data: Literal["cumulative", "current_round"] = IntegratedRLConfig.progressive_data
     progressive_init: Literal["scratch", "warm_start"] = IntegratedRLConfig.progressive_init
 
@@ -273,7 +272,7 @@ class IntegratedRLAgentConfig(D3rlpyAgentConfig):
 def _to_d3rlpy_dataset(data: TransitionData, banded: bool) -> Any:
     # Imported here: mtf_gym.datasets is optional-dependency territory and only offline training needs it.
     if banded:
-        from agents.integrated_rl import to_banded_dataset
+        from mtf_agents.integrated_rl import to_banded_dataset
 
         return to_banded_dataset(data)
     from mtf_gym.datasets import to_mdp_dataset

@@ -31,11 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from mtf_agents.base import AgentConfig, OfflineAgent, resolve_device, transition_arrays
 from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
-
-from agents.base import AgentConfig, OfflineAgent, resolve_device, transition_arrays
 
 if TYPE_CHECKING:
     from mtf_gym.datasets import TransitionData
@@ -59,7 +58,7 @@ class DDPGVAConfig(AgentConfig):
         max_deviation: the actor's reach around the exploration centre (action clip), per dimension.
         value_warmup_fraction: share of ``n_steps`` during which only V trains (the article trains V first).
         pretrain_steps: actor regression steps onto the logged centres before RL (0 = rely on the zero init).
-        device: torch device, ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (``agents.base.resolve_device``).
+        device: torch device, ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (``mtf_agents.base.resolve_device``).
     """
 
     hidden_units: tuple[int, ...] = (256, 256)

@@ -27,9 +27,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import cma
 import numpy as np
+from mtf_agents.base import AgentConfig, OnlineAgent
 from tqdm.auto import tqdm
-
-from agents.base import AgentConfig, OnlineAgent
 
 if TYPE_CHECKING:
     from mtf_gym.envs.versions import AnyConfig

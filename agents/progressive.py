@@ -29,8 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from agents.base import Agent
+from mtf_agents.base import Agent
 
 if TYPE_CHECKING:
     from mtf_gym.datasets import RecipeConfig, TrainFn, TransitionData
@@ -182,7 +181,7 @@ def progressive_trainer(
 def registry_trainer(agent: str, config: RecipeConfig, train_steps: int, progress: bool) -> TrainFn:
     """:func:`progressive_trainer` of the registry agent ``agent`` with its default config (``mtf-collect
     --agent``). Raises ``ValueError`` naming the agent when it is unknown or not an offline agent."""
-    from agents.registry import get_registry
+    from mtf_agents.registry import get_registry
 
     registry = get_registry()
     spec = registry.get(agent)  # ValueError listing the known names

@@ -2,7 +2,7 @@
 
 The registry is the only thing a harness needs::
 
-    from agents.registry import get_registry, build_agent, load_agent
+    from mtf_agents.registry import get_registry, build_agent, load_agent
     for spec in get_registry():            # every agent, built-in and plug-in, with kind and source
         agent = build_agent(spec.name)      # or build_agent(spec.name, hidden_units=(64, 64))
         ...                                 # offline: agent.fit(data, n_steps); online: agent.fit_online(cfg, n_steps)
@@ -10,7 +10,7 @@ The registry is the only thing a harness needs::
 
 Built-in agents are referenced by import path and imported on first use, so listing the registry does not import
 torch, d3rlpy or Stable-Baselines3. A plug-in is a distribution declaring, in group ``mtf_gym.agents``, either an
-:class:`~agents.base.Agent` subclass (with class attributes ``name``, ``config_class``, ``kind``) or a callable
+:class:`~mtf_agents.base.Agent` subclass (with class attributes ``name``, ``config_class``, ``kind``) or a callable
 returning an :class:`AgentSpec`, an agent class, or a list of those. A plug-in that fails to load is reported
 (``RuntimeWarning`` and ``get_registry().failed_plugins``) and skipped. See ``docs/plugins.md``.
 """
@@ -26,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from agents.base import KINDS, Agent, AgentConfig, Kind, read_agent_metadata
+from mtf_agents.base import KINDS, Agent, AgentConfig, Kind, read_agent_metadata
 
 __all__ = [
     "BUILTIN_AGENTS",
@@ -70,7 +70,7 @@ class AgentSpec:
         summary: one line for ``mtf-agents list``.
         target: the agent class, or its import path ``"module:Class"`` (resolved on first use).
         env: what the agent plays: ``"MTFSession"`` (fusion weights, every ``MTFSession`` version; the default)
-            or ``"MTFSlate-v0"`` (pages of item ids; the slate agents of ``agents.slate``). An agent class declares
+            or ``"MTFSlate-v0"`` (pages of item ids; the slate agents of ``mtf_agents.slate``). An agent class declares
             it as ``env_id`` (absent: ``"MTFSession"``; a versioned id such as ``"MTFSession-v0"`` means the same).
     """
 
@@ -112,7 +112,7 @@ class AgentSpec:
     def from_agent_class(cls, agent_class: type[Agent], source: str) -> AgentSpec:
         """Spec of an agent class that declares ``name``, ``kind``, ``config_class`` (and optionally ``summary``)."""
         if not (isinstance(agent_class, type) and issubclass(agent_class, Agent)):
-            raise TypeError(f"expected a subclass of agents.base.Agent, got {agent_class!r}")
+            raise TypeError(f"expected a subclass of mtf_agents.base.Agent, got {agent_class!r}")
         name = getattr(agent_class, "name", None)
         if not isinstance(name, str):
             raise TypeError(f"{agent_class.__qualname__} must declare a class attribute name: str")
@@ -124,7 +124,7 @@ class AgentSpec:
 
 def _check_agent_class(cls: object, name: str, kind: object) -> None:
     if not (isinstance(cls, type) and issubclass(cls, Agent)):
-        raise TypeError(f"agent {name!r}: {cls!r} is not a subclass of agents.base.Agent")
+        raise TypeError(f"agent {name!r}: {cls!r} is not a subclass of mtf_agents.base.Agent")
     if getattr(cls, "name", None) != name:  # saved agents record cls.name; load_agent looks it up
         raise TypeError(f"agent {name!r}: {cls.__qualname__}.name must be {name!r}, got {getattr(cls, 'name', None)!r}")
     if getattr(cls, "__abstractmethods__", None):
@@ -136,7 +136,7 @@ def _check_agent_class(cls: object, name: str, kind: object) -> None:
     if not (isinstance(config_class, type) and issubclass(config_class, AgentConfig)
             and dataclasses.is_dataclass(config_class) and config_class.__dataclass_params__.frozen):
         raise TypeError(f"agent {name!r}: {cls.__qualname__}.config_class must be a frozen dataclass subclassing "
-                        f"agents.base.AgentConfig, got {config_class!r}")
+                        f"mtf_agents.base.AgentConfig, got {config_class!r}")
 
 
 def _builtin(name: str, kind: Kind, target: str, summary: str, env: str = DEFAULT_ENV) -> AgentSpec:
@@ -144,25 +144,26 @@ def _builtin(name: str, kind: Kind, target: str, summary: str, env: str = DEFAUL
 
 
 BUILTIN_AGENTS: tuple[AgentSpec, ...] = (
-    _builtin("bcq", "offline", "agents.d3rlpy_agents:BCQAgent", "BCQ (d3rlpy): the paper's BatchRL-MTF baseline"),
-    _builtin("cql", "offline", "agents.d3rlpy_agents:CQLAgent", "CQL with a SAC actor (d3rlpy)"),
-    _builtin("iql", "offline", "agents.d3rlpy_agents:IQLAgent", "Implicit Q-learning (d3rlpy)"),
-    _builtin("ddpg", "offline", "agents.d3rlpy_agents:DDPGAgent", "DDPG trained offline (d3rlpy)"),
-    _builtin("td3bc", "offline", "agents.d3rlpy_agents:TD3PlusBCAgent", "TD3+BC (d3rlpy)"),
-    _builtin("integrated_rl", "offline", "agents.d3rlpy_agents:IntegratedRLAgent",
+    _builtin("bcq", "offline", "mtf_agents.d3rlpy_agents:BCQAgent", "BCQ (d3rlpy): the paper's BatchRL-MTF baseline"),
+    _builtin("cql", "offline", "mtf_agents.d3rlpy_agents:CQLAgent", "CQL with a SAC actor (d3rlpy)"),
+    _builtin("iql", "offline", "mtf_agents.d3rlpy_agents:IQLAgent", "Implicit Q-learning (d3rlpy)"),
+    _builtin("ddpg", "offline", "mtf_agents.d3rlpy_agents:DDPGAgent", "DDPG trained offline (d3rlpy)"),
+    _builtin("td3bc", "offline", "mtf_agents.d3rlpy_agents:TD3PlusBCAgent", "TD3+BC (d3rlpy)"),
+    _builtin("integrated_rl", "offline", "mtf_agents.d3rlpy_agents:IntegratedRLAgent",
              "IntegratedRL-MTF (arXiv 2404.17589) on banded datasets"),
-    _builtin("ddpg_va", "offline", "agents.ddpg_va:DDPGVAAgent",
+    _builtin("ddpg_va", "offline", "mtf_agents.ddpg_va:DDPGVAAgent",
              "Meituan's DDPG with V(s)+A(s,a) critic and shared state encoder"),
-    _builtin("es", "online", "agents.es:ESAgent", "CMA-ES over a linear profile->fusion policy (deployed baseline)"),
-    _builtin("sac", "online", "agents.sb3_agents:SACAgent", "SAC in the simulator (Stable-Baselines3)"),
-    _builtin("td3", "online", "agents.sb3_agents:TD3Agent", "TD3 in the simulator (Stable-Baselines3)"),
-    _builtin("ppo", "online", "agents.sb3_agents:PPOAgent", "PPO in the simulator (Stable-Baselines3)"),
+    _builtin("es", "online", "mtf_agents.es:ESAgent",
+             "CMA-ES over a linear profile->fusion policy (deployed baseline)"),
+    _builtin("sac", "online", "mtf_agents.sb3_agents:SACAgent", "SAC in the simulator (Stable-Baselines3)"),
+    _builtin("td3", "online", "mtf_agents.sb3_agents:TD3Agent", "TD3 in the simulator (Stable-Baselines3)"),
+    _builtin("ppo", "online", "mtf_agents.sb3_agents:PPOAgent", "PPO in the simulator (Stable-Baselines3)"),
     # Slate agents: they play MTFSlate-v0 (pages of item ids), fit_online(env or env id, n_steps).
-    _builtin("wolpertinger", "online", "agents.slate.wolpertinger:WolpertingerAgent",
+    _builtin("wolpertinger", "online", "mtf_agents.slate.wolpertinger:WolpertingerAgent",
              "Wolpertinger: DDPG proto-action + kNN over item embeddings (slate)", env=SLATE_ENV),
-    _builtin("fcpo", "online", "agents.slate.fcpo:FCPOAgent",
+    _builtin("fcpo", "online", "mtf_agents.slate.fcpo:FCPOAgent",
              "Matrix reconstruction (FCPO): K x d Gaussian against the item embeddings (slate)", env=SLATE_ENV),
-    _builtin("tpgr", "online", "agents.slate.tpgr:TPGRAgent",
+    _builtin("tpgr", "online", "mtf_agents.slate.tpgr:TPGRAgent",
              "TPGR: softmax policies on a balanced clustering tree of items (slate)", env=SLATE_ENV),
 )
 
@@ -296,7 +297,7 @@ def load_agent(path: str | Path, *, device: str | None = None) -> Agent:
 
 
 def __getattr__(name: str) -> Any:
-    # ``agents.registry.failed_plugins``: the current registry's failures, without a stale module-level copy.
+    # ``mtf_agents.registry.failed_plugins``: the current registry's failures, without a stale module-level copy.
     if name == "failed_plugins":
         return get_registry().failed_plugins
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

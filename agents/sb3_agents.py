@@ -18,19 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from agents._quiet import import_gym_quietly
+from mtf_agents._quiet import import_gym_quietly
 
 import_gym_quietly()  # before stable_baselines3, which imports gym when it is installed and would print its banner
 
 import numpy as np
+from mtf_agents.base import AgentConfig, OnlineAgent, resolve_device
 from stable_baselines3 import PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.noise import NormalActionNoise
 from tqdm.auto import tqdm
-
-from agents.base import AgentConfig, OnlineAgent, resolve_device
 
 if TYPE_CHECKING:
     from mtf_gym.envs.versions import AnyConfig
@@ -50,7 +49,7 @@ class SB3AgentConfig(AgentConfig):
         gamma: discount (the paper's 0.9, as for the offline agents).
         batch_size: mini-batch size.
         n_envs: parallel simulator sessions feeding the learner.
-        device: torch device, ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (``agents.base.resolve_device``).
+        device: torch device, ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (``mtf_agents.base.resolve_device``).
     """
 
     algorithm: ClassVar[type[BaseAlgorithm]]

@@ -1,5 +1,5 @@
-"""``python -m benchmarks``: the benchmark harness CLI (same as ``mtf-bench``)."""
+"""``python -m mtf_bench``: the benchmark harness CLI (same as ``mtf-bench``)."""
 
-from benchmarks.harness.cli import main
+from mtf_bench.harness.cli import main
 
 raise SystemExit(main())

@@ -1,6 +1,6 @@
 """Does every registered agent beat random fusion online? Train each at a small budget, then A/B it in the simulator.
 
-    python -m benchmarks.agents_vs_random [--agents bcq,es] [--sessions 3000] [--offline-steps 1000]
+    python -m mtf_bench.agents_vs_random [--agents bcq,es] [--sessions 3000] [--offline-steps 1000]
         [--online-steps 10000] [--hidden 64 64] [--eval-sessions 2000] [--out results.json]
 
 Offline agents train on one bounded-uniform dataset (the paper's +-0.15 around the baseline fusion); online agents
@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import structlog
 import torch
+from mtf_agents.registry import get_registry
 
 import mtf_gym
-from agents.registry import get_registry
 from mtf_gym import BaselinePolicy, RandomFusionPolicy
 from mtf_gym.datasets import RecipeConfig, collect_recipe
 from mtf_gym.envs.versions import SESSION_ENV_IDS, make_env_config

@@ -1,6 +1,6 @@
 """Calibration of the simulator against KuaiRand-Pure feed exposure, and the v1 ranker's calibration and AUC.
 
-    python -m benchmarks.calibration [--sessions 8192] [--seed 0] [--markdown] [--version v1|v0] [--fit]
+    python -m mtf_bench.calibration [--sessions 8192] [--seed 0] [--markdown] [--version v1|v0] [--fit]
 
 Rates are per shown item under the control policy (``BaselinePolicy``; for v1 the tuned production control). For
 v1 it also prints the ranker's mean prediction / mean truth over every retrieved candidate, per task and per

@@ -1,6 +1,6 @@
 """How far the simulator's numbers moved since a git commit: the same rollout under both, compared field by field.
 
-    python -m benchmarks.compare_to_commit a054511 [--env MTFSession-v0] [--users 512] [--requests 60]
+    python -m mtf_bench.compare_to_commit a054511 [--env MTFSession-v0] [--users 512] [--requests 60]
 
 Checks the working tree's ``mtf_gym`` against the one at ``COMMIT`` (checked out into a temporary ``git worktree``):
 both run ``--env`` (``MTFSession-v0``, ``MTFSession-v1`` or ``MTFSlate-v0``) as a vector env of ``--users`` users

@@ -2,7 +2,7 @@
 
 The properties are P3-P5 of ``docs/design.md#required-properties-of-the-environment``.
 
-    python -m benchmarks.env_properties [--quick] [--seeds 8192] [--sessions 4096] [--markdown] [--out props.json]
+    python -m mtf_bench.env_properties [--quick] [--seeds 8192] [--sessions 4096] [--markdown] [--out props.json]
 
 (a) random fusion is clearly worse than the baseline: paired lifts of session return, valid views, watch time and
     requests per session.
@@ -35,8 +35,8 @@ from typing import Any
 
 import cma
 import numpy as np
+from mtf_bench._sessions import SessionOutcomes, SessionRunner, user_segments
 
-from benchmarks._sessions import SessionOutcomes, SessionRunner, user_segments
 from mtf_gym import (
     SEGMENT_NAMES,
     BaselinePolicy,
@@ -465,7 +465,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     seed = args.base_seed
     ev = Evaluator(SessionRunner(budget.eval_sessions, config), EVAL_SEED + seed, budget.resamples)
     timings: dict[str, float] = {}
-    results: dict[str, Any] = {"command": "python -m benchmarks.env_properties "
+    results: dict[str, Any] = {"command": "python -m mtf_bench.env_properties "
                                + " ".join(sys.argv[1:] if argv is None else argv),
                                "budget": dataclasses.asdict(budget), "config": config.to_dict()}
     t = time.perf_counter()

@@ -1,12 +1,12 @@
 """The headroom ladder of MTFSession-v1: how much room each kind of fusion policy has over the production control.
 
-    python -m benchmarks.headroom [--eval-users 8192] [--train-users 512] [--generations 60] [--out results/headroom]
+    python -m mtf_bench.headroom [--eval-users 8192] [--train-users 512] [--generations 60] [--out results/headroom]
 
 Rungs, all on the same evaluation users (common random numbers: user ``i`` is the user of ``reset(seed=E + i)``,
 disjoint from the training users every search uses), each lift a paired bootstrap interval over users:
 
 * ``random``: fusion drawn uniformly at every request;
-* ``control``: the environment's ``BaselinePolicy`` (a converged CMA-ES constant, see ``benchmarks.tune_control``);
+* ``control``: the environment's ``BaselinePolicy`` (a converged CMA-ES constant, see ``mtf_bench.tune_control``);
 * ``best constant``: a fresh CMA-ES constant on other training users (should not beat the control);
 * ``per-segment table``: one constant per segment (CMA-ES over 4 x 2T numbers);
 * ``oracle per-user``: a constant per user, linear in the user's latent traits (CMA-ES);

@@ -1,10 +1,10 @@
 """How much of each latent the MTFSession-v1 observation explains: R^2 of a fitted regressor on held-out users.
 
-    python -m benchmarks.observability [--users 8192] [--request 3]
+    python -m mtf_bench.observability [--users 8192] [--request 3]
 
 Users run under the control for ``--request`` requests (so the session part of the observation is filled); a
 gradient-boosted regressor (scikit-learn ``HistGradientBoostingRegressor``) is fitted per latent on training users
-(``benchmarks.headroom.TRAIN_SEED``) and scored on evaluation users (``EVAL_SEED``): R^2 = 1 means the observation
+(``mtf_bench.headroom.TRAIN_SEED``) and scored on evaluation users (``EVAL_SEED``): R^2 = 1 means the observation
 reveals the latent exactly, 0 means it tells nothing beyond the population mean.
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from mtf_bench.headroom import EVAL_SEED, TRAIN_SEED, user_keys
 
-from benchmarks.headroom import EVAL_SEED, TRAIN_SEED, user_keys
 from mtf_gym import BaselinePolicy
 from mtf_gym.sim.config import MTFSessionV1Config
 from mtf_gym.sim.layout import STATE_NAMES

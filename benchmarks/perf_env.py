@@ -1,6 +1,6 @@
 """Speed and memory of MTFSession-v1 and v0 side by side, measured (a report, not a timed test).
 
-    python -m benchmarks.perf_env [--seconds 1] [--rounds 5] [--quick] [--markdown] [--out perf.json]
+    python -m mtf_bench.perf_env [--seconds 1] [--rounds 5] [--quick] [--markdown] [--out perf.json]
 
 * single env: steps/s of ``gym.make("MTFSession-v0")`` (with and without ``item_logs``) as a ratio to
   ``gym.make("CartPole-v1")`` made the same way in the same process (both keep Gymnasium's default wrappers),

@@ -15,7 +15,7 @@ Acceptance: IntegratedRL(24) is no slower than TD3PlusBC(24), and IntegratedRL(3
 
 Usage (from the repository root)::
 
-    python -m benchmarks.perf_integrated_rl [--steps 20] [--rounds 3] [--device cpu:0] [--threads N] [--clock wall|cpu]
+    python -m mtf_bench.perf_integrated_rl [--steps 20] [--rounds 3] [--device cpu:0] [--threads N] [--clock wall|cpu]
         [--only-integrated]
 """
 
@@ -32,8 +32,7 @@ import torch
 from d3rlpy.algos import QLearningAlgoBase, TD3PlusBCConfig
 from d3rlpy.dataset import MDPDataset, ReplayBufferBase
 from d3rlpy.models import VectorEncoderFactory
-
-from agents.integrated_rl import IntegratedRLConfig, make_banded_dataset
+from mtf_agents.integrated_rl import IntegratedRLConfig, make_banded_dataset
 
 OBS_DIM, ACTION_DIM, N_ROWS, EPISODE_LEN, BATCH = 20, 10, 20_000, 20, 256
 

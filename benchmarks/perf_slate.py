@@ -1,6 +1,6 @@
 """Speed, scale and decision latency of ``MTFSlate-v0``, measured (a report, not a timed test).
 
-    python -m benchmarks.perf_slate [--quick] [--sizes 1000 10000 100000 1000000] [--out DIR]
+    python -m mtf_bench.perf_slate [--quick] [--sizes 1000 10000 100000 1000000] [--out DIR]
 
 (a) **Env speed.** User-steps/s of ``gym.make_vec("MTFSlate-v0", num_envs=1024)`` (``expose_candidates`` off and
     on) against ``gym.make_vec("MTFSession-v1", num_envs=1024)`` in the same process (with its default catalogue,
@@ -18,7 +18,7 @@
 (c) **Decision latency.** Seconds per request (batch 1, median of ``--repeats`` calls after one warm-up) of each
     reference policy of :mod:`mtf_gym.slate` (random, most popular, pipeline with the control fusion, oracle; the
     oracle scans the catalogue, so its repeats are capped at large ``N``) and of every registered item-level agent
-    (``agents.registry``, env ``MTFSlate-v0``; untrained, via ``initialise``) at every ``N``, with its memory
+    (``mtf_agents.registry``, env ``MTFSlate-v0``; untrained, via ``initialise``) at every ``N``, with its memory
     (tracemalloc peak of construction and first call, plus the bytes of its torch parameters and buffers) and
     construction time. A log-log plot (``latency.png``) shows latency against ``N`` with dashed reference slopes
     O(N), O(N^(1/2)) and O(N^(1/3)).
@@ -43,9 +43,9 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from mtf_bench.perf_env import Round, interleaved_rates, single_env_round
 
 import mtf_gym  # noqa: F401  (registers the envs)
-from benchmarks.perf_env import Round, interleaved_rates, single_env_round
 from mtf_gym.atomic import atomic_path, atomic_write_json
 from mtf_gym.envs.slate import MTFSlateConfig
 from mtf_gym.slate import MostPopularPolicy, OraclePolicy, PipelinePolicy, RandomSlatePolicy
@@ -220,7 +220,7 @@ def _torch_bytes(obj: Any) -> int:
 
 
 def slate_agent_names() -> list[str]:
-    from agents.registry import get_registry
+    from mtf_agents.registry import get_registry
 
     return get_registry().names(env=SLATE_ENV)
 
@@ -249,8 +249,8 @@ def policy_latencies(num_items: int, repeats: int, agents: Sequence[str], seed: 
     measure("pipeline (control)", lambda: PipelinePolicy(env), lambda p: p(obs, info), repeats)
     measure("oracle", lambda: OraclePolicy(env), lambda p: p(obs), oracle_repeats)
     if agents:
-        from agents.registry import build_agent
-        from agents.slate.common import decision_latency
+        from mtf_agents.registry import build_agent
+        from mtf_agents.slate.common import decision_latency
 
         emb = env.unwrapped.item_embeddings
         batch = obs[None].astype(np.float32)

@@ -1,10 +1,10 @@
 """Decision latency of the slate agents vs catalogue size, against a full scan by the same scoring network.
 
-    python -m benchmarks.perf_slate_agents [--sizes 1000 10000 100000 1000000] [--batch 1] [--repeats 5]
+    python -m mtf_bench.perf_slate_agents [--sizes 1000 10000 100000 1000000] [--batch 1] [--repeats 5]
 
 For each catalogue size ``N`` (random unit-norm public embeddings ``(N, d)``), every agent is initialised untrained
 (latency does not depend on the weights) and timed on ``agent.act(obs)`` for a batch of ``--batch`` requests
-(``agents.slate.common.decision_latency``: median over ``--repeats``, per request). The reference, in the same
+(``mtf_agents.slate.common.decision_latency``: median over ``--repeats``, per request). The reference, in the same
 process, is a **full scan**: TPGR's own state encoder ``h(s)`` followed by one linear score per item
 (``N x node_head_units``, the flat softmax policy TPGR replaces) and a top-K, i.e. "score every item with the same
 network". Rows:
@@ -29,9 +29,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-
-from agents.registry import build_agent
-from agents.slate.common import decision_latency
+from mtf_agents.registry import build_agent
+from mtf_agents.slate.common import decision_latency
 
 __all__ = ["main"]
 

@@ -1,7 +1,7 @@
 """Measured properties of ``MTFSlate-v0``: what random, popular, the production pipeline and the oracle earn, and how
 much of the oracle's gain a linear model over the public item embeddings reaches (the numbers of ``docs/slate.md``).
 
-    python -m benchmarks.slate_properties [--users 2048] [--train-users 1024] [--num-items 20000] [--seed 0]
+    python -m mtf_bench.slate_properties [--users 2048] [--train-users 1024] [--num-items 20000] [--seed 0]
                                           [--markdown] [--out slate_properties.json]
 
 Every policy plays one session of the *same* evaluation users (common random numbers): sub-env ``i`` of

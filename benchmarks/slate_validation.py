@@ -1,9 +1,9 @@
 """Settings of a slate agent checked on *validation* users, never the slate section's evaluation users.
 
-    python -m benchmarks.slate_validation tpgr --steps 20000 --seeds 0 1 --set learning_rate=3e-4 --set rollout_steps=32
+    python -m mtf_bench.slate_validation tpgr --steps 20000 --seeds 0 1 --set learning_rate=3e-4 --set rollout_steps=32
 
 Trains the agent (registry name, config overrides ``--set FIELD=VALUE`` in Python literal syntax) online on
-``MTFSlate-v0`` exactly as the slate section of ``mtf-bench`` does (``benchmarks.harness.slate``: same catalogue
+``MTFSlate-v0`` exactly as the slate section of ``mtf-bench`` does (``mtf_bench.harness.slate``: same catalogue
 size, ``hidden_units``, training seeds = the users of ``reset(seed=s)``), then plays one session of each validation
 user: users ``VALIDATION_USER_SEED + i`` (5 * 10^8 + i), disjoint from the training users (seeds 0.. ) and from the
 section's evaluation users (10^9 + i). Prints the mean session return of random pages and of the agent per seed, the
@@ -31,10 +31,10 @@ def validation_returns(agent_name: str, steps: int, seed: int, overrides: dict, 
     trained agent."""
     import gymnasium as gym
     import torch
+    from mtf_agents.registry import get_registry
+    from mtf_bench.slate_properties import play_sessions
 
     import mtf_gym  # noqa: F401  (registers the envs)
-    from agents.registry import get_registry
-    from benchmarks.slate_properties import play_sessions
 
     torch.set_num_threads(1)
     agent = get_registry().build(agent_name, **{"hidden_units": hidden_units, **overrides})
@@ -59,9 +59,9 @@ def validation_returns(agent_name: str, steps: int, seed: int, overrides: dict, 
 
 def random_returns(*, num_items: int = 2000, users: int = 300) -> np.ndarray:
     import gymnasium as gym
+    from mtf_bench.slate_properties import play_sessions
 
     import mtf_gym  # noqa: F401
-    from benchmarks.slate_properties import play_sessions
     from mtf_gym.slate import RandomSlatePolicy
 
     env = gym.make_vec("MTFSlate-v0", num_envs=users, num_items=num_items, expose_candidates=False)
@@ -72,7 +72,7 @@ def random_returns(*, num_items: int = 2000, users: int = 300) -> np.ndarray:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.slate_validation", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m mtf_bench.slate_validation", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("agent", help="registry name of an MTFSlate-v0 agent")
     parser.add_argument("--steps", type=int, default=2000, help="training requests (default 2000)")

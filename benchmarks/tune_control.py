@@ -1,14 +1,14 @@
 """Tune the MTFSession-v1 production control: a converged CMA-ES constant fusion on training users.
 
-    python -m benchmarks.tune_control [--train-users 1024] [--generations 80] [--restarts 3]
+    python -m mtf_bench.tune_control [--train-users 1024] [--generations 80] [--restarts 3]
 
 The session return over constant fusions has several local optima, so the search restarts: one CMA-ES run
 warm-started at the current ``CONTROL_FUSION_V1`` (step 0.3) and ``--restarts - 1`` runs from the centre of the box
-(step 0.5), each on the training users (seeds from ``benchmarks.headroom.TRAIN_SEED``). The winner is chosen on
+(step 0.5), each on the training users (seeds from ``mtf_bench.headroom.TRAIN_SEED``). The winner is chosen on
 separate validation users (``VALIDATION_SEED``), never on the evaluation users. The script prints the
 ``CONTROL_FUSION_V1`` block to store in ``mtf_gym/policies.py``. The independent check that the control is converged
 (a fresh search on other users does not beat it by more than 1%) is the "best constant" rung of
-``python -m benchmarks.headroom``, on the evaluation users.
+``python -m mtf_bench.headroom``, on the evaluation users.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+from mtf_bench.headroom import TRAIN_SEED, cma_search, constant_actor, rollout
 
-from benchmarks.headroom import TRAIN_SEED, cma_search, constant_actor, rollout
 from mtf_gym import BaselinePolicy
 from mtf_gym.evaluation import SessionRunner
 from mtf_gym.fusion import action_to_fusion_params

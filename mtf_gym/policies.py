@@ -18,7 +18,7 @@ __all__ = ["CONTROL_FUSION_V1", "BaselineFusion", "BaselinePolicy", "BatchPolicy
            "RandomFusionPolicy"]
 
 # The MTFSession-v1 production control: the constant fusion found by a converged CMA-ES on the session return of
-# training users (never the evaluation users). Regenerate with ``python -m benchmarks.tune_control`` (it prints
+# training users (never the evaluation users). Regenerate with ``python -m mtf_bench.tune_control`` (it prints
 # this block and checks that an independent search on other users does not beat it by more than 1%).
 # Powers then biases, per task of the default ranker_tasks (valid_view, watch_time, long_view, like, follow).
 CONTROL_FUSION_V1: dict[str, tuple[float, float]] = {

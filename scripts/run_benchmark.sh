@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
-.venv/bin/python -m benchmarks quick "$@"
+.venv/bin/python -m mtf_bench quick "$@"

@@ -1,6 +1,6 @@
 """Conformance of every registered agent (built-in and plug-in) to the agent interface, plus registry and CLI checks.
 
-One shared check runs per agent, :func:`agents.conformance.check_agent` (the installed checker that plug-in authors
+One shared check runs per agent, :func:`mtf_agents.conformance.check_agent` (the installed checker that plug-in authors
 run too): build, train briefly (offline on a few hundred logged requests, or a few online steps), act (shape, range,
 dtype, determinism), save -> load (identical actions), and reject bad configs with errors naming the field. Networks
 and budgets are tiny so the file stays fast on CPU.
@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from mtf_agents.conformance import ConformanceError, check_agent, tiny_dataset
+from mtf_agents.registry import BUILTIN_AGENTS, DEFAULT_ENV, build_agent, get_registry
 
-from agents.conformance import ConformanceError, check_agent, tiny_dataset
-from agents.registry import BUILTIN_AGENTS, DEFAULT_ENV, build_agent, get_registry
 from mtf_gym import BaselinePolicy, MTFSessionConfig, MTFSessionV1Config
 from mtf_gym.datasets import TransitionData
 from mtf_gym.envs.session import observation_features
@@ -68,7 +68,7 @@ def tiny_data() -> TransitionData:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# The shared conformance check: agents.conformance.check_agent, the checker plug-in authors run too
+# The shared conformance check: mtf_agents.conformance.check_agent, the checker plug-in authors run too
 # ----------------------------------------------------------------------------------------------------------------------
 # Agents of MTFSession-v0; the slate agents (MTFSlate-v0) have their conformance test in test_slate_agents.py.
 @pytest.mark.parametrize("name", get_registry().names(env=DEFAULT_ENV))
@@ -94,7 +94,7 @@ def test_agents_play_v0_too(name: str, tmp_path: Path, monkeypatch: pytest.Monke
 def test_conformance_checker_catches_a_broken_agent(tiny_data: TransitionData, monkeypatch: pytest.MonkeyPatch) -> None:
     # The checker must be able to fail: an agent whose actions change from call to call, and one whose loaded copy
     # acts differently, are both reported with the check's name.
-    from agents.d3rlpy_agents import TD3PlusBCAgent
+    from mtf_agents.d3rlpy_agents import TD3PlusBCAgent
 
     calls = iter(range(1_000_000))
     original = TD3PlusBCAgent._predict
@@ -114,7 +114,7 @@ def test_conformance_checker_catches_a_broken_agent(tiny_data: TransitionData, m
 def test_registry_lists_builtins_without_importing_heavy_libraries() -> None:
     import subprocess
 
-    code = ("import sys; from agents.registry import get_registry; r = get_registry(); "
+    code = ("import sys; from mtf_agents.registry import get_registry; r = get_registry(); "
             "print(sorted(r.names())); print(sorted(m for m in ('torch', 'd3rlpy', 'stable_baselines3', 'cma') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -125,7 +125,7 @@ def test_registry_lists_builtins_without_importing_heavy_libraries() -> None:
 
 
 def test_fusion_agents_play_every_session_version_and_slate_agents_the_slate_env() -> None:
-    from agents.registry import SLATE_ENV, get_registry
+    from mtf_agents.registry import SLATE_ENV, get_registry
 
     registry = get_registry()
     fusion = set(TINY)
@@ -156,7 +156,7 @@ def test_shared_defaults_are_fair() -> None:
             assert config.hidden_units == (256, 256), spec.name
         if hasattr(config, "gamma"):
             assert config.gamma == 0.9, spec.name
-        if spec.target.startswith("agents.d3rlpy_agents"):
+        if spec.target.startswith("mtf_agents.d3rlpy_agents"):
             assert config.batch_size == 256 and config.to_d3rlpy().gamma == 0.9, spec.name
 
 
@@ -179,7 +179,8 @@ def test_es_stays_within_action_scale_of_baseline(env: MTFSessionConfig | MTFSes
 
 
 def test_es_profile_features_are_the_static_user_profile() -> None:
-    from agents.es import feature_indices
+    from mtf_agents.es import feature_indices
+
     from mtf_gym import OBSERVATION_FEATURES, OBSERVATION_FEATURES_V1
 
     v0 = [OBSERVATION_FEATURES[i] for i in feature_indices("profile", OBSERVATION_FEATURES)]
@@ -205,7 +206,7 @@ def test_es_generation_uses_common_random_numbers() -> None:
 
 
 def test_cli_lists_agents(capsys: pytest.CaptureFixture[str]) -> None:
-    from agents.cli import main
+    from mtf_agents.cli import main
 
     assert main(["list"]) == 0
     out = capsys.readouterr().out
@@ -223,7 +224,7 @@ def test_cli_output_has_no_gym_banner(argv: list[str]) -> None:
     import subprocess
 
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.run([sys.executable, "-m", "agents.cli", *argv], cwd=root, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "mtf_agents.cli", *argv], cwd=root, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "Gym has been unmaintained" not in proc.stdout + proc.stderr
@@ -231,7 +232,7 @@ def test_cli_output_has_no_gym_banner(argv: list[str]) -> None:
 
 
 def test_banner_filter_keeps_other_output() -> None:
-    from agents._quiet import _without_banner
+    from mtf_agents._quiet import _without_banner
 
     banner = ("Gym has been unmaintained since 2022 and does not support NumPy 2.0.\nPlease upgrade to Gymnasium.\n"
               "See the migration guide.\n\n")
@@ -240,7 +241,8 @@ def test_banner_filter_keeps_other_output() -> None:
 
 
 def test_collect_cli_trains_progressive_rounds_with_a_registry_agent(tmp_path: Path) -> None:
-    from agents.collect_cli import main
+    from mtf_agents.collect_cli import main
+
     from mtf_gym.datasets import load_dataset, progressive_train_seed
 
     assert main(["progressive", "--agent", "td3bc", "--rounds", "2", "--train-steps", "2", "--sessions", "6",

@@ -253,7 +253,7 @@ def test_load_dataset_and_banded_conversion(saved, uniform):
     assert back.content_hash() == uniform.content_hash()
     for name, arr in uniform.arrays().items():
         np.testing.assert_array_equal(getattr(back, name), arr, err_msg=name)
-    from agents.integrated_rl import to_banded_dataset
+    from mtf_agents.integrated_rl import to_banded_dataset
 
     banded = to_banded_dataset(back)
     assert type(banded).__name__ == "BandedReplayBuffer" and len(banded.episodes) == 60
@@ -491,7 +491,7 @@ def test_reward_components_must_sum_to_the_reward(uniform):
 
 
 def test_dataset_without_reward_components_loads_as_one_component(tmp_path, uniform):
-    from agents.integrated_rl import to_banded_dataset
+    from mtf_agents.integrated_rl import to_banded_dataset
 
     # The format before per-group rewards: no infos/reward_components, the same content hash as then.
     old = dataclasses.replace(uniform, reward_components=None)

@@ -120,7 +120,7 @@ def test_logged_items_checks_shapes() -> None:
 # ----------------------------------------------------------------------------------------------------------------------
 def test_simulate_sessions_matches_the_shared_runners_and_ignores_batching() -> None:
     """Session i is the user of seed user_seed + i, whatever the batch size; totals match independent runners."""
-    from benchmarks._sessions import run_sessions
+    from mtf_bench._sessions import run_sessions
 
     policy = BaselinePolicy(SMALL)
     out = simulate_sessions(policy, 40, 123, SMALL)

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mtf_bench.harness import cli
+from mtf_bench.harness.grid import build_grid
+from mtf_bench.harness.jobs import load_job_dataset, run_job
+from mtf_bench.harness.presets import PresetError, available_presets, load_preset, parse_assignment
+from mtf_bench.harness.report import publish
+from mtf_bench.harness.runner import run_preset
 
-from benchmarks.harness import cli
-from benchmarks.harness.grid import build_grid
-from benchmarks.harness.jobs import load_job_dataset, run_job
-from benchmarks.harness.presets import PresetError, available_presets, load_preset, parse_assignment
-from benchmarks.harness.report import publish
-from benchmarks.harness.runner import run_preset
 from mtf_gym.atomic import atomic_path, atomic_write_json, clean_temporaries, read_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -241,7 +241,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Run ``smoke`` with an injected failure in the ES job, then rerun it (resume) without the failure."""
     root = tmp_path_factory.mktemp("bench")
     args = ["smoke", "--results-dir", str(root), "--no-progress"]
-    from agents.es import ESAgent
+    from mtf_agents.es import ESAgent
 
     original = ESAgent._fit_online
 
@@ -358,7 +358,10 @@ def test_publish_copies_report_and_plots(smoke_run: dict, tmp_path: Path) -> Non
 # ----------------------------------------------------------------------------------------------------------------------
 def test_sigterm_then_resume(tmp_path: Path) -> None:
     """Kill a run after its first training result; the rerun redoes nothing finished and leaves no corrupt file."""
-    cmd = [sys.executable, "-m", "benchmarks", "smoke", "--results-dir", str(tmp_path), "--no-progress", *TINY_RUN]
+    # ES gets a long budget, so the run is still inside it when the first (IQL) result appears and the signal lands,
+    # however slowly a loaded machine polls.
+    cmd = [sys.executable, "-m", "mtf_bench", "smoke", "--results-dir", str(tmp_path), "--no-progress", *TINY_RUN,
+           "--set", "agents.es_steps=2000000"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     jobs_dir = tmp_path / "smoke" / "jobs"
@@ -406,7 +409,7 @@ def test_ray_executor_runs_the_same_jobs(tmp_path: Path) -> None:
 
 def test_ray_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                       tmp_path: Path) -> None:
-    from benchmarks.harness import executors
+    from mtf_bench.harness import executors
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(RuntimeError, match=r"pip install 'mtf-gym\[ray\]'"):

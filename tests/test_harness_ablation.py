@@ -9,10 +9,9 @@ import json
 from pathlib import Path
 
 import pytest
-
-from benchmarks.harness import cli
-from benchmarks.harness.grid import READING_GROUPS, build_grid
-from benchmarks.harness.presets import PresetError, load_preset
+from mtf_bench.harness import cli
+from mtf_bench.harness.grid import READING_GROUPS, build_grid
+from mtf_bench.harness.presets import PresetError, load_preset
 
 KINDS = {"bcq": "offline", "cql": "offline", "iql": "offline", "ddpg": "offline", "td3bc": "offline",
          "integrated_rl": "offline", "ddpg_va": "offline", "es": "online", "sac": "online", "td3": "online",

@@ -22,8 +22,7 @@ from d3rlpy.logging import FileAdapterFactory, NoopAdapterFactory
 from d3rlpy.metrics import AverageValueEstimationEvaluator, TDErrorEvaluator
 from d3rlpy.models import VectorEncoderFactory
 from d3rlpy.preprocessing import MinMaxActionScaler
-
-from agents.integrated_rl import (
+from mtf_agents.integrated_rl import (
     BandedReplayBuffer,
     BandedTorchMiniBatch,
     BandedTransition,
@@ -37,8 +36,8 @@ from agents.integrated_rl import (
     make_banded_dataset,
     td_targets,
 )
-from agents.integrated_rl.ensemble import make_critic_members
-from agents.integrated_rl.impl import EXP_LINEAR_FROM, LossSettings
+from mtf_agents.integrated_rl.ensemble import make_critic_members
+from mtf_agents.integrated_rl.impl import EXP_LINEAR_FROM, LossSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = VectorEncoderFactory(hidden_units=[16, 16])
@@ -527,7 +526,7 @@ def test_save_and_load_learnable_in_fresh_process(tmp_path: Path) -> None:
     np.save(tmp_path / "x.npy", x)
     algo.save(str(tmp_path / "model.d3"))
     script = (
-        "import sys, numpy as np, d3rlpy, agents.integrated_rl as irl\n"
+        "import sys, numpy as np, d3rlpy, mtf_agents.integrated_rl as irl\n"
         f"algo = d3rlpy.load_learnable({str(tmp_path / 'model.d3')!r})\n"
         "assert isinstance(algo, irl.IntegratedRL), type(algo)\n"
         f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
@@ -674,7 +673,7 @@ def test_defaults_are_the_paper_values() -> None:
 
 
 def test_zoo_agent_config_defaults_are_the_algorithm_config_defaults() -> None:
-    from agents.d3rlpy_agents import IntegratedRLAgentConfig
+    from mtf_agents.d3rlpy_agents import IntegratedRLAgentConfig
 
     agent, algo = IntegratedRLAgentConfig(), IntegratedRLConfig()
     shared = ("n_critics", "tau", "target_update_interval", "alpha", "beta", "eta", "lam", "band_reduction",
@@ -892,7 +891,7 @@ def test_reward_components_survive_dump_load_and_sampling() -> None:
 
 
 def test_target_noise_is_clipped_and_off_by_default() -> None:
-    from agents.integrated_rl.impl import smoothed_target_actions
+    from mtf_agents.integrated_rl.impl import smoothed_target_actions
 
     a = t([[0.0, 0.95], [-0.2, 0.1]])
     assert smoothed_target_actions(a, 0.0, 0.5) is a
@@ -950,7 +949,7 @@ def test_save_load_learnable_keeps_every_new_option(tmp_path: Path) -> None:
 
 
 def test_warm_start_copies_every_network() -> None:
-    # The progressive driver's use of it (agents.progressive) is tested in tests/test_progressive.py.
+    # The progressive driver's use of it (mtf_agents.progressive) is tested in tests/test_progressive.py.
     previous, dataset = fitted_algo(n_steps=3)
     fresh = tiny_config().create(device="cpu:0")
     fresh.build_with_dataset(dataset)
@@ -961,7 +960,7 @@ def test_warm_start_copies_every_network() -> None:
 
 
 def test_ensemble_is_built_on_the_requested_device() -> None:
-    from agents.integrated_rl import build_ensemble_q_function
+    from mtf_agents.integrated_rl import build_ensemble_q_function
 
     ensemble = build_ensemble_q_function((3,), 2, TINY, 4, device="meta")
     assert {p.device.type for p in ensemble.parameters()} == {"meta"}
@@ -976,7 +975,8 @@ def test_compile_graph_is_ignored_on_cpu_like_in_d3rlpy() -> None:
 
 
 def test_zoo_agent_trains_critic_sets_on_collected_per_group_rewards(tmp_path: Path) -> None:
-    from agents.d3rlpy_agents import IntegratedRLAgent, IntegratedRLAgentConfig
+    from mtf_agents.d3rlpy_agents import IntegratedRLAgent, IntegratedRLAgentConfig
+
     from mtf_gym import MTFSessionConfig
     from mtf_gym.datasets import RecipeConfig, collect_recipe
 

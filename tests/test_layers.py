@@ -1,4 +1,7 @@
-"""The layers point one way (``mtf_gym`` <- ``agents`` <- ``benchmarks``), and the base layer runs on a core install.
+"""The layers point one way (``mtf_gym`` <- ``mtf_agents`` <- ``mtf_bench``), and the base layer runs on a core install.
+
+The import names ``mtf_agents`` and ``mtf_bench`` are the folders ``agents/`` and ``benchmarks/`` (pyproject.toml maps
+them); the folders' own names are not importable.
 
 See docs/design.md, section "Layers".
 """
@@ -36,26 +39,44 @@ def _imported_modules(path: Path) -> list[tuple[int, str]]:
     return found
 
 
-def _violations(package: str, forbidden: tuple[str, ...]) -> list[str]:
+def _violations(folder: str, forbidden: tuple[str, ...]) -> list[str]:
     out = []
-    for path in sorted((ROOT / package).rglob("*.py")):
+    for path in sorted((ROOT / folder).rglob("*.py")):
         for line, module in _imported_modules(path):
             if module.split(".")[0] in forbidden:
                 out.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
     return out
 
 
-@pytest.mark.parametrize(("package", "forbidden"), [("mtf_gym", ("agents", "benchmarks")),
-                                                    ("agents", ("benchmarks",))])
-def test_lower_layers_never_import_higher_ones(package: str, forbidden: tuple[str, ...]) -> None:
-    assert _violations(package, forbidden) == []
+@pytest.mark.parametrize(("folder", "forbidden"), [("mtf_gym", ("mtf_agents", "mtf_bench")),
+                                                   ("agents", ("mtf_bench",))])
+def test_lower_layers_never_import_higher_ones(folder: str, forbidden: tuple[str, ...]) -> None:
+    assert _violations(folder, forbidden) == []
+
+
+@pytest.mark.parametrize("folder", ["mtf_gym", "agents", "benchmarks", "tests"])
+def test_nothing_imports_the_folder_names(folder: str) -> None:
+    """``agents`` and ``benchmarks`` are generic names other distributions install; the project imports itself only
+    as ``mtf_agents`` / ``mtf_bench``."""
+    assert _violations(folder, ("agents", "benchmarks")) == []
+
+
+@pytest.mark.parametrize(("folder", "name"), [("agents", "mtf_agents"), ("benchmarks", "mtf_bench")])
+def test_the_folder_name_is_not_an_import_name(folder: str, name: str) -> None:
+    """Run from the repository root, ``import agents`` would find the folder; its ``__init__`` refuses with the
+    name to use instead of loading a second copy of the package."""
+    out = subprocess.run([sys.executable, "-c", f"import {folder}"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode != 0 and f"import it as {name}" in out.stderr, out.stderr
+    ok = subprocess.run([sys.executable, "-c", f"import {name}; print({name}.__file__)"], cwd=ROOT,
+                        capture_output=True, text=True, check=True)
+    assert Path(ok.stdout.strip()).parent == ROOT / folder
 
 
 def test_the_scan_sees_function_level_imports(tmp_path: Path) -> None:
     source = tmp_path / "m.py"
-    source.write_text("def f():\n    from agents.registry import get_registry\n    import benchmarks.harness\n"
-                      "    importlib.import_module('agents.es')\n")
-    assert [m for _, m in _imported_modules(source)] == ["agents.registry", "benchmarks.harness", "agents.es"]
+    source.write_text("def f():\n    from mtf_agents.registry import get_registry\n    import mtf_bench.harness\n"
+                      "    importlib.import_module('mtf_agents.es')\n")
+    assert [m for _, m in _imported_modules(source)] == ["mtf_agents.registry", "mtf_bench.harness", "mtf_agents.es"]
 
 
 _CORE_INSTALL = textwrap.dedent("""
@@ -91,7 +112,8 @@ _CORE_INSTALL = textwrap.dedent("""
     outcomes = mtf_gym.evaluation.simulate_sessions(mtf_gym.BaselinePolicy(config), 4, 0, config)
     data = mtf_gym.datasets.collect(mtf_gym.BaselinePolicy(config), sessions=3, seed=0, config=config, num_envs=2,
                                     progress=False)
-    leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED or m.split(".")[0] in ("agents", "benchmarks"))
+    upper = ("mtf_agents", "mtf_bench")
+    leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED or m.split(".")[0] in upper)
     print("ok", outcomes.num_sessions, data.num_episodes, leaked)
 """)
 
@@ -101,3 +123,18 @@ def test_core_install_imports_and_runs_without_optional_packages() -> None:
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "ok 4 3 []"
+
+
+def test_every_package_folder_is_installed() -> None:
+    """pyproject.toml lists the packages by hand (the import names differ from the folders): a new subpackage must
+    be added there, or an installed copy would lack it."""
+    import tomllib
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {v: k for k, v in setuptools["package-dir"].items()}
+    found = set()
+    for init in ROOT.glob("*/**/__init__.py"):
+        parts = init.parent.relative_to(ROOT).parts
+        if parts[0] in ("mtf_gym", *folders):
+            found.add(".".join((folders.get(parts[0], parts[0]), *parts[1:])))
+    assert found == set(setuptools["packages"])

@@ -15,17 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mtf_agents import registry as registry_module
+from mtf_agents.conformance import check_agent, tiny_dataset
+from mtf_agents.registry import AgentRegistry, build_agent, get_registry, load_agent
 
-from agents import registry as registry_module
-from agents.conformance import check_agent, tiny_dataset
-from agents.registry import AgentRegistry, build_agent, get_registry, load_agent
 from mtf_gym.datasets import TransitionData
 
 PLUGIN_PKG = Path(__file__).resolve().parent / "plugin_pkg"
 
 # Extra entry-point targets: a callable returning an AgentSpec, a name clash, a non-agent, a missing module.
 EXTRA_MODULE = '''
-from agents.registry import AgentSpec
+from mtf_agents.registry import AgentSpec
 from mtf_agents_example import EliteConstantAgent
 
 
@@ -117,7 +117,7 @@ def test_broken_plugins_are_reported_and_skipped(plugin_site: Path, capsys: pyte
     # The good plug-in and every built-in still work; the clash did not replace the built-in BCQ.
     assert "elite_constant" in registry and registry.get("bcq").source == "builtin"
 
-    from agents.cli import main
+    from mtf_agents.cli import main
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # `list` prints failures instead of warning
@@ -164,7 +164,7 @@ def test_the_plugins_page_works_as_written(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(registry_module, "_REGISTRY", None)
     monkeypatch.chdir(tmp_path)
 
-    from agents.cli import main
+    from mtf_agents.cli import main
 
     assert main(["list"]) == 0
     listed = next(line for line in blocks["console"].splitlines() if line.startswith("elite_constant"))
@@ -179,7 +179,7 @@ def test_the_plugins_page_works_as_written(tmp_path: Path, monkeypatch: pytest.M
     # "Benchmark it": the page's mtf-bench command, in-process (the harness reads the same registry).
     import shlex
 
-    from benchmarks.harness.cli import main as bench
+    from mtf_bench.harness.cli import main as bench
 
     argv = shlex.split(blocks["bash"].strip())
     assert argv[0] == "mtf-bench"

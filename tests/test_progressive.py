@@ -1,18 +1,18 @@
-"""Progressive training (agents.progressive): the rounds honour the agent config's ``progressive_data`` and
+"""Progressive training (mtf_agents.progressive): the rounds honour the agent config's ``progressive_data`` and
 ``progressive_init`` (IntegratedRL's paper readings), with one seed rule."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from agents.progressive import (
+from mtf_agents.progressive import (
     ProgressiveRound,
     progressive_trainer,
     progressive_training_episodes,
     round_training_data,
 )
-from agents.registry import build_agent
+from mtf_agents.registry import build_agent
+
 from mtf_gym import MTFSessionV1Config
 from mtf_gym.datasets import RecipeConfig, collect_recipe, progressive_train_seed
 

@@ -8,11 +8,10 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from benchmarks.harness import claims, stats
-from benchmarks.harness.curves import checkpoint_schedule, convergence, seed_mean_curve
-from benchmarks.harness.jobs import saturation
-from benchmarks.harness.plots import Estimate
+from mtf_bench.harness import claims, stats
+from mtf_bench.harness.curves import checkpoint_schedule, convergence, seed_mean_curve
+from mtf_bench.harness.jobs import saturation
+from mtf_bench.harness.plots import Estimate
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -181,7 +180,7 @@ def test_agreement_claim() -> None:
 # ----------------------------------------------------------------------------------------------------------------------
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised where torch has no CUDA")
 def test_cli_refuses_cuda_without_cuda(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
-    from benchmarks.harness import cli
+    from mtf_bench.harness import cli
 
     with pytest.raises(SystemExit) as exc:
         cli.main(["smoke", "--device", "cuda:0", "--results-dir", str(tmp_path)])

@@ -19,7 +19,7 @@ def _num(text: str) -> float:
 
 
 def test_calibration_script(capsys: pytest.CaptureFixture[str]) -> None:
-    from benchmarks.calibration import TARGETS, TARGETS_V1, TOLERANCE, main
+    from mtf_bench.calibration import TARGETS, TARGETS_V1, TOLERANCE, main
 
     main(["--sessions", "64", "--markdown", "--version", "v0"])
     out = capsys.readouterr().out
@@ -52,7 +52,7 @@ def test_calibration_script(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_perf_env_script(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
-    from benchmarks.perf_env import main
+    from mtf_bench.perf_env import main
 
     main(["--quick", "--sizes", "8", "--out", str(tmp_path / "perf.json")])
     out = capsys.readouterr().out
@@ -69,7 +69,7 @@ def test_perf_env_script(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_perf_collect_script(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
-    from benchmarks.perf_collect import main
+    from mtf_bench.perf_collect import main
 
     main(["--sessions", "200", "--num-envs", "64", "--repeats", "1", "--disk-sessions", "20",
           "--json", str(tmp_path / "collect.json")])
@@ -90,7 +90,7 @@ def test_perf_collect_script(tmp_path, capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_perf_integrated_rl_script(capsys: pytest.CaptureFixture[str]) -> None:
-    from benchmarks.perf_integrated_rl import main
+    from mtf_bench.perf_integrated_rl import main
 
     main(["--steps", "1", "--rounds", "1", "--warmup", "0", "--threads", "1"])
     out = capsys.readouterr().out
@@ -108,7 +108,7 @@ def test_perf_integrated_rl_script(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_agents_vs_random_script(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
-    from benchmarks.agents_vs_random import main
+    from mtf_bench.agents_vs_random import main
 
     main(["--agents", "td3bc,es", "--sessions", "60", "--offline-steps", "5", "--online-steps", "200",
           "--hidden", "16", "16", "--batch-size", "16", "--eval-sessions", "64", "--out", str(tmp_path / "a.json")])
@@ -132,7 +132,8 @@ def test_compare_to_commit_script(capsys: pytest.CaptureFixture[str]) -> None:
     repo = Path(__file__).resolve().parents[1]
     if subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True).returncode != 0:
         pytest.skip("needs a git checkout with history")
-    from benchmarks.compare_to_commit import main
+    from mtf_bench.compare_to_commit import main
+
     from mtf_gym import MTFSessionConfig
 
     users, requests = 8, 3

@@ -1,7 +1,7 @@
 """Slate agents (Wolpertinger, FCPO, TPGR) and their parts: kNN backends, balanced trees, returns, conformance,
 learning on a catalogue whose best item is known.
 
-The agents play ``MTFSlate-v0``'s interface; these tests use :mod:`agents.slate.testing`'s ``KnownBestItemEnv``
+The agents play ``MTFSlate-v0``'s interface; these tests use :mod:`mtf_agents.slate.testing`'s ``KnownBestItemEnv``
 (same interface, known optimum), so they do not depend on the slate simulator.
 """
 
@@ -13,14 +13,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-
-from agents.conformance import check_config_errors
-from agents.registry import SLATE_ENV, build_agent, get_registry, load_agent
-from agents.slate.common import VecStepper, decision_latency, discounted_returns
-from agents.slate.fcpo import masked_sequential_argmax
-from agents.slate.knn import ExactKNN, faiss_available, make_knn, recall_at_k
-from agents.slate.testing import KnownBestItemEnv, KnownBestItemVectorEnv, mean_episode_return
-from agents.slate.tree import branching_factor, build_balanced_tree
+from mtf_agents.conformance import check_config_errors
+from mtf_agents.registry import SLATE_ENV, build_agent, get_registry, load_agent
+from mtf_agents.slate.common import VecStepper, decision_latency, discounted_returns
+from mtf_agents.slate.fcpo import masked_sequential_argmax
+from mtf_agents.slate.knn import ExactKNN, faiss_available, make_knn, recall_at_k
+from mtf_agents.slate.testing import KnownBestItemEnv, KnownBestItemVectorEnv, mean_episode_return
+from mtf_agents.slate.tree import branching_factor, build_balanced_tree
 
 SLATE_AGENTS = ("fcpo", "tpgr", "wolpertinger")
 SMALL_NET = {"hidden_units": (32, 32), "n_envs": 4}
@@ -296,7 +295,7 @@ def test_slate_agent_plays_mtf_slate_v0(name: str) -> None:
 
 
 def test_session_conformance_checker_refuses_slate_agents() -> None:
-    from agents.conformance import check_agent
+    from mtf_agents.conformance import check_agent
 
     with pytest.raises(ValueError, match="MTFSlate-v0"):
         check_agent("tpgr")

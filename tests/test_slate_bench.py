@@ -8,10 +8,10 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
+from mtf_bench.harness.presets import PresetError, load_preset
+from mtf_bench.harness.slate import FUSION_CMA_ROW, INTEGRATED_RL_ROW, SlateSection, main, run_slate_section
 
 import mtf_gym  # noqa: F401  (registers the envs)
-from benchmarks.harness.presets import PresetError, load_preset
-from benchmarks.harness.slate import FUSION_CMA_ROW, INTEGRATED_RL_ROW, SlateSection, main, run_slate_section
 from mtf_gym.slate import PipelinePolicy
 
 AGENTS = ("fcpo", "tpgr", "wolpertinger")
@@ -25,7 +25,7 @@ FUSION_ROWS = (INTEGRATED_RL_ROW, FUSION_CMA_ROW)
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("slate")
-    latency = out / "perf_slate.json"  # latency rows as benchmarks.perf_slate writes them (two sizes: a plot)
+    latency = out / "perf_slate.json"  # latency rows as mtf_bench.perf_slate writes them (two sizes: a plot)
     latency.write_text(json.dumps({"latency": [
         {"N": n, "name": name, "kind": kind, "seconds": s} for n, name, kind, s in
         ((1000, "oracle", "reference", 1e-3), (10000, "oracle", "reference", 1e-2),
@@ -149,8 +149,8 @@ def test_cli_smoke(tmp_path, capsys):
 
 
 def test_mtf_bench_runs_the_section_when_the_preset_enables_it(tmp_path, monkeypatch):
-    from benchmarks.harness import runner, slate
-    from benchmarks.harness.slate import SlateRun
+    from mtf_bench.harness import runner, slate
+    from mtf_bench.harness.slate import SlateRun
 
     calls = []
 
@@ -169,7 +169,7 @@ def test_mtf_bench_runs_the_section_when_the_preset_enables_it(tmp_path, monkeyp
 
 
 def test_validation_script_smoke(capsys):
-    from benchmarks import slate_validation
+    from mtf_bench import slate_validation
 
     assert slate_validation.main(["tpgr", "--steps", "16", "--num-items", "1000", "--users", "6", "--seeds", "0",
                                   "--set", "hidden_units=(8,)", "--set", "tree_method=kmeans"]) == 0
@@ -181,7 +181,7 @@ def test_validation_script_smoke(capsys):
 
 
 def test_agent_job_identity_holds_the_agent_config():
-    from benchmarks.harness.slate import plan_jobs
+    from mtf_bench.harness.slate import plan_jobs
 
     jobs = {job.name: job.identity for job in plan_jobs(SlateSection(**TINY))}
     config = jobs["tpgr/seed0"]["config"]

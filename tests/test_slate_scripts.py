@@ -9,9 +9,9 @@ import math
 import gymnasium as gym
 import numpy as np
 import pytest
+from mtf_bench import perf_slate, slate_properties
 
 import mtf_gym  # noqa: F401
-from benchmarks import perf_slate, slate_properties
 from mtf_gym.slate import OraclePolicy, RandomSlatePolicy
 
 REFERENCE_ROWS = ["random", "most popular", "pipeline (control)", "oracle"]
@@ -110,7 +110,7 @@ def test_perf_slate_smoke(tmp_path, capsys):
 def test_perf_slate_agent_list_is_the_registry_slate_agents():
     names = perf_slate.slate_agent_names()
     assert {"wolpertinger", "fcpo", "tpgr"} <= set(names)
-    from agents.registry import get_registry
+    from mtf_agents.registry import get_registry
 
     assert all(get_registry().get(name).env == "MTFSlate-v0" for name in names)
 

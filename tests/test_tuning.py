@@ -9,11 +9,10 @@ import math
 from pathlib import Path
 
 import pytest
-
-from benchmarks.harness import cli
-from benchmarks.harness.presets import PresetError, load_preset
-from benchmarks.harness.runner import plan, run_preset
-from benchmarks.harness.tuning import CONFIGURATIONS, SEARCH_SPACES, expand_trial
+from mtf_bench.harness import cli
+from mtf_bench.harness.presets import PresetError, load_preset
+from mtf_bench.harness.runner import plan, run_preset
+from mtf_bench.harness.tuning import CONFIGURATIONS, SEARCH_SPACES, expand_trial
 
 TINY = ("ablation.enabled=false", "collection.recipes=uniform", "agents.names=iql,es", "tuning.enabled=true",
         "tuning.n_steps=10", "tuning.online_steps=200", "tuning.sessions=30", "evaluation.fqe_steps=0",
@@ -21,13 +20,13 @@ TINY = ("ablation.enabled=false", "collection.recipes=uniform", "agents.names=iq
 
 
 def test_every_agent_gets_the_same_number_of_configurations() -> None:
-    from agents.registry import BUILTIN_AGENTS
+    from mtf_agents.registry import BUILTIN_AGENTS
 
     # The fusion agents (the slate agents play MTFSlate-v0 and have their own benchmark section).
     fusion = {spec.name for spec in BUILTIN_AGENTS if spec.env.startswith("MTFSession")}
     assert set(SEARCH_SPACES) == fusion and CONFIGURATIONS >= 6
     assert all(math.prod(len(v) for v in space.values()) == CONFIGURATIONS for space in SEARCH_SPACES.values())
-    from agents.registry import build_agent
+    from mtf_agents.registry import build_agent
 
     base = build_agent("iql").config
     out = expand_trial({"lr_scale": 3.0, "expectile": 0.9}, base)

@@ -9,7 +9,7 @@ import numpy as np
 
 
 def test_headroom_ladder_script(tmp_path, capsys):
-    from benchmarks.headroom import main
+    from mtf_bench.headroom import main
 
     main(["--eval-users", "64", "--train-users", "8", "--generations", "2", "--out", str(tmp_path)])
     out = capsys.readouterr().out
@@ -33,7 +33,8 @@ def test_headroom_ladder_script(tmp_path, capsys):
 
 
 def test_linear_feature_policy_is_the_documented_formula():
-    from benchmarks.headroom import LinearFeaturePolicy
+    from mtf_bench.headroom import LinearFeaturePolicy
+
     from mtf_gym.sim.config import MTFSessionV1Config
     from mtf_gym.sim.simulator import UserSimulator
 
@@ -51,7 +52,7 @@ def test_linear_feature_policy_is_the_documented_formula():
 
 
 def test_tune_control_script(tmp_path, capsys):
-    from benchmarks.tune_control import main
+    from mtf_bench.tune_control import main
 
     main(["--train-users", "8", "--generations", "2", "--restarts", "2", "--validation-users", "64",
           "--out", str(tmp_path / "t.json")])
@@ -69,7 +70,8 @@ def test_tune_control_script(tmp_path, capsys):
 
 
 def test_observability_table():
-    from benchmarks.observability import latent_table
+    from mtf_bench.observability import latent_table
+
     from mtf_gym.sim.config import MTFSessionV1Config
 
     table = latent_table(MTFSessionV1Config(), 256, 2)
@@ -79,7 +81,7 @@ def test_observability_table():
 
 
 def test_exploit_search_script(capsys):
-    from benchmarks.exploit_search import main
+    from mtf_bench.exploit_search import main
 
     main(["--eval-users", "64", "--train-users", "8", "--generations", "2"])
     out = capsys.readouterr().out

@@ -4,7 +4,7 @@ Importing this package registers ``IntegratedRLConfig`` with d3rlpy, so ``d3rlpy
 models (import it before loading, as with any d3rlpy plug-in).
 """
 
-from agents._quiet import import_gym_quietly
+from mtf_agents._quiet import import_gym_quietly
 
 import_gym_quietly()  # before d3rlpy (imported by .algo), which imports gym and would print its banner
 

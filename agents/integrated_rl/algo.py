@@ -18,8 +18,7 @@ from d3rlpy.models.torch import DeterministicPolicy
 from d3rlpy.optimizers import OptimizerFactory, make_optimizer_field
 from d3rlpy.preprocessing import MultiplyRewardScaler
 from d3rlpy.types import Shape
-
-from agents.progressive import PROGRESSIVE_DATA, PROGRESSIVE_INIT
+from mtf_agents.progressive import PROGRESSIVE_DATA, PROGRESSIVE_INIT
 
 from .data import BandedTorchMiniBatch, BandedTransitionMiniBatch, require_banded_dataset
 from .ensemble import EnsembleQFunction, build_ensemble_q_function
@@ -41,7 +40,7 @@ __all__ = [
 ]
 
 # Readings of the paper that are config options (docs/agents/integrated_rl.md quotes the text behind each); the
-# progressive ones belong to the round driver, agents.progressive, which defines them.
+# progressive ones belong to the round driver, mtf_agents.progressive, which defines them.
 ACTOR_BAND_WEIGHTS = ("eta", "alpha")
 
 
@@ -104,7 +103,7 @@ class IntegratedRLConfig(LearnableConfig):
         target_noise_clip: the noise is clipped to ``[-target_noise_clip, target_noise_clip]`` (TD3: 0.5).
         progressive_data: what each progressive round trains on: ``"cumulative"`` (default, every round so far) or
             ``"current_round"`` (the newest round's data only). Read by the progressive-training driver
-            (``agents.progressive``: ``mtf-collect progressive`` and the benchmark harness); ``fit`` never uses it.
+            (``mtf_agents.progressive``: ``mtf-collect progressive`` and the benchmark harness); ``fit`` never uses it.
         progressive_init: ``"scratch"`` (default: each round trains a new model) or ``"warm_start"`` (start from
             the previous round's weights, :meth:`IntegratedRL.warm_start_from`). Read by the driver, like
             ``progressive_data``.

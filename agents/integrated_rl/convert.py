@@ -1,5 +1,5 @@
 """IntegratedRL's training data from an exploration dataset: :class:`~mtf_gym.datasets.TransitionData` ->
-:class:`~agents.integrated_rl.data.BandedReplayBuffer`.
+:class:`~mtf_agents.integrated_rl.data.BandedReplayBuffer`.
 
 The conversion lives with IntegratedRL (not in ``mtf_gym.datasets``) because the layers point one way:
 ``mtf_gym`` <- ``agents`` <- ``benchmarks``. Episodes are cut from the flat per-transition rows of

@@ -365,7 +365,7 @@ def require_banded_dataset(dataset: ReplayBufferBase, num_critic_sets: int = 1) 
         raise TypeError(
             f"IntegratedRL needs the exploration centre mu_bp(s) and band of every transition, which a "
             f"{type(dataset).__name__} does not carry. Build the dataset with "
-            "agents.integrated_rl.make_banded_dataset(observations, actions, rewards, terminals, timeouts, "
+            "mtf_agents.integrated_rl.make_banded_dataset(observations, actions, rewards, terminals, timeouts, "
             "centres, lowers, uppers)."
         )
     if num_critic_sets > 1 and dataset.num_reward_components != num_critic_sets:

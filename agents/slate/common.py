@@ -1,12 +1,12 @@
 """What the slate agents share: the config fields, the agent base class, the vector-env stepper, returns, latency.
 
-A slate agent plays ``MTFSlate-v0`` (or any env with its interface, e.g. :mod:`agents.slate.testing`):
+A slate agent plays ``MTFSlate-v0`` (or any env with its interface, e.g. :mod:`mtf_agents.slate.testing`):
 
 * action ``MultiDiscrete([N] * K)``: a page of ``K`` distinct item ids;
 * observation: a flat float32 vector (user features, then the mean public embedding of the last page);
 * ``env.unwrapped.item_embeddings`` ``(N, d)`` float32, ``num_items``, ``page_size``.
 
-Contract (the slate variant of :class:`agents.base.Agent`'s):
+Contract (the slate variant of :class:`mtf_agents.base.Agent`'s):
 
 * ``agent.fit_online(env, n_steps, *, seed=0, show_progress=True)``: ``env`` is an env id (built with
   ``gym.make_vec(env, num_envs=config.n_envs)``), a ``gym.vector.VectorEnv``, or a single ``gym.Env``; ``n_steps``
@@ -29,9 +29,8 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 import torch
+from mtf_agents.base import Agent, AgentConfig, Kind
 from torch import nn
-
-from agents.base import Agent, AgentConfig, Kind
 
 __all__ = ["SLATE_ENV_ID", "SlateAgent", "SlateAgentConfig", "VecStepper", "catalogue_of", "decision_latency",
            "discounted_returns", "mlp"]
@@ -240,7 +239,7 @@ class SlateAgent(Agent):
     def fit_online(self, env: Any, n_steps: int, *, seed: int = 0,  # type: ignore[override]
                    show_progress: bool = True) -> dict[str, float]:
         """Train for about ``n_steps`` requests in ``env`` (an env id, a vector env, or an env); see the module."""
-        from agents.base import _check_steps
+        from mtf_agents.base import _check_steps
 
         _check_steps(n_steps)
         envs, owned = _as_vector_env(env, self.config.n_envs)

@@ -16,7 +16,7 @@ its log-density ``log N(W; mu, sigma)`` (summed over the ``K x d`` entries) is w
 per sub-env, bootstrapped with ``V`` at the rollout's end and at truncations (0 after the user left). ``V`` is a
 separate MLP fitted to ``G_t`` by squared error; an entropy bonus ``entropy_coef`` keeps ``sigma`` from collapsing
 early. Advantages are standardised per rollout (``normalize_advantages``, on by default). Defaults of the loop
-(``learning_rate`` 1e-3, 8-request rollouts): :mod:`agents.slate.onpolicy`.
+(``learning_rate`` 1e-3, 8-request rollouts): :mod:`mtf_agents.slate.onpolicy`.
 """
 
 from __future__ import annotations
@@ -27,10 +27,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from mtf_agents.slate.common import SlateAgent, SlateAgentConfig, mlp
+from mtf_agents.slate.onpolicy import OnPolicyConfigMixin, train_on_policy
 from torch import nn
-
-from agents.slate.common import SlateAgent, SlateAgentConfig, mlp
-from agents.slate.onpolicy import OnPolicyConfigMixin, train_on_policy
 
 __all__ = ["FCPOAgent", "FCPOConfig", "masked_sequential_argmax"]
 
@@ -46,7 +45,7 @@ class FCPOConfig(OnPolicyConfigMixin, SlateAgentConfig):
     def validate(self) -> None:
         super().validate()
         if not self.log_std_min < self.log_std_max:
-            from agents.base import config_error
+            from mtf_agents.base import config_error
 
             raise config_error(self, "log_std_min", f"< log_std_max ({self.log_std_max})", self.log_std_min)
         self.check_range("log_std_init", self.log_std_min, self.log_std_max)

@@ -1,13 +1,13 @@
 """The on-policy training loop FCPO and TPGR share: REINFORCE on discounted returns with a learned value baseline.
 
 Per update: every sub-env plays ``rollout_steps`` requests with the stochastic policy; each valid request ``t`` gets
-its discounted return ``G_t`` (:func:`agents.slate.common.discounted_returns`: bootstrapped with the baseline ``V``
+its discounted return ``G_t`` (:func:`mtf_agents.slate.common.discounted_returns`: bootstrapped with the baseline ``V``
 at the rollout's end and at truncations, 0 after a termination); the policy takes one gradient step on
 ``-mean(log pi(a_t | s_t) * A_t) - entropy_coef * mean(entropy)`` with ``A_t = G_t - V(s_t)`` (standardised when
 ``normalize_advantages``), and ``V`` one step on ``mean((V(s_t) - G_t)^2)``. Without the baseline
 (``value_baseline=False``) ``A_t = G_t`` and nothing is bootstrapped: plain REINFORCE on rollout-truncated returns.
 Defaults (``learning_rate`` 1e-3, ``rollout_steps`` 8, standardised advantages) were checked on validation users
-with ``benchmarks.slate_validation``: with the zoo's 3e-4 and 32-request rollouts the policies of both agents stay
+with ``mtf_bench.slate_validation``: with the zoo's 3e-4 and 32-request rollouts the policies of both agents stay
 near their initialisation for tens of thousands of requests (docs/agents/slate.md, "Budgets and defaults").
 Rewards may be shaped (``shaping_alpha``, TPGR's ``r + alpha * (c_p - c_n)``); returned ``mean_return`` is always
 the raw undiscounted session return.
@@ -24,19 +24,18 @@ from typing import TYPE_CHECKING
 import gymnasium as gym
 import numpy as np
 import torch
+from mtf_agents.slate.common import VecStepper, discounted_returns
 from tqdm.auto import tqdm
 
-from agents.slate.common import VecStepper, discounted_returns
-
 if TYPE_CHECKING:
-    from agents.slate.common import SlateAgent
+    from mtf_agents.slate.common import SlateAgent
 
 __all__ = ["OnPolicyConfigMixin", "train_on_policy"]
 
 
 @dataclass(frozen=True)
 class OnPolicyConfigMixin:
-    """On-policy fields (mixed into a :class:`~agents.slate.common.SlateAgentConfig` subclass)."""
+    """On-policy fields (mixed into a :class:`~mtf_agents.slate.common.SlateAgentConfig` subclass)."""
 
     # More, smaller updates and a larger step than the zoo's 3e-4: at 3e-4 with 32-request rollouts the policy barely
     # moves in a quick budget (2,000 requests on 8 sub-envs = 8 updates; docs/agents/slate.md, "Budgets").

@@ -1,7 +1,7 @@
 """``tpgr``: Tree-structured Policy Gradient Recommendation (Chen et al., AAAI 2019).
 
 The catalogue is organised in a balanced clustering tree of depth ``d`` over the public item embeddings
-(:mod:`agents.slate.tree`: PCA or balanced k-means splits, ``c = ceil(N^(1/d))`` children per node, sibling sizes
+(:mod:`mtf_agents.slate.tree`: PCA or balanced k-means splits, ``c = ceil(N^(1/d))`` children per node, sibling sizes
 differing by at most one, every item exactly one leaf). Choosing an item walks from the root to a leaf: at each
 non-leaf node ``v`` a softmax policy ``pi_v(. | s)`` over ``v``'s ``c`` children picks the next node, so one decision
 costs ``O(d * c) = O(d * N^(1/d))`` instead of the ``O(N)`` of scoring every item (the chapter's eq. 7-17).
@@ -19,7 +19,7 @@ Pages of ``K`` items: ``K`` walks in turn; a child whose subtree holds only item
 (argmax at every node); training samples.
 
 Training: REINFORCE on the discounted return (the chapter's eqs. 7-13 and 7-15) with a learned value baseline, via
-:mod:`agents.slate.onpolicy`; a page's log-probability is the sum of the log-probabilities of all ``K x d`` node
+:mod:`mtf_agents.slate.onpolicy`; a page's log-probability is the sum of the log-probabilities of all ``K x d`` node
 choices. Optional reward shaping (eq. 7-14): ``r + shaping_alpha * (c_p - c_n)``, ``c_p`` / ``c_n`` the numbers of
 consecutive positive / negative page rewards just before this request in the session (``shaping_alpha=0``: off).
 """
@@ -32,11 +32,10 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 import torch
+from mtf_agents.slate.common import SlateAgent, SlateAgentConfig, mlp
+from mtf_agents.slate.onpolicy import OnPolicyConfigMixin, train_on_policy
+from mtf_agents.slate.tree import BalancedTree, build_balanced_tree
 from torch import nn
-
-from agents.slate.common import SlateAgent, SlateAgentConfig, mlp
-from agents.slate.onpolicy import OnPolicyConfigMixin, train_on_policy
-from agents.slate.tree import BalancedTree, build_balanced_tree
 
 __all__ = ["TPGRAgent", "TPGRConfig"]
 

@@ -34,12 +34,11 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 import torch
+from mtf_agents.base import config_error
+from mtf_agents.slate.common import SlateAgent, SlateAgentConfig, VecStepper, mlp
+from mtf_agents.slate.knn import ApproximateKNN, KNNIndex, RecallReport, make_knn
 from torch import nn
 from tqdm.auto import tqdm
-
-from agents.base import config_error
-from agents.slate.common import SlateAgent, SlateAgentConfig, VecStepper, mlp
-from agents.slate.knn import ApproximateKNN, KNNIndex, RecallReport, make_knn
 
 __all__ = ["WolpertingerAgent", "WolpertingerConfig"]
 

@@ -1,6 +1,6 @@
 """The benchmark harness: presets, the job grid, executors, evaluation-driven reports (``mtf-bench``).
 
-``benchmarks.harness.cli`` is the command line; ``runner.run_preset`` the programmatic entry point. A run goes
+``mtf_bench.harness.cli`` is the command line; ``runner.run_preset`` the programmatic entry point. A run goes
 presets -> grid (the jobs) -> runner (scheduling, resume) -> jobs (collect, tune, train + evaluate: curves, FQE via
 ``ope``, saturation) -> report, itself in stages: ``results`` (loading) -> ``aggregate`` (lifts, ``stats``: rliable
 statistics; ``curves``: convergence) -> ``claims`` (one rule per claim) -> ``figures`` / ``render`` (plots, tables,

@@ -6,7 +6,7 @@ uniformly random fusion, the 0 of the normalised score). Everything else is arit
 
 * per (agent, training data) cell: mean online metrics, paired lifts vs the control with bootstrap CIs over seeds and
   users (common random numbers), weighted GAUC and FQE, saturation, and the learning curve with its convergence;
-* rliable statistics over seeds (:mod:`benchmarks.harness.stats`): IQM of the normalised return, probability of
+* rliable statistics over seeds (:mod:`mtf_bench.harness.stats`): IQM of the normalised return, probability of
   improvement of IntegratedRL over every other arm, performance profiles;
 * the offline estimators' rank agreement with online return and the regret of the policy each would select;
 * the exploration analysis and the ablations; the inputs of every claim rule (:class:`ClaimInputs`).
@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from mtf_bench.harness import stats
+from mtf_bench.harness.curves import Convergence, convergence, seed_mean_curve
+from mtf_bench.harness.grid import ES, ONLINE, TEST_DATASET, Grid
+from mtf_bench.harness.plots import Estimate
+from mtf_bench.harness.presets import Preset
+from mtf_bench.harness.results import LoadedResults, Run
 
-from benchmarks.harness import stats
-from benchmarks.harness.curves import Convergence, convergence, seed_mean_curve
-from benchmarks.harness.grid import ES, ONLINE, TEST_DATASET, Grid
-from benchmarks.harness.plots import Estimate
-from benchmarks.harness.presets import Preset
-from benchmarks.harness.results import LoadedResults, Run
 from mtf_gym.evaluation import ONLINE_METRICS, SessionOutcomes, lift_ci, simulate_sessions
 from mtf_gym.metrics import ConfidenceInterval, bootstrap_ci, paired_lift_ci
 
@@ -109,7 +109,7 @@ class OfflineAgreement:
 
 @dataclass(frozen=True)
 class ClaimInputs:
-    """Exactly what the claim rules of :mod:`benchmarks.harness.claims` judge."""
+    """Exactly what the claim rules of :mod:`mtf_bench.harness.claims` judge."""
 
     return_lifts: dict[tuple[str, str], Estimate | None]
     gauc: dict[tuple[str, str], Estimate | None]

@@ -2,7 +2,7 @@
 
 Every function takes only the estimates it judges (no run directory, no simulation) and returns a :class:`Claim`
 with the verdict and the rule that produced it, so each rule is unit-tested on hand-made inputs and the report
-states the rule next to the verdict. Estimates are :class:`benchmarks.harness.plots.Estimate` (value and 95% CI).
+states the rule next to the verdict. Estimates are :class:`mtf_bench.harness.plots.Estimate` (value and 95% CI).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from mtf_bench.harness.plots import Estimate
 
-from benchmarks.harness.plots import Estimate
 from mtf_gym.metrics import rank_agreement
 
 __all__ = [
@@ -172,7 +172,7 @@ def claim_gauc_order(gauc: Mapping[tuple[str, str], Estimate | None]) -> Claim:
 
 def claim_online_vs_es(lifts: Mapping[str, Mapping[str, Estimate | None]], es_status: str | None) -> Claim:
     """``lifts[label][metric]``: lifts of DDPG, IQL and IntegratedRL over the ES control in ``valid_views`` and
-    ``watch_time_min``; ``es_status``: the ES control's convergence (``benchmarks.harness.curves``)."""
+    ``watch_time_min``; ``es_status``: the ES control's convergence (``mtf_bench.harness.curves``)."""
     rule = ("lifts vs the converged ES control in valid views ('valid consumption') and watch time ('duration'), "
             "paired over the same users; no verdict unless the ES control's learning curve has converged; "
             "'reproduces' if IntegratedRL's lifts are positive with CIs above 0 and DDPG < IQL < IntegratedRL holds "

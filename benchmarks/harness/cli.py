@@ -1,4 +1,4 @@
-"""mtf-bench (or python -m benchmarks): run a benchmark preset, resume it, report it.
+"""mtf-bench (or python -m mtf_bench): run a benchmark preset, resume it, report it.
 
 Examples:
 
@@ -33,7 +33,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from benchmarks.harness.presets import Preset, PresetError, available_presets, load_preset, preset_to_dict
+from mtf_bench.harness.presets import Preset, PresetError, available_presets, load_preset, preset_to_dict
+
 from mtf_gym.envs.versions import DEFAULT_SESSION_ENV_ID, SESSION_ENV_IDS
 
 __all__ = ["main"]
@@ -104,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     argv_list = list(sys.argv[1:] if argv is None else argv)
     if args.list:
-        from agents.registry import get_registry
+        from mtf_agents.registry import get_registry
 
         print("presets: " + ", ".join(available_presets()))
         for spec in get_registry():
@@ -116,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.show_config:
             print(json.dumps(preset_to_dict(preset), indent=2))
             return 0
-        from benchmarks.harness.runner import check_device, describe_plan, plan, run_preset
+        from mtf_bench.harness.runner import check_device, describe_plan, plan, run_preset
 
         if args.dry_run:
             rows = describe_plan(preset)
@@ -128,14 +129,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.report_only:
             check_device(preset)  # CUDA asked for without CUDA: an error naming the fix, never a silent CPU run
         if preset.executor == "ray" and not args.report_only:
-            from benchmarks.harness.executors import require_ray
+            from mtf_bench.harness.executors import require_ray
 
             try:
                 require_ray()
             except RuntimeError as exc:
                 raise PresetError(str(exc)) from exc
         if args.report_only:
-            from benchmarks.harness.report import build_report
+            from mtf_bench.harness.report import build_report
 
             path = build_report(preset, grid, command=shlex.join(["mtf-bench", *argv_list]))
             print(f"report: {path}")
@@ -175,16 +176,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _discard_searches(preset: Preset) -> None:
     """``--tune``: forget finished searches, so the runner redoes them (their validation dataset is kept)."""
-    from benchmarks.harness.grid import tuning_jobs
-    from benchmarks.harness.jobs import RESULT_FILE
-    from benchmarks.harness.runner import agent_kinds
+    from mtf_bench.harness.grid import tuning_jobs
+    from mtf_bench.harness.jobs import RESULT_FILE
+    from mtf_bench.harness.runner import agent_kinds
 
     for job in tuning_jobs(preset, agent_kinds(preset.agents.names))[1]:
         (job.directory / RESULT_FILE).unlink(missing_ok=True)
 
 
 def _publish(run_dir: Path, target: str) -> None:
-    from benchmarks.harness.report import publish
+    from mtf_bench.harness.report import publish
 
     path = publish(run_dir, target)
     print(f"published: {path} (plots in {path.parent / path.stem}/)")

@@ -1,4 +1,4 @@
-"""Report stage 4a, figures: every plot of the report drawn from the aggregates (:mod:`benchmarks.harness.plots`
+"""Report stage 4a, figures: every plot of the report drawn from the aggregates (:mod:`mtf_bench.harness.plots`
 does the drawing; this module only picks the numbers). Returns ``{figure key: written files}``."""
 
 from __future__ import annotations
@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from benchmarks.harness import plots
-from benchmarks.harness.aggregate import Aggregates
-from benchmarks.harness.grid import ONLINE, READING_GROUPS
-from benchmarks.harness.plots import Estimate
-from benchmarks.harness.presets import Preset
-from benchmarks.harness.results import LoadedResults
+from mtf_bench.harness import plots
+from mtf_bench.harness.aggregate import Aggregates
+from mtf_bench.harness.grid import ONLINE, READING_GROUPS
+from mtf_bench.harness.plots import Estimate
+from mtf_bench.harness.presets import Preset
+from mtf_bench.harness.results import LoadedResults
 
 __all__ = ["draw_figures"]
 

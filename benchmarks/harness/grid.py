@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from benchmarks.harness.presets import Preset
+from mtf_bench.harness.presets import Preset
+
 from mtf_gym.envs.versions import DEFAULT_SESSION_ENV_ID
 
 __all__ = [
@@ -189,7 +190,7 @@ class TrainJob(_JobIdentity):
 
 @dataclass(frozen=True)
 class TuneJob(_JobIdentity):
-    """The hyperparameter search of one agent (``benchmarks.harness.tuning``): every configuration of ``space``
+    """The hyperparameter search of one agent (``mtf_bench.harness.tuning``): every configuration of ``space``
     trained on the validation dataset of ``seed`` (offline) or in the simulator (online), scored on validation users.
 
     Attributes:
@@ -300,7 +301,7 @@ def _common(preset: Preset) -> dict[str, Any]:
 def tuning_jobs(preset: Preset, agent_kinds: dict[str, str]) -> tuple[tuple[DatasetJob, ...], tuple[TuneJob, ...]]:
     """The hyperparameter search of every agent with a search space, and the validation dataset it trains on
     (none when ``tuning.enabled`` is false)."""
-    from benchmarks.harness.tuning import SEARCH_SPACES
+    from mtf_bench.harness.tuning import SEARCH_SPACES
 
     tu, col, ag = preset.tuning, preset.collection, preset.agents
     if not tu.enabled:
@@ -472,7 +473,7 @@ def _reading_variants(preset: Preset, base: dict[str, Any]) -> list[tuple[str, f
     """``(group, value, training dataset, config change, setting)`` of every paper-reading ablation setting: the
     change is empty for the main config's setting (resolved from ``base``, the main IntegratedRL overrides, and
     the agent's defaults); a progressive setting other than the main config's trains on its own dataset."""
-    from agents.registry import get_registry
+    from mtf_agents.registry import get_registry
 
     ab, recipes = preset.ablation, preset.collection.recipes
     if not ab.enabled:

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+from mtf_bench.harness.grid import ONLINE, TEST_DATASET, DatasetJob, TrainJob, TuneJob
 
-from benchmarks.harness.grid import ONLINE, TEST_DATASET, DatasetJob, TrainJob, TuneJob
 from mtf_gym.atomic import atomic_dir, atomic_path, atomic_write_json, atomic_write_text, read_json
 
 __all__ = [
@@ -187,12 +187,12 @@ def _one_torch_thread() -> Iterator[None]:
 # Agents
 # ----------------------------------------------------------------------------------------------------------------------
 def build_agent_for(name: str, overrides: dict[str, Any], common: dict[str, Any] | None = None,
-                    log: Callable[[str], None] | None = None):  # -> agents.base.Agent
-    """``agents.registry.build_agent(name, ...)``: ``common`` knobs where the agent's config has the field, then
+                    log: Callable[[str], None] | None = None):  # -> mtf_agents.base.Agent
+    """``mtf_agents.registry.build_agent(name, ...)``: ``common`` knobs where the agent's config has the field, then
     ``overrides`` (strict: an unknown field or a bad value raises ``ValueError`` naming it)."""
     import dataclasses as dc
 
-    from agents.registry import get_registry
+    from mtf_agents.registry import get_registry
 
     registry = get_registry()
     fields = {f.name for f in dc.fields(registry.get(name).config_class)}
@@ -239,7 +239,7 @@ def _collect(job: DatasetJob, log: _Log, timings: dict[str, float]) -> dict[str,
     last_centre: list[Any] = []
     train_fn = None
     if job.recipe == "progressive":
-        from agents.progressive import ProgressiveRound, progressive_trainer
+        from mtf_agents.progressive import ProgressiveRound, progressive_trainer
 
         evaluation = job.evaluation
         baseline = BaselinePolicy(env)
@@ -310,7 +310,8 @@ def _collect(job: DatasetJob, log: _Log, timings: dict[str, float]) -> dict[str,
 # Hyperparameter search
 # ----------------------------------------------------------------------------------------------------------------------
 def _tune(job: TuneJob, log: _Log, timings: dict[str, float]) -> dict[str, Any]:
-    from benchmarks.harness.tuning import run_search
+    from mtf_bench.harness.tuning import run_search
+
     from mtf_gym.envs.versions import make_env_config
     from mtf_gym.evaluation import simulate_sessions
 
@@ -362,7 +363,8 @@ def _fit_with_curve(job: TrainJob, agent: Any, train: Any, env: Any, log: _Log,
     same seed for each earlier checkpoint budget, which for a deterministic agent such as ES is its own run's
     prefix. Returns the final training metrics, the checkpoint steps and the returns ``(K, curve users)``.
     """
-    from benchmarks.harness.curves import checkpoint_schedule
+    from mtf_bench.harness.curves import checkpoint_schedule
+
     from mtf_gym.evaluation import simulate_sessions
 
     ev = job.evaluation
@@ -401,8 +403,8 @@ def _fit_with_curve(job: TrainJob, agent: Any, train: Any, env: Any, log: _Log,
 def _progressive_final_round(job: TrainJob, agent: Any, train: Any, log: _Log) -> Any:
     """The data the final training run on a progressive dataset uses, with ``agent`` warm-started from the dataset
     job's last centre (:data:`CENTRE_MODEL_DIR`) when its config says ``progressive_init="warm_start"``."""
-    from agents import load_agent
-    from agents.progressive import progressive_options, start_round
+    from mtf_agents import load_agent
+    from mtf_agents.progressive import progressive_options, start_round
 
     previous = None
     if progressive_options(agent)[1] == "warm_start":
@@ -454,7 +456,7 @@ def _train_and_evaluate(job: TrainJob, log: _Log, timings: dict[str, float]) -> 
         sat = saturation(agent.act(logs.observations), BaselinePolicy(env)(logs.observations), job.band)
     fqe = None
     if job.fqe_dataset is not None:
-        from benchmarks.harness.ope import fqe_estimate
+        from mtf_bench.harness.ope import fqe_estimate
 
         with _timer(timings, "fqe_s"):
             estimate = fqe_estimate(agent, load_job_dataset(job.run_dir, job.fqe_dataset, job.seed),

@@ -1,6 +1,6 @@
 """The benchmark's figures (matplotlib, Agg backend), each written atomically as PNG and SVG.
 
-Every function takes plain numbers (already aggregated by :mod:`benchmarks.harness.aggregate`) and an output path
+Every function takes plain numbers (already aggregated by :mod:`mtf_bench.harness.aggregate`) and an output path
 without suffix, and returns the written files. Intervals are the report's 95% bootstrap CIs.
 """
 

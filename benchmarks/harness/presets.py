@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from benchmarks.harness.slate import SlateSection  # the [slate] table (its own module: issue 12's slate section)
+from mtf_bench.harness.slate import SlateSection  # the [slate] table (its own module: issue 12's slate section)
+
 from mtf_gym.envs.versions import DEFAULT_SESSION_ENV_ID, SESSION_ENV_IDS, AnyConfig, make_env_config
 from mtf_gym.validation import must_be, parse_key_value, parse_value
 
@@ -102,7 +103,7 @@ class AgentSettings:
     """The agents trained on every (dataset, seed), and their budgets.
 
     Attributes:
-        names: registry names (``agents.registry``); offline agents train on every dataset, online agents once per
+        names: registry names (``mtf_agents.registry``); offline agents train on every dataset, online agents once per
             seed in the simulator.
         n_steps: gradient steps of every offline agent (the same budget for all: a fair comparison).
         online_steps: simulator requests of every online agent except ES.
@@ -253,7 +254,7 @@ class AblationSettings:
 
 @dataclass(frozen=True)
 class TuningSettings:
-    """The equal hyperparameter search every learning agent gets before the grid (``benchmarks.harness.tuning``).
+    """The equal hyperparameter search every learning agent gets before the grid (``mtf_bench.harness.tuning``).
 
     Each agent's search space has the same number of configurations (``tuning.SEARCH_SPACES``); optuna tries all
     of them, training on a validation dataset collected with its own seed and scoring on validation users, both

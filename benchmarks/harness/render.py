@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mtf_bench.harness import stats
+from mtf_bench.harness.aggregate import REPORT_SEED, Aggregates, updates_per_second
+from mtf_bench.harness.claims import Claim, fmt_ci
+from mtf_bench.harness.curves import CONVERGED_RULE
+from mtf_bench.harness.grid import TEST_DATASET, Grid
+from mtf_bench.harness.plots import Estimate
+from mtf_bench.harness.presets import Preset
+from mtf_bench.harness.results import LoadedResults
 
-from benchmarks.harness import stats
-from benchmarks.harness.aggregate import REPORT_SEED, Aggregates, updates_per_second
-from benchmarks.harness.claims import Claim, fmt_ci
-from benchmarks.harness.curves import CONVERGED_RULE
-from benchmarks.harness.grid import TEST_DATASET, Grid
-from benchmarks.harness.plots import Estimate
-from benchmarks.harness.presets import Preset
-from benchmarks.harness.results import LoadedResults
 from mtf_gym.atomic import jsonable
 from mtf_gym.evaluation import ONLINE_METRICS, lift_ci
 

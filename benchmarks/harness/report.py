@@ -2,10 +2,10 @@
 
 Four stages, each a module with explicit inputs and outputs, run in this order by :func:`build_report`:
 
-1. loading (:mod:`benchmarks.harness.results`): what the jobs wrote;
-2. aggregation (:mod:`benchmarks.harness.aggregate`): lifts, rliable statistics, curves, offline estimators;
-3. claim rules (:mod:`benchmarks.harness.claims`): one small function per paper claim;
-4. rendering (:mod:`benchmarks.harness.figures` and :mod:`benchmarks.harness.render`): figures, tables, markdown.
+1. loading (:mod:`mtf_bench.harness.results`): what the jobs wrote;
+2. aggregation (:mod:`mtf_bench.harness.aggregate`): lifts, rliable statistics, curves, offline estimators;
+3. claim rules (:mod:`mtf_bench.harness.claims`): one small function per paper claim;
+4. rendering (:mod:`mtf_bench.harness.figures` and :mod:`mtf_bench.harness.render`): figures, tables, markdown.
 
 Everything is computed from the results on disk (a resumed or partial run reports what exists) plus two reference
 simulations on the A/B users (the control and the random fusion). Verdicts come from the rules, never by hand.
@@ -21,13 +21,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from benchmarks.harness import claims as rules
-from benchmarks.harness.aggregate import Aggregates, aggregate
-from benchmarks.harness.figures import draw_figures
-from benchmarks.harness.grid import Grid
-from benchmarks.harness.presets import Preset
-from benchmarks.harness.render import PLOTS_DIR, markdown, rows_to_csv, run_rows, summary
-from benchmarks.harness.results import load_datasets, load_results
+from mtf_bench.harness import claims as rules
+from mtf_bench.harness.aggregate import Aggregates, aggregate
+from mtf_bench.harness.figures import draw_figures
+from mtf_bench.harness.grid import Grid
+from mtf_bench.harness.presets import Preset
+from mtf_bench.harness.render import PLOTS_DIR, markdown, rows_to_csv, run_rows, summary
+from mtf_bench.harness.results import load_datasets, load_results
+
 from mtf_gym.atomic import atomic_path, atomic_write_json, atomic_write_text
 
 __all__ = ["REPORT_FILE", "build_report", "check_claims", "publish"]
@@ -90,9 +91,9 @@ def build_report(preset: Preset, grid: Grid, wall: Mapping[str, float] | None = 
 
 
 def _tuning_section(preset: Preset) -> list[str]:
-    from benchmarks.harness.grid import tuning_jobs
-    from benchmarks.harness.runner import agent_kinds
-    from benchmarks.harness.tuning import tuning_markdown
+    from mtf_bench.harness.grid import tuning_jobs
+    from mtf_bench.harness.runner import agent_kinds
+    from mtf_bench.harness.tuning import tuning_markdown
 
     return tuning_markdown(preset, tuning_jobs(preset, agent_kinds(preset.agents.names))[1])
 

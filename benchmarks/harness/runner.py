@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mtf_bench.harness.executors import make_executor
+from mtf_bench.harness.grid import DatasetJob, Grid, TrainJob, TuneJob, build_grid, tuning_jobs
+from mtf_bench.harness.jobs import JobOutcome, is_done, run_job
+from mtf_bench.harness.presets import Preset, PresetError, preset_to_dict
 from tqdm.auto import tqdm
 
-from benchmarks.harness.executors import make_executor
-from benchmarks.harness.grid import DatasetJob, Grid, TrainJob, TuneJob, build_grid, tuning_jobs
-from benchmarks.harness.jobs import JobOutcome, is_done, run_job
-from benchmarks.harness.presets import Preset, PresetError, preset_to_dict
 from mtf_gym.atomic import atomic_write_json, clean_temporaries
 
 __all__ = ["RunSummary", "agent_kinds", "plan", "run_preset"]
@@ -54,7 +54,7 @@ class RunSummary:
 
 def agent_kinds(names: Sequence[str]) -> dict[str, str]:
     """``{name: "offline" | "online"}`` from the agent registry; an unknown name raises :class:`PresetError`."""
-    from agents.registry import get_registry
+    from mtf_agents.registry import get_registry
 
     registry = get_registry()
     unknown = [n for n in names if n not in registry]
@@ -68,7 +68,7 @@ def agent_kinds(names: Sequence[str]) -> dict[str, str]:
 def check_device(preset: Preset) -> str:
     """The torch device the preset's agents will use; CUDA asked for where torch has none is a PresetError
     naming the fix (``--device cpu`` or ``--device auto``), before any job starts."""
-    from agents.base import resolve_device
+    from mtf_agents.base import resolve_device
 
     try:
         return resolve_device(preset.device)
@@ -89,10 +89,10 @@ def check_env_id(preset: Preset) -> None:
 
 def plan(preset: Preset) -> Grid:
     """The preset's grid, with the env id and every agent's config overrides checked before anything runs."""
-    from benchmarks.harness.jobs import build_agent_for
+    from mtf_bench.harness.jobs import build_agent_for
 
     check_env_id(preset)
-    from benchmarks.harness.tuning import winners
+    from mtf_bench.harness.tuning import winners
 
     kinds = agent_kinds(preset.agents.names)
     grid = build_grid(preset, kinds, winners(preset, tuning_jobs(preset, kinds)[1]))
@@ -112,7 +112,7 @@ def plan(preset: Preset) -> Grid:
 def _agents_without_field(names: Sequence[str], field_name: str) -> list[str]:
     import dataclasses
 
-    from agents.registry import get_registry
+    from mtf_agents.registry import get_registry
 
     registry = get_registry()
     return [n for n in names if field_name not in {f.name for f in dataclasses.fields(registry.get(n).config_class)}]
@@ -251,7 +251,7 @@ def run_preset(
     summary.stage_seconds["grid_wall_s"] = time.perf_counter() - grid_start
 
     if preset.slate.enabled and job_filter is None:  # the slate section: its own resumable jobs under slate/
-        from benchmarks.harness.slate import run_slate_section
+        from mtf_bench.harness.slate import run_slate_section
 
         slate_start = time.perf_counter()
         slate = run_slate_section(preset.slate, run_dir / "slate", echo=echo)
@@ -260,7 +260,7 @@ def run_preset(
         summary.stage_seconds["slate_wall_s"] = time.perf_counter() - slate_start
 
     if report:
-        from benchmarks.harness.report import build_report
+        from mtf_bench.harness.report import build_report
 
         report_start = time.perf_counter()
         summary.report = build_report(preset, grid, wall=summary.stage_seconds, command=command)

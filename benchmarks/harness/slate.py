@@ -1,7 +1,7 @@
 """The slate section of ``mtf-bench``: item-level agents on ``MTFSlate-v0`` against random, the production pipeline
 and the oracle, on the same users, with intervals over training seeds; and decision latency against N.
 
-    python -m benchmarks.harness.slate --preset quick|standard [--results-dir results]
+    python -m mtf_bench.harness.slate --preset quick|standard [--results-dir results]
 
 (``mtf-bench quick`` runs it too when the preset's ``[slate]`` table has ``enabled = true``.)
 
@@ -9,7 +9,7 @@ Jobs, each writing one ``result.json`` atomically and skipped on a rerun when it
 
 * ``references``: random pages, the production pipeline (retrieval -> ranker -> the tuned control fusion -> top-K,
   :class:`mtf_gym.slate.PipelinePolicy`) and the oracle (top-K true expected reward over the whole catalogue,
-  :func:`benchmarks.slate_properties.oracle_policy`) play one session of every evaluation user;
+  :func:`mtf_bench.slate_properties.oracle_policy`) play one session of every evaluation user;
 * ``<agent>/seed<s>``: every item-level agent of the registry (``MTFSlate-v0``) trains online for its budget with
   training seed ``s`` (its training users are ``reset(seed=s)``'s, far from the evaluation users), then plays the
   same evaluation users;
@@ -21,10 +21,10 @@ Jobs, each writing one ``result.json`` atomically and skipped on a rerun when it
   noise, and the training); its fusion weights then pick each page among the pipeline's candidates
   (:class:`mtf_gym.slate.PipelinePolicy`) for the evaluation users;
 * ``fusion_cma/seed<s>`` (``include_fusion_cma``): a second, cheaper fusion-level row: CMA-ES over a linear fusion
-  policy of the user observation (:func:`benchmarks.headroom.cma_search`, the method of the zoo's ES baseline),
+  policy of the user observation (:func:`mtf_bench.headroom.cma_search`, the method of the zoo's ES baseline),
   trained online on ``MTFSession-v1`` users with the same session config, acting through the same pipeline;
 * ``latency``: seconds per request (batch 1) of the reference policies and the untrained agents at each catalogue
-  size (:func:`benchmarks.perf_slate.policy_latencies`), or the rows of an existing ``perf_slate.json``.
+  size (:func:`mtf_bench.perf_slate.policy_latencies`), or the rows of an existing ``perf_slate.json``.
 
 Evaluation users are ``reset(seed=user_seed)``'s sub-envs, user ``user_seed + i`` (common random numbers). Each
 agent's returns over its seeds form a ``(seeds, users)`` matrix; lifts use the two-level paired bootstrap of
@@ -96,7 +96,7 @@ class SlateSection:
         fusion_train_users: training users per CMA-ES candidate and generation.
         latency_sizes: catalogue sizes of the latency table (empty: no latency job).
         latency_repeats: median of this many batch-1 calls per row.
-        perf_slate_json: an existing ``benchmarks.perf_slate`` output to take the latency rows from instead.
+        perf_slate_json: an existing ``mtf_bench.perf_slate`` output to take the latency rows from instead.
         bootstrap: bootstrap resamples; confidence: nominal coverage of the intervals.
     """
 
@@ -168,7 +168,7 @@ class SlateSection:
     def agent_names(self) -> list[str]:
         """The item-level agents to run: ``agents``, or every registered ``MTFSlate-v0`` agent; unknown names or
         agents of another env raise ``ValueError`` naming the allowed ones."""
-        from agents.registry import get_registry
+        from mtf_agents.registry import get_registry
 
         registry = get_registry()
         allowed = registry.names(env=SLATE_ENV)
@@ -204,7 +204,8 @@ def _eval_env(section: SlateSection) -> Any:
 
 
 def _reference_job(section: SlateSection) -> dict[str, Any]:
-    from benchmarks.slate_properties import oracle_policy, play_sessions
+    from mtf_bench.slate_properties import oracle_policy, play_sessions
+
     from mtf_gym.slate import PipelinePolicy, RandomSlatePolicy
 
     env = _eval_env(section)
@@ -223,7 +224,7 @@ def _reference_job(section: SlateSection) -> dict[str, Any]:
 
 
 def _agent_kwargs(section: SlateSection, agent_name: str) -> dict[str, Any]:
-    from agents.registry import get_registry
+    from mtf_agents.registry import get_registry
 
     fields = {f.name for f in dataclasses.fields(get_registry().get(agent_name).config_class)}
     return {"hidden_units": section.hidden_units} if "hidden_units" in fields else {}
@@ -232,7 +233,7 @@ def _agent_kwargs(section: SlateSection, agent_name: str) -> dict[str, Any]:
 def _agent_config(section: SlateSection, agent_name: str) -> dict[str, Any]:
     """The agent's full config as the job builds it (JSON form): part of the job's identity, so that a changed
     default reruns the job."""
-    from agents.registry import get_registry
+    from mtf_agents.registry import get_registry
 
     config = get_registry().get(agent_name).config_class(**_agent_kwargs(section, agent_name))
     return json.loads(json.dumps(dataclasses.asdict(config), default=str))
@@ -241,9 +242,8 @@ def _agent_config(section: SlateSection, agent_name: str) -> dict[str, Any]:
 def _agent_job(section: SlateSection, agent_name: str, seed: int) -> dict[str, Any]:
     import gymnasium as gym
     import torch
-
-    from agents.registry import get_registry
-    from benchmarks.slate_properties import play_sessions
+    from mtf_agents.registry import get_registry
+    from mtf_bench.slate_properties import play_sessions
 
     agent = get_registry().build(agent_name, **_agent_kwargs(section, agent_name))
     torch.set_num_threads(1)  # small networks: intra-op threads only contend on a shared machine
@@ -265,9 +265,9 @@ def _agent_job(section: SlateSection, agent_name: str, seed: int) -> dict[str, A
 
 def _integrated_rl_job(section: SlateSection, seed: int) -> dict[str, Any]:
     import torch
+    from mtf_bench.harness.jobs import build_agent_for
+    from mtf_bench.slate_properties import play_sessions
 
-    from benchmarks.harness.jobs import build_agent_for
-    from benchmarks.slate_properties import play_sessions
     from mtf_gym.datasets import RecipeConfig, collect_recipe
     from mtf_gym.slate import PipelinePolicy
 
@@ -296,8 +296,9 @@ def _integrated_rl_job(section: SlateSection, seed: int) -> dict[str, Any]:
 
 
 def _fusion_cma_job(section: SlateSection, seed: int) -> dict[str, Any]:
-    from benchmarks.headroom import cma_search
-    from benchmarks.slate_properties import play_sessions
+    from mtf_bench.headroom import cma_search
+    from mtf_bench.slate_properties import play_sessions
+
     from mtf_gym import BaselinePolicy
     from mtf_gym.slate import PipelinePolicy
 
@@ -320,18 +321,17 @@ def _latency_job(section: SlateSection, agents: Sequence[str]) -> dict[str, Any]
     if section.perf_slate_json:
         saved = read_json(section.perf_slate_json)
         if not isinstance(saved, dict) or "latency" not in saved:
-            raise ValueError(f"slate.perf_slate_json must be a benchmarks.perf_slate output, got "
+            raise ValueError(f"slate.perf_slate_json must be a mtf_bench.perf_slate output, got "
                              f"{section.perf_slate_json!r}")
         return {"source": section.perf_slate_json, "rows": saved["latency"]}
     import torch
-
-    from benchmarks.perf_slate import policy_latencies
+    from mtf_bench.perf_slate import policy_latencies
 
     torch.set_num_threads(1)
     rows: list[dict[str, Any]] = []
     for n in sorted(set(section.latency_sizes)):
         rows += policy_latencies(n, section.latency_repeats, list(agents))
-    return {"source": "benchmarks.perf_slate.policy_latencies", "rows": rows}
+    return {"source": "mtf_bench.perf_slate.policy_latencies", "rows": rows}
 
 
 @dataclass(frozen=True)
@@ -458,7 +458,7 @@ def render_markdown(section: SlateSection, rows: list[dict[str, Any]], latency: 
     if section.include_fusion_cma:
         lines += ["", f"`{FUSION_CMA_ROW}`: the same pipeline with a linear fusion policy of the user observation "
                   f"found by CMA-ES ({section.fusion_generations} generations, {section.fusion_train_users} "
-                  "training users per candidate; benchmarks.headroom.cma_search, the method of the zoo's ES "
+                  "training users per candidate; mtf_bench.headroom.cma_search, the method of the zoo's ES "
                   "baseline) on MTFSession-v1 users with the slate env's session config."]
     lines += ["", "![normalised score](slate_normalised.png)"]
     if latency is not None:
@@ -487,7 +487,7 @@ def run_slate_section(section: SlateSection, results_dir: str | Path, *,
                       echo: Callable[[str], None] = print) -> SlateRun:
     """Run (or resume) every job of ``section`` under ``results_dir``; write ``slate.json``, ``slate.md`` and the
     figures there. A failed job does not stop the others; it is returned (and a rerun retries it)."""
-    from benchmarks.harness.plots import Estimate, plot_interval_estimates
+    from mtf_bench.harness.plots import Estimate, plot_interval_estimates
 
     out = Path(results_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -529,7 +529,8 @@ def run_slate_section(section: SlateSection, results_dir: str | Path, *,
     latency = results.get("latency")
     latency_png = None
     if latency is not None and len({r["N"] for r in latency["rows"]}) > 1:
-        from benchmarks.perf_slate import plot_latency
+        from mtf_bench.perf_slate import plot_latency
+
         from mtf_gym.atomic import atomic_path
 
         with atomic_path(out / "latency.png") as tmp:
@@ -544,7 +545,7 @@ def run_slate_section(section: SlateSection, results_dir: str | Path, *,
 def load_section(preset: str, overrides: Sequence[str] = ()) -> tuple[SlateSection, str]:
     """The ``[slate]`` table of ``benchmarks/presets/<preset>.toml`` (and the preset's ``results_dir``) with
     ``KEY=VALUE`` overrides (values in TOML syntax)."""
-    from benchmarks.harness.presets import PRESET_DIR, available_presets
+    from mtf_bench.harness.presets import PRESET_DIR, available_presets
 
     path = PRESET_DIR / f"{preset}.toml"
     if not path.is_file():
@@ -567,7 +568,7 @@ def load_section(preset: str, overrides: Sequence[str] = ()) -> tuple[SlateSecti
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.harness.slate", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m mtf_bench.harness.slate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="quick", help="preset whose [slate] table is used (default quick)")
     parser.add_argument("--results-dir", help="parent directory (default: the preset's results_dir); the section "

@@ -16,8 +16,9 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.harness.grid import TuneJob
-from benchmarks.harness.presets import Preset
+from mtf_bench.harness.grid import TuneJob
+from mtf_bench.harness.presets import Preset
+
 from mtf_gym.atomic import read_json
 
 __all__ = [
@@ -102,7 +103,7 @@ def run_search(job: TuneJob, build: Callable[[dict[str, Any]], Any], score: Call
 
 def winners(preset: Preset, jobs: tuple[TuneJob, ...]) -> dict[str, dict[str, Any]]:
     """The winning overrides of every finished search, by agent (empty when tuning is off)."""
-    from benchmarks.harness.jobs import RESULT_FILE, is_done
+    from mtf_bench.harness.jobs import RESULT_FILE, is_done
 
     if not preset.tuning.enabled:
         return {}
@@ -112,7 +113,7 @@ def winners(preset: Preset, jobs: tuple[TuneJob, ...]) -> dict[str, dict[str, An
 
 def tuning_markdown(preset: Preset, jobs: tuple[TuneJob, ...]) -> list[str]:
     """The report's section: each agent's search space, trials and winner (nothing when tuning is off)."""
-    from benchmarks.harness.jobs import RESULT_FILE, is_done
+    from mtf_bench.harness.jobs import RESULT_FILE, is_done
 
     if not preset.tuning.enabled:
         return []

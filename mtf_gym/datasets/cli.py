@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=5,
                         help="progressive rounds R; each collects sessions/R sessions (default 5)")
     parser.add_argument("--agent",
-                        help="progressive only: offline agent (agents.registry name, e.g. integrated_rl) trained "
+                        help="progressive only: offline agent (mtf_agents.registry name, e.g. integrated_rl) trained "
                              "from scratch on all previous rounds to give each round's exploration centre")
     parser.add_argument("--train-steps", type=int, default=20_000,
                         help="progressive only: gradient steps per round for --agent (default 20000)")
@@ -132,11 +132,11 @@ def _resolve_trainer(agent: str | None, config: RecipeConfig, train_steps: int, 
     hint = ("progressive collection needs a trainer: each round explores around a policy trained on the data of "
             "the previous rounds. ")
     if agent is None:
-        raise SystemExit(f"mtf-collect: error: {hint}Pass --agent NAME (an offline agent of agents.registry), or "
+        raise SystemExit(f"mtf-collect: error: {hint}Pass --agent NAME (an offline agent of mtf_agents.registry), or "
                          "call mtf_gym.datasets.collect_recipe(config, train_fn=...) from Python.")
     if make_trainer is None:
         raise SystemExit(f"mtf-collect: error: {hint}--agent needs the agent zoo: run the installed `mtf-collect` "
-                         "(or `python -m agents.collect_cli`), or call mtf_gym.datasets.collect_recipe(config, "
+                         "(or `python -m mtf_agents.collect_cli`), or call mtf_gym.datasets.collect_recipe(config, "
                          "train_fn=...) from Python.")
     try:
         return make_trainer(agent, config, train_steps, progress)

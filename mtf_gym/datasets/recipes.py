@@ -11,7 +11,7 @@ nominal band, not the noise's support; ``docs/datasets.md``).
 
 The exploration centre is the constant control ``BaselinePolicy`` unless ``collect_recipe(centre_policy=...)`` passes
 a state-dependent one, as the paper does ("personalised upper and lower bounds per user" around the baseline *RL*
-policy ``mu_bp(s)``): e.g. a trained agent (``agents.load_agent(path)``, an IntegratedRL of a previous round, or the
+policy ``mu_bp(s)``): e.g. a trained agent (``mtf_agents.load_agent(path)``, an IntegratedRL of a previous round, or the
 ES agent's profile-linear policy). The datasheet's ``metadata["centre"]`` records which centre was used and whether
 it varied across states in the data.
 """
@@ -62,7 +62,7 @@ def progressive_train_seed(seed: int | np.random.SeedSequence, round_index: int)
     """The seed that trains round ``round_index``'s exploration centre of a progressive dataset of seed ``seed``.
 
     The one seed rule of progressive training (the ``mtf-collect`` CLI and the benchmark harness both train
-    through ``agents.progressive.progressive_trainer``, which uses it): derived from the dataset seed like
+    through ``mtf_agents.progressive.progressive_trainer``, which uses it): derived from the dataset seed like
     every other seed of a collection, so one dataset seed fixes the whole progressive dataset.
     """
     return int(child_seed(seed, PROGRESSIVE_TRAIN_PATH, round_index).generate_state(1)[0])

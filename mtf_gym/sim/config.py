@@ -164,7 +164,7 @@ class RankerV1Config:
     watch_time_scale_s: float = 60.0
     # Log calibration multiplier per segment (rows, SEGMENT_NAMES order) and task (columns, PREDICTABLE_TASKS order):
     # absorbs the average in-session state the ranker cannot see, as a production ranker calibrated per user group
-    # would. Fitted by ``python -m benchmarks.calibration --fit-ranker`` (mean prediction / mean truth ~ 1 over
+    # would. Fitted by ``python -m mtf_bench.calibration --fit-ranker`` (mean prediction / mean truth ~ 1 over
     # candidates, per segment and task).
     calibration_offset: tuple[tuple[float, ...], ...] = (
         (-0.5917, -0.2938, -0.6296, -0.4777, 0.0, -0.4887, 0.0),

@@ -3,7 +3,7 @@
 Offline and closed-form: the fusion it plays in every state is the mean logged action of the ``elite_fraction``
 best-rewarded requests (a cross-entropy-method step on logged data). It shows the whole plug-in contract: a frozen
 config dataclass with checked fields, ``fit``/``act`` through ``_fit``/``_predict``, and save/load of the learned
-state next to the ``agent.json`` that ``agents.base.Agent.save`` writes.
+state next to the ``agent.json`` that ``mtf_agents.base.Agent.save`` writes.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from agents.base import AgentConfig, OfflineAgent, transition_arrays
+from mtf_agents.base import AgentConfig, OfflineAgent, transition_arrays
 
 __all__ = ["EliteConstantAgent", "EliteConstantConfig"]
 
