@@ -38,12 +38,14 @@ if TYPE_CHECKING:
 __all__ = [
     "KINDS",
     "METADATA_FILE",
+    "SHARED_SETTING_NAMES",
     "Agent",
     "AgentConfig",
     "CheckpointCallback",
     "Kind",
     "OfflineAgent",
     "OnlineAgent",
+    "SharedSettings",
     "config_error",
     "read_agent_metadata",
     "resolve_device",
@@ -127,6 +129,43 @@ def _type_ok(value: object, hint: Any) -> tuple[bool, str]:
 
 
 @dataclass(frozen=True)
+class SharedSettings:
+    """The settings every neural agent shares, set once for a whole comparison (a benchmark preset's ``[agents]``).
+
+    An agent config takes them by declaring the names in :attr:`AgentConfig.shared_settings` (each one a field of
+    its own); nothing is matched by name, so an agent that declares none (ES) is told so rather than silently
+    skipped. ``None``: keep each agent's default.
+
+    Attributes:
+        hidden_units: widths of every MLP.
+        batch_size: minibatch size of each gradient step.
+        gamma: discount factor.
+        device: torch device (``cpu``, ``auto``, ``cuda``, ``cuda:N``).
+    """
+
+    hidden_units: tuple[int, ...] | None = None
+    batch_size: int | None = None
+    gamma: float | None = None
+    device: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SharedSettings:
+        """From plain values (lists for tuples); an unknown key is an error naming the known ones."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ValueError(f"shared settings {unknown} do not exist; shared settings: {names}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    def given(self) -> dict[str, Any]:
+        """The settings that are set (not ``None``)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
+
+
+SHARED_SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(SharedSettings))
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     """Base of every agent's config: frozen, checked on construction, round-trips through JSON.
 
@@ -135,6 +174,15 @@ class AgentConfig:
     Range checks go in :meth:`validate` (call ``super().validate()``), using the ``check_*`` helpers or raising
     :func:`config_error`.
     """
+
+    # The SharedSettings this config takes (each a field of the same name); a neural agent should take all four.
+    shared_settings: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def sharing(cls, settings: SharedSettings, **overrides: Any) -> Self:
+        """This config with the shared ``settings`` it declares, then ``overrides`` (which win)."""
+        taken = {k: v for k, v in settings.given().items() if k in cls.shared_settings}
+        return cls(**{**taken, **overrides})
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))

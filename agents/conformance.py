@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from mtf_agents.base import AgentConfig
+from mtf_agents.base import SHARED_SETTING_NAMES, AgentConfig, SharedSettings
 from mtf_agents.registry import DEFAULT_ENV, build_agent, env_family, get_registry, load_agent
 
 if TYPE_CHECKING:
@@ -57,6 +57,24 @@ def tiny_dataset(env_config: AnyConfig | None = None, sessions: int = 64) -> Tra
     config = RecipeConfig("uniform", sessions=sessions, seed=0, num_envs=sessions,
                           env=env_config or make_env_config(DEFAULT_SESSION_ENV_ID))
     return collect_recipe(config, progress=False)
+
+
+def _check_shared_settings(config_class: type[AgentConfig]) -> None:
+    """Every shared setting a config declares is a :class:`SharedSettings` name and a field of the config, and the
+    config builds with each of them set to a typical value."""
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    for name in config_class.shared_settings:
+        if name not in SHARED_SETTING_NAMES:
+            raise _fail("shared settings", f"{config_class.__name__}.shared_settings names {name!r}, which is not "
+                                           f"a shared setting ({list(SHARED_SETTING_NAMES)})")
+        if name not in fields:
+            raise _fail("shared settings", f"{config_class.__name__}.shared_settings names {name!r}, which is not "
+                                           "a field of the config")
+    typical = SharedSettings(hidden_units=(32, 32), batch_size=32, gamma=0.95, device="cpu")
+    config = config_class.sharing(typical)
+    for name in config_class.shared_settings:
+        if getattr(config, name) != getattr(typical, name):
+            raise _fail("shared settings", f"{config_class.__name__}.sharing did not set {name!r}")
 
 
 def _fail(check: str, why: str) -> ConformanceError:
@@ -124,6 +142,7 @@ def check_agent(
                                       f"{spec.kind!r}, an AgentConfig")
     if agent.is_fitted:
         raise _fail("untrained agent", "is_fitted is True before fit")
+    _check_shared_settings(type(agent.config))
     data = data if data is not None else tiny_dataset()
     from mtf_gym.envs.session import observation_features
 

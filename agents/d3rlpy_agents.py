@@ -73,6 +73,8 @@ class D3rlpyAgentConfig(AgentConfig):
             for CUDA without it is an error, never a silent CPU run).
     """
 
+    shared_settings: ClassVar[tuple[str, ...]] = ("hidden_units", "batch_size", "gamma", "device")
+
     # The d3rlpy config class the fields are passed to, and whether the data must carry exploration bands.
     d3rlpy_config_class: ClassVar[type[LearnableConfig]]
     banded: ClassVar[bool] = False

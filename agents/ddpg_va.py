@@ -27,7 +27,7 @@ import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -60,6 +60,8 @@ class DDPGVAConfig(AgentConfig):
         pretrain_steps: actor regression steps onto the logged centres before RL (0 = rely on the zero init).
         device: torch device, ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (``mtf_agents.base.resolve_device``).
     """
+
+    shared_settings: ClassVar[tuple[str, ...]] = ("hidden_units", "batch_size", "gamma", "device")
 
     hidden_units: tuple[int, ...] = (256, 256)
     head_units: int = 64

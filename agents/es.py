@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import cma
 import numpy as np
@@ -69,6 +69,8 @@ class ESConfig(AgentConfig):
         users_per_generation: sessions per candidate per generation, the same users for every candidate.
         sigma0: initial CMA-ES step size in parameter space (tanh pre-activation units).
     """
+
+    shared_settings: ClassVar[tuple[str, ...]] = ()  # no network: none of the shared settings applies
 
     features: Literal["profile", "all"] = "profile"
     action_scale: float = 0.5

@@ -52,6 +52,8 @@ class SB3AgentConfig(AgentConfig):
         device: torch device, ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (``mtf_agents.base.resolve_device``).
     """
 
+    shared_settings: ClassVar[tuple[str, ...]] = ("hidden_units", "batch_size", "gamma", "device")
+
     algorithm: ClassVar[type[BaseAlgorithm]]
 
     hidden_units: tuple[int, ...] = (256, 256)

@@ -7,14 +7,14 @@ Offline agents train on one bounded-uniform dataset (the paper's +-0.15 around t
 train in the simulator for ``--online-steps`` requests. Every policy (random fusion, the baseline, each agent) is then
 evaluated on the same ``--eval-sessions`` users (common random numbers, ``mtf_gym.evaluation.simulate_sessions``);
 the lift in session return vs random fusion gets a paired bootstrap 95% CI (``mtf_gym.evaluation.lift_ci``). An
-agent "beats random" when that CI lies above 0. Plug-ins in the registry are included automatically; the common
-knobs (``hidden_units``, ``batch_size``) are applied only where an agent's config has them.
+agent "beats random" when that CI lies above 0. Plug-ins in the registry are included automatically; the shared
+settings (``hidden_units``, ``batch_size``: :class:`mtf_agents.base.SharedSettings`) go to every agent whose config
+declares them.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import time
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import structlog
 import torch
+from mtf_agents.base import SharedSettings
 from mtf_agents.registry import get_registry
 
 import mtf_gym
@@ -89,9 +90,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     train_info: dict[str, dict[str, Any]] = {}
     for name in names:
         spec = registry.get(name)
-        fields = {f.name for f in dataclasses.fields(spec.config_class)}
-        common = {"hidden_units": tuple(args.hidden), "batch_size": args.batch_size}
-        agent = registry.build(name, **{k: v for k, v in common.items() if k in fields})
+        shared = SharedSettings(hidden_units=tuple(args.hidden), batch_size=args.batch_size)
+        agent = spec.agent_class(spec.config_class.sharing(shared))
         steps = args.offline_steps if spec.kind == "offline" else args.online_steps
         print(f"training {name} ({spec.kind}, {steps} steps) ...", flush=True)
         start = time.perf_counter()

@@ -136,6 +136,29 @@ def test_fusion_agents_play_every_session_version_and_slate_agents_the_slate_env
     assert not fusion & set(registry.names(env=SLATE_ENV))
 
 
+def test_shared_settings_are_declared_not_matched_by_name() -> None:
+    from mtf_agents.base import SharedSettings
+    from mtf_agents.conformance import _check_shared_settings
+    from mtf_agents.registry import get_registry
+    from mtf_bench.harness.jobs import build_agent_for
+
+    registry = get_registry()
+    for name in registry.names():
+        config_class = registry.get(name).config_class
+        _check_shared_settings(config_class)  # every declared name is a shared setting and a field, and it is set
+        if name != "es":  # every neural agent takes at least the network size and the discount
+            assert {"hidden_units", "gamma"} <= set(config_class.shared_settings), name
+    shared = SharedSettings(hidden_units=(16,), batch_size=64, gamma=0.8, device="cpu")
+    iql = registry.get("iql").config_class.sharing(shared, batch_size=32)  # overrides win
+    assert (iql.hidden_units, iql.batch_size, iql.gamma, iql.device) == ((16,), 32, 0.8, "cpu")
+    notes: list[str] = []
+    es = build_agent_for("es", {}, {"hidden_units": [16], "device": "cpu"}, notes.append)
+    assert es.name == "es" and notes == ["note: es takes the shared settings []; ['device', 'hidden_units'] do not "
+                                         "apply to it"]
+    with pytest.raises(ValueError, match=r"shared settings \['hidden'\] do not exist; shared settings: "):
+        build_agent_for("iql", {}, {"hidden": [16]})
+
+
 def test_unknown_agent_lists_known_names() -> None:
     with pytest.raises(ValueError, match=r"unknown agent 'nope'; known agents: .*bcq.*integrated_rl"):
         build_agent("nope")

@@ -44,6 +44,8 @@ NETWORKS_FILE = "networks.pt"
 class SlateAgentConfig(AgentConfig):
     """Fields every slate agent has. ``hidden_units``/``gamma`` default to the zoo's shared 256x256 / 0.9."""
 
+    shared_settings: ClassVar[tuple[str, ...]] = ("hidden_units", "gamma")  # CPU-only, on-policy: no batch/device
+
     hidden_units: tuple[int, ...] = (256, 256)
     gamma: float = 0.9
     learning_rate: float = 3e-4

@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -46,6 +46,8 @@ __all__ = ["WolpertingerAgent", "WolpertingerConfig"]
 @dataclass(frozen=True)
 class WolpertingerConfig(SlateAgentConfig):
     """Wolpertinger (DDPG + kNN). ``knn_fraction``: neighbours per proto-action as a fraction of the catalogue."""
+
+    shared_settings: ClassVar[tuple[str, ...]] = ("hidden_units", "batch_size", "gamma")  # CPU-only
 
     knn_fraction: float = 0.1
     max_neighbours: int | None = None

@@ -133,8 +133,8 @@ class TrainJob(_JobIdentity):
         agent_kind: the agent's kind, ``offline`` or ``online`` (the registry's ``AgentSpec.kind``).
         n_steps: gradient steps (offline) or simulator requests (online).
         overrides: the agent's own config overrides (every key must be a field of its config).
-        common: the preset's shared knobs (``hidden_units``, ``batch_size``, ``device``), applied only where the
-            agent's config has that field.
+        common: the preset's shared settings (``hidden_units``, ``batch_size``, ``device``: fields of
+            ``mtf_agents.base.SharedSettings``), given to the agent when its config declares them.
         env: the simulator config.
         evaluation: A/B settings.
         run_dir: the run's directory.
@@ -200,7 +200,7 @@ class TuneJob(_JobIdentity):
         n_steps: gradient steps (offline) or simulator requests (online) of every trial.
         space: ``{parameter: values}``, the agent's search space.
         overrides: the preset's own overrides of the agent (applied to every trial).
-        common: the preset's shared knobs.
+        common: the preset's shared settings.
         env: the simulator config.
         sessions: validation users per trial; user_seed: the first of them.
         run_dir: the run's directory.

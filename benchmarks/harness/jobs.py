@@ -188,20 +188,19 @@ def _one_torch_thread() -> Iterator[None]:
 # ----------------------------------------------------------------------------------------------------------------------
 def build_agent_for(name: str, overrides: dict[str, Any], common: dict[str, Any] | None = None,
                     log: Callable[[str], None] | None = None):  # -> mtf_agents.base.Agent
-    """``mtf_agents.registry.build_agent(name, ...)``: ``common`` knobs where the agent's config has the field, then
-    ``overrides`` (strict: an unknown field or a bad value raises ``ValueError`` naming it)."""
-    import dataclasses as dc
-
+    """``mtf_agents.registry.build_agent(name, ...)`` with the preset's shared settings (``common``:
+    :class:`~mtf_agents.base.SharedSettings` fields) that the agent's config declares, then ``overrides`` (strict: an
+    unknown field or a bad value raises ``ValueError`` naming it)."""
+    from mtf_agents.base import SharedSettings
     from mtf_agents.registry import get_registry
 
     registry = get_registry()
-    fields = {f.name for f in dc.fields(registry.get(name).config_class)}
-    kwargs: dict[str, Any] = {}
-    for key, value in (common or {}).items():
-        if key in fields:
-            kwargs[key] = value
-        elif log is not None:
-            log(f"note: {name} has no config field {key!r}; {key}={value!r} not applied")
+    settings = SharedSettings.from_dict(common or {})
+    declared = registry.get(name).config_class.shared_settings
+    skipped = sorted(set(settings.given()) - set(declared))
+    if skipped and log is not None:
+        log(f"note: {name} takes the shared settings {list(declared)}; {skipped} do not apply to it")
+    kwargs = {k: v for k, v in settings.given().items() if k in declared}
     kwargs.update(overrides)
     return registry.build(name, **{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})
 
