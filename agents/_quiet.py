@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import sys
+from collections.abc import Iterator
 
-__all__ = ["import_gym_quietly"]
+__all__ = ["d3rlpy_logs_quiet", "import_gym_quietly"]
 
 _BANNER_START = "Gym has been unmaintained"
 
@@ -46,3 +48,17 @@ def import_gym_quietly() -> None:
     rest = _without_banner(captured.getvalue())
     if rest:
         sys.stderr.write(rest)
+
+
+@contextlib.contextmanager
+def d3rlpy_logs_quiet() -> Iterator[None]:
+    """Inside the block, d3rlpy's per-epoch INFO logs (structlog) are not printed; warnings still are. The previous
+    structlog configuration is restored afterwards, so a caller's own logging is left as it was."""
+    import structlog
+
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from mtf_agents.base import SHARED_SETTING_NAMES, AgentConfig, SharedSettings
 from mtf_agents.registry import DEFAULT_ENV, build_agent, env_family, get_registry, load_agent
 

@@ -30,6 +30,7 @@ from d3rlpy.algos import BCQConfig, CQLConfig, DDPGConfig, IQLConfig, TD3PlusBCC
 from d3rlpy.base import LearnableConfig
 from d3rlpy.logging import NoopAdapterFactory
 from d3rlpy.models import VectorEncoderFactory
+
 from mtf_agents.base import Agent, AgentConfig, OfflineAgent, resolve_device
 from mtf_agents.integrated_rl import IntegratedRLConfig
 

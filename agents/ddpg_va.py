@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
-from mtf_agents.base import AgentConfig, OfflineAgent, resolve_device, transition_arrays
 from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
+
+from mtf_agents.base import AgentConfig, OfflineAgent, resolve_device, transition_arrays
 
 if TYPE_CHECKING:
     from mtf_gym.datasets import TransitionData

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import cma
 import numpy as np
-from mtf_agents.base import AgentConfig, OnlineAgent
 from tqdm.auto import tqdm
+
+from mtf_agents.base import AgentConfig, OnlineAgent
 
 if TYPE_CHECKING:
     from mtf_gym.envs.versions import AnyConfig

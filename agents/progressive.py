@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from mtf_agents.base import Agent
 
 if TYPE_CHECKING:

@@ -23,13 +23,14 @@ from mtf_agents._quiet import import_gym_quietly
 import_gym_quietly()  # before stable_baselines3, which imports gym when it is installed and would print its banner
 
 import numpy as np
-from mtf_agents.base import AgentConfig, OnlineAgent, resolve_device
 from stable_baselines3 import PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.noise import NormalActionNoise
 from tqdm.auto import tqdm
+
+from mtf_agents.base import AgentConfig, OnlineAgent, resolve_device
 
 if TYPE_CHECKING:
     from mtf_gym.envs.versions import AnyConfig

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import structlog
 import torch
-from mtf_agents.base import SharedSettings
-from mtf_agents.registry import get_registry
 
 import mtf_gym
+from mtf_agents.base import SharedSettings
+from mtf_agents.registry import get_registry
 from mtf_gym import BaselinePolicy, RandomFusionPolicy
 from mtf_gym.datasets import RecipeConfig, collect_recipe
 from mtf_gym.envs.versions import SESSION_ENV_IDS, make_env_config

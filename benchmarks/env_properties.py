@@ -35,8 +35,8 @@ from typing import Any
 
 import cma
 import numpy as np
-from mtf_bench._sessions import SessionOutcomes, SessionRunner, user_segments
 
+from mtf_bench._sessions import SessionOutcomes, SessionRunner, user_segments
 from mtf_gym import (
     SEGMENT_NAMES,
     BaselinePolicy,

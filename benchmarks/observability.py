@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from mtf_bench.headroom import EVAL_SEED, TRAIN_SEED, user_keys
 
+from mtf_bench.headroom import EVAL_SEED, TRAIN_SEED, user_keys
 from mtf_gym import BaselinePolicy
 from mtf_gym.sim.config import MTFSessionV1Config
 from mtf_gym.sim.layout import STATE_NAMES

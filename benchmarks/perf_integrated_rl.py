@@ -32,6 +32,7 @@ import torch
 from d3rlpy.algos import QLearningAlgoBase, TD3PlusBCConfig
 from d3rlpy.dataset import MDPDataset, ReplayBufferBase
 from d3rlpy.models import VectorEncoderFactory
+
 from mtf_agents.integrated_rl import IntegratedRLConfig, make_banded_dataset
 
 OBS_DIM, ACTION_DIM, N_ROWS, EPISODE_LEN, BATCH = 20, 10, 20_000, 20, 256

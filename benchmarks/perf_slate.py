@@ -43,9 +43,9 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from mtf_bench.perf_env import Round, interleaved_rates, single_env_round
 
 import mtf_gym  # noqa: F401  (registers the envs)
+from mtf_bench.perf_env import Round, interleaved_rates, single_env_round
 from mtf_gym.atomic import atomic_path, atomic_write_json
 from mtf_gym.envs.slate import MTFSlateConfig
 from mtf_gym.slate import MostPopularPolicy, OraclePolicy, PipelinePolicy, RandomSlatePolicy

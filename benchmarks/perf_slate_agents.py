@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+
 from mtf_agents.registry import build_agent
 from mtf_agents.slate.common import decision_latency
 

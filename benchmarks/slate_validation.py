@@ -31,10 +31,10 @@ def validation_returns(agent_name: str, steps: int, seed: int, overrides: dict, 
     trained agent."""
     import gymnasium as gym
     import torch
-    from mtf_agents.registry import get_registry
-    from mtf_bench.slate_properties import play_sessions
 
     import mtf_gym  # noqa: F401  (registers the envs)
+    from mtf_agents.registry import get_registry
+    from mtf_bench.slate_properties import play_sessions
 
     torch.set_num_threads(1)
     agent = get_registry().build(agent_name, **{"hidden_units": hidden_units, **overrides})
@@ -59,9 +59,9 @@ def validation_returns(agent_name: str, steps: int, seed: int, overrides: dict, 
 
 def random_returns(*, num_items: int = 2000, users: int = 300) -> np.ndarray:
     import gymnasium as gym
-    from mtf_bench.slate_properties import play_sessions
 
     import mtf_gym  # noqa: F401
+    from mtf_bench.slate_properties import play_sessions
     from mtf_gym.slate import RandomSlatePolicy
 
     env = gym.make_vec("MTFSlate-v0", num_envs=users, num_items=num_items, expose_candidates=False)

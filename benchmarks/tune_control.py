@@ -18,8 +18,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-from mtf_bench.headroom import TRAIN_SEED, cma_search, constant_actor, rollout
 
+from mtf_bench.headroom import TRAIN_SEED, cma_search, constant_actor, rollout
 from mtf_gym import BaselinePolicy
 from mtf_gym.evaluation import SessionRunner
 from mtf_gym.fusion import action_to_fusion_params

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from mtf_agents.conformance import ConformanceError, check_agent, tiny_dataset
 from mtf_agents.registry import BUILTIN_AGENTS, DEFAULT_ENV, build_agent, get_registry
-
 from mtf_gym import BaselinePolicy, MTFSessionConfig, MTFSessionV1Config
 from mtf_gym.datasets import TransitionData
 from mtf_gym.envs.session import observation_features
@@ -203,7 +203,6 @@ def test_es_stays_within_action_scale_of_baseline(env: MTFSessionConfig | MTFSes
 
 def test_es_profile_features_are_the_static_user_profile() -> None:
     from mtf_agents.es import feature_indices
-
     from mtf_gym import OBSERVATION_FEATURES, OBSERVATION_FEATURES_V1
 
     v0 = [OBSERVATION_FEATURES[i] for i in feature_indices("profile", OBSERVATION_FEATURES)]
@@ -265,7 +264,6 @@ def test_banner_filter_keeps_other_output() -> None:
 
 def test_collect_cli_trains_progressive_rounds_with_a_registry_agent(tmp_path: Path) -> None:
     from mtf_agents.collect_cli import main
-
     from mtf_gym.datasets import load_dataset, progressive_train_seed
 
     assert main(["progressive", "--agent", "td3bc", "--rounds", "2", "--train-steps", "2", "--sessions", "6",

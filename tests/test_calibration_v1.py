@@ -4,8 +4,8 @@ mean-calibrated (mean prediction / mean truth over retrieved candidates in [0.9,
 from __future__ import annotations
 
 import pytest
-from mtf_bench.calibration import TARGETS_V1, TOLERANCE, measure_v1
 
+from mtf_bench.calibration import TARGETS_V1, TOLERANCE, measure_v1
 from mtf_gym import MTFSessionV1Config
 
 

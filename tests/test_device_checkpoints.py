@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+
 from mtf_agents.base import resolve_device
 from mtf_agents.registry import build_agent
-
 from tests.test_agents import ONLINE_ENV_CONFIG, TINY, collect_tiny_data
 
 TORCH_AGENTS = ("bcq", "cql", "iql", "ddpg", "td3bc", "integrated_rl", "ddpg_va", "sac", "td3", "ppo")
@@ -134,7 +134,6 @@ def test_fqe_estimates_the_behaviour_policy_on_its_own_data(tiny_data) -> None:
     gamma = 0 it estimates the mean first reward, with gamma = 1 the mean session return (within 20%). On v1's
     larger rewards 300 steps are not enough for gamma = 0 (4.2 vs 6.4), 1000 are (6.2)."""
     from mtf_bench.harness.ope import fqe_estimate
-
     from mtf_gym import BaselinePolicy
 
     policy = BaselinePolicy(tiny_data.env_config())

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from mtf_bench._sessions import SessionRunner
 from mtf_bench.env_properties import LIKE_CEILING, VALID_VIEW_CEILING, extreme_actions, main
-
 from mtf_gym import BaselinePolicy, ConstantPolicy, MTFSessionConfig, RandomFusionPolicy
 from mtf_gym.metrics import bootstrap_ci
 

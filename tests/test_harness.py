@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from mtf_bench.harness import cli
 from mtf_bench.harness.grid import build_grid
 from mtf_bench.harness.jobs import load_job_dataset, run_job
 from mtf_bench.harness.presets import PresetError, available_presets, load_preset, parse_assignment
 from mtf_bench.harness.report import publish
 from mtf_bench.harness.runner import run_preset
-
 from mtf_gym.atomic import atomic_path, atomic_write_json, clean_temporaries, read_json
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from mtf_bench.harness import cli
 from mtf_bench.harness.grid import READING_GROUPS, build_grid
 from mtf_bench.harness.presets import PresetError, load_preset

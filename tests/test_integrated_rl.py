@@ -22,6 +22,7 @@ from d3rlpy.logging import FileAdapterFactory, NoopAdapterFactory
 from d3rlpy.metrics import AverageValueEstimationEvaluator, TDErrorEvaluator
 from d3rlpy.models import VectorEncoderFactory
 from d3rlpy.preprocessing import MinMaxActionScaler
+
 from mtf_agents.integrated_rl import (
     BandedReplayBuffer,
     BandedTorchMiniBatch,
@@ -976,7 +977,6 @@ def test_compile_graph_is_ignored_on_cpu_like_in_d3rlpy() -> None:
 
 def test_zoo_agent_trains_critic_sets_on_collected_per_group_rewards(tmp_path: Path) -> None:
     from mtf_agents.d3rlpy_agents import IntegratedRLAgent, IntegratedRLAgentConfig
-
     from mtf_gym import MTFSessionConfig
     from mtf_gym.datasets import RecipeConfig, collect_recipe
 

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from mtf_agents import registry as registry_module
 from mtf_agents.conformance import check_agent, tiny_dataset
 from mtf_agents.registry import AgentRegistry, build_agent, get_registry, load_agent
-
 from mtf_gym.datasets import TransitionData
 
 PLUGIN_PKG = Path(__file__).resolve().parent / "plugin_pkg"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from mtf_agents.progressive import (
     ProgressiveRound,
     progressive_trainer,
@@ -12,7 +13,6 @@ from mtf_agents.progressive import (
     round_training_data,
 )
 from mtf_agents.registry import build_agent
-
 from mtf_gym import MTFSessionV1Config
 from mtf_gym.datasets import RecipeConfig, collect_recipe, progressive_train_seed
 

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from mtf_bench.harness import claims, stats
 from mtf_bench.harness.curves import checkpoint_schedule, convergence, seed_mean_curve
 from mtf_bench.harness.jobs import saturation

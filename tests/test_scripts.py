@@ -133,7 +133,6 @@ def test_compare_to_commit_script(capsys: pytest.CaptureFixture[str]) -> None:
     if subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True).returncode != 0:
         pytest.skip("needs a git checkout with history")
     from mtf_bench.compare_to_commit import main
-
     from mtf_gym import MTFSessionConfig
 
     users, requests = 8, 3

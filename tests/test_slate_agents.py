@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+
 from mtf_agents.conformance import check_config_errors
 from mtf_agents.registry import SLATE_ENV, build_agent, get_registry, load_agent
 from mtf_agents.slate.common import VecStepper, decision_latency, discounted_returns

@@ -8,10 +8,10 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
-from mtf_bench.harness.presets import PresetError, load_preset
-from mtf_bench.harness.slate import FUSION_CMA_ROW, INTEGRATED_RL_ROW, SlateSection, main, run_slate_section
 
 import mtf_gym  # noqa: F401  (registers the envs)
+from mtf_bench.harness.presets import PresetError, load_preset
+from mtf_bench.harness.slate import FUSION_CMA_ROW, INTEGRATED_RL_ROW, SlateSection, main, run_slate_section
 from mtf_gym.slate import PipelinePolicy
 
 AGENTS = ("fcpo", "tpgr", "wolpertinger")

@@ -9,9 +9,9 @@ import math
 import gymnasium as gym
 import numpy as np
 import pytest
-from mtf_bench import perf_slate, slate_properties
 
 import mtf_gym  # noqa: F401
+from mtf_bench import perf_slate, slate_properties
 from mtf_gym.slate import OraclePolicy, RandomSlatePolicy
 
 REFERENCE_ROWS = ["random", "most popular", "pipeline (control)", "oracle"]

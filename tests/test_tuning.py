@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
+
 from mtf_bench.harness import cli
 from mtf_bench.harness.presets import PresetError, load_preset
 from mtf_bench.harness.runner import plan, run_preset

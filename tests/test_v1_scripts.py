@@ -34,7 +34,6 @@ def test_headroom_ladder_script(tmp_path, capsys):
 
 def test_linear_feature_policy_is_the_documented_formula():
     from mtf_bench.headroom import LinearFeaturePolicy
-
     from mtf_gym.sim.config import MTFSessionV1Config
     from mtf_gym.sim.simulator import UserSimulator
 
@@ -71,7 +70,6 @@ def test_tune_control_script(tmp_path, capsys):
 
 def test_observability_table():
     from mtf_bench.observability import latent_table
-
     from mtf_gym.sim.config import MTFSessionV1Config
 
     table = latent_table(MTFSessionV1Config(), 256, 2)

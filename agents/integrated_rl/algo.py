@@ -18,6 +18,7 @@ from d3rlpy.models.torch import DeterministicPolicy
 from d3rlpy.optimizers import OptimizerFactory, make_optimizer_field
 from d3rlpy.preprocessing import MultiplyRewardScaler
 from d3rlpy.types import Shape
+
 from mtf_agents.progressive import PROGRESSIVE_DATA, PROGRESSIVE_INIT
 
 from .data import BandedTorchMiniBatch, BandedTransitionMiniBatch, require_banded_dataset

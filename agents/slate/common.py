@@ -29,8 +29,9 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 import torch
-from mtf_agents.base import Agent, AgentConfig, Kind
 from torch import nn
+
+from mtf_agents.base import Agent, AgentConfig, Kind
 
 __all__ = ["SLATE_ENV_ID", "SlateAgent", "SlateAgentConfig", "VecStepper", "catalogue_of", "decision_latency",
            "discounted_returns", "mlp"]

@@ -27,9 +27,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from torch import nn
+
 from mtf_agents.slate.common import SlateAgent, SlateAgentConfig, mlp
 from mtf_agents.slate.onpolicy import OnPolicyConfigMixin, train_on_policy
-from torch import nn
 
 __all__ = ["FCPOAgent", "FCPOConfig", "masked_sequential_argmax"]
 

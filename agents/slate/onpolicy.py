@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING
 import gymnasium as gym
 import numpy as np
 import torch
-from mtf_agents.slate.common import VecStepper, discounted_returns
 from tqdm.auto import tqdm
+
+from mtf_agents.slate.common import VecStepper, discounted_returns
 
 if TYPE_CHECKING:
     from mtf_agents.slate.common import SlateAgent

@@ -32,10 +32,11 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 import torch
+from torch import nn
+
 from mtf_agents.slate.common import SlateAgent, SlateAgentConfig, mlp
 from mtf_agents.slate.onpolicy import OnPolicyConfigMixin, train_on_policy
 from mtf_agents.slate.tree import BalancedTree, build_balanced_tree
-from torch import nn
 
 __all__ = ["TPGRAgent", "TPGRConfig"]
 

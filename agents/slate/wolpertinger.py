@@ -34,11 +34,12 @@ from typing import Any, ClassVar, Literal
 import gymnasium as gym
 import numpy as np
 import torch
+from torch import nn
+from tqdm.auto import tqdm
+
 from mtf_agents.base import config_error
 from mtf_agents.slate.common import SlateAgent, SlateAgentConfig, VecStepper, mlp
 from mtf_agents.slate.knn import ApproximateKNN, KNNIndex, RecallReport, make_knn
-from torch import nn
-from tqdm.auto import tqdm
 
 __all__ = ["WolpertingerAgent", "WolpertingerConfig"]
 

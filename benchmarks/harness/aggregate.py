@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from mtf_bench.harness import stats
 from mtf_bench.harness.curves import Convergence, convergence, seed_mean_curve
 from mtf_bench.harness.grid import ES, ONLINE, TEST_DATASET, Grid
 from mtf_bench.harness.plots import Estimate
 from mtf_bench.harness.presets import Preset
 from mtf_bench.harness.results import LoadedResults, Run
-
 from mtf_gym.evaluation import ONLINE_METRICS, SessionOutcomes, lift_ci, simulate_sessions
 from mtf_gym.metrics import ConfidenceInterval, bootstrap_ci, paired_lift_ci
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from mtf_bench.harness.plots import Estimate
 
+from mtf_bench.harness.plots import Estimate
 from mtf_gym.metrics import rank_agreement
 
 __all__ = [

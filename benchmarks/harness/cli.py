@@ -34,7 +34,6 @@ from pathlib import Path
 from types import FrameType
 
 from mtf_bench.harness.presets import Preset, PresetError, available_presets, load_preset, preset_to_dict
-
 from mtf_gym.envs.versions import DEFAULT_SESSION_ENV_ID, SESSION_ENV_IDS
 
 __all__ = ["main"]

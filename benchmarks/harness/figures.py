@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from mtf_bench.harness import plots
 from mtf_bench.harness.aggregate import Aggregates
 from mtf_bench.harness.grid import ONLINE, READING_GROUPS

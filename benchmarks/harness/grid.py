@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mtf_bench.harness.presets import Preset
-
 from mtf_gym.envs.versions import DEFAULT_SESSION_ENV_ID
 
 __all__ = [

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
-from mtf_bench.harness.grid import ONLINE, TEST_DATASET, DatasetJob, TrainJob, TuneJob
 
+from mtf_bench.harness.grid import ONLINE, TEST_DATASET, DatasetJob, TrainJob, TuneJob
 from mtf_gym.atomic import atomic_dir, atomic_path, atomic_write_json, atomic_write_text, read_json
 
 __all__ = [
@@ -310,7 +310,6 @@ def _collect(job: DatasetJob, log: _Log, timings: dict[str, float]) -> dict[str,
 # ----------------------------------------------------------------------------------------------------------------------
 def _tune(job: TuneJob, log: _Log, timings: dict[str, float]) -> dict[str, Any]:
     from mtf_bench.harness.tuning import run_search
-
     from mtf_gym.envs.versions import make_env_config
     from mtf_gym.evaluation import simulate_sessions
 
@@ -363,7 +362,6 @@ def _fit_with_curve(job: TrainJob, agent: Any, train: Any, env: Any, log: _Log,
     prefix. Returns the final training metrics, the checkpoint steps and the returns ``(K, curve users)``.
     """
     from mtf_bench.harness.curves import checkpoint_schedule
-
     from mtf_gym.evaluation import simulate_sessions
 
     ev = job.evaluation

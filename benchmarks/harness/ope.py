@@ -67,8 +67,8 @@ def fqe_estimate(policy: BatchPolicy, data: TransitionData, n_steps: int, *, see
     from d3rlpy.logging import NoopAdapterFactory
     from d3rlpy.models import VectorEncoderFactory
     from d3rlpy.ope import FQE, FQEConfig
-    from mtf_agents.base import resolve_device
 
+    from mtf_agents.base import resolve_device
     from mtf_gym.datasets import to_mdp_dataset
 
     if n_steps < 1:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mtf_bench.harness.slate import SlateSection  # the [slate] table (its own module: issue 12's slate section)
-
 from mtf_gym.envs.versions import DEFAULT_SESSION_ENV_ID, SESSION_ENV_IDS, AnyConfig, make_env_config
 from mtf_gym.validation import must_be, parse_key_value, parse_value
 

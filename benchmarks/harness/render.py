@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from mtf_bench.harness import stats
 from mtf_bench.harness.aggregate import REPORT_SEED, Aggregates, updates_per_second
 from mtf_bench.harness.claims import Claim, fmt_ci
@@ -23,7 +24,6 @@ from mtf_bench.harness.grid import TEST_DATASET, Grid
 from mtf_bench.harness.plots import Estimate
 from mtf_bench.harness.presets import Preset
 from mtf_bench.harness.results import LoadedResults
-
 from mtf_gym.atomic import jsonable
 from mtf_gym.evaluation import ONLINE_METRICS, lift_ci
 

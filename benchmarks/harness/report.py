@@ -28,7 +28,6 @@ from mtf_bench.harness.grid import Grid
 from mtf_bench.harness.presets import Preset
 from mtf_bench.harness.render import PLOTS_DIR, markdown, rows_to_csv, run_rows, summary
 from mtf_bench.harness.results import load_datasets, load_results
-
 from mtf_gym.atomic import atomic_path, atomic_write_json, atomic_write_text
 
 __all__ = ["REPORT_FILE", "build_report", "check_claims", "publish"]

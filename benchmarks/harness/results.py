@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from mtf_bench.harness.grid import TEST_DATASET, Grid, TrainJob
 from mtf_bench.harness.jobs import CURVE_FILE, RESULT_FILE, SESSIONS_FILE, TRACEBACK_FILE, is_done, load_job_dataset
-
 from mtf_gym.atomic import read_json
 from mtf_gym.evaluation import SessionOutcomes
 

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from mtf_bench.harness.executors import make_executor
 from mtf_bench.harness.grid import DatasetJob, Grid, TrainJob, TuneJob, build_grid, tuning_jobs
 from mtf_bench.harness.jobs import JobOutcome, is_done, run_job
 from mtf_bench.harness.presets import Preset, PresetError, preset_to_dict
-from tqdm.auto import tqdm
-
 from mtf_gym.atomic import atomic_write_json, clean_temporaries
 
 __all__ = ["RunSummary", "agent_kinds", "plan", "run_preset"]

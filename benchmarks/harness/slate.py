@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from mtf_agents._quiet import d3rlpy_logs_quiet
 from mtf_gym.atomic import atomic_write_json, atomic_write_text, read_json
 from mtf_gym.metrics import ConfidenceInterval, bootstrap_ci, paired_lift_ci
 from mtf_gym.validation import must_be
@@ -205,7 +206,6 @@ def _eval_env(section: SlateSection) -> Any:
 
 def _reference_job(section: SlateSection) -> dict[str, Any]:
     from mtf_bench.slate_properties import oracle_policy, play_sessions
-
     from mtf_gym.slate import PipelinePolicy, RandomSlatePolicy
 
     env = _eval_env(section)
@@ -242,6 +242,7 @@ def _agent_config(section: SlateSection, agent_name: str) -> dict[str, Any]:
 def _agent_job(section: SlateSection, agent_name: str, seed: int) -> dict[str, Any]:
     import gymnasium as gym
     import torch
+
     from mtf_agents.registry import get_registry
     from mtf_bench.slate_properties import play_sessions
 
@@ -265,9 +266,9 @@ def _agent_job(section: SlateSection, agent_name: str, seed: int) -> dict[str, A
 
 def _integrated_rl_job(section: SlateSection, seed: int) -> dict[str, Any]:
     import torch
+
     from mtf_bench.harness.jobs import build_agent_for
     from mtf_bench.slate_properties import play_sessions
-
     from mtf_gym.datasets import RecipeConfig, collect_recipe
     from mtf_gym.slate import PipelinePolicy
 
@@ -281,7 +282,8 @@ def _integrated_rl_job(section: SlateSection, seed: int) -> dict[str, Any]:
     agent = build_agent_for(INTEGRATED_RL_ROW, dict(section.integrated_rl_overrides),
                             {"hidden_units": section.hidden_units, "batch_size": section.batch_size})
     start = time.perf_counter()
-    metrics = agent.fit(data, section.integrated_rl_steps, seed=seed, show_progress=False)
+    with d3rlpy_logs_quiet():  # d3rlpy logs every epoch at INFO: keep the benchmark's output to its own words
+        metrics = agent.fit(data, section.integrated_rl_steps, seed=seed, show_progress=False)
     train_seconds = time.perf_counter() - start
     pipeline = PipelinePolicy(env, fusion=agent)  # the agent maps user observations (N, 19) to fusion weights
     start = time.perf_counter()
@@ -298,7 +300,6 @@ def _integrated_rl_job(section: SlateSection, seed: int) -> dict[str, Any]:
 def _fusion_cma_job(section: SlateSection, seed: int) -> dict[str, Any]:
     from mtf_bench.headroom import cma_search
     from mtf_bench.slate_properties import play_sessions
-
     from mtf_gym import BaselinePolicy
     from mtf_gym.slate import PipelinePolicy
 
@@ -325,6 +326,7 @@ def _latency_job(section: SlateSection, agents: Sequence[str]) -> dict[str, Any]
                              f"{section.perf_slate_json!r}")
         return {"source": section.perf_slate_json, "rows": saved["latency"]}
     import torch
+
     from mtf_bench.perf_slate import policy_latencies
 
     torch.set_num_threads(1)
@@ -530,7 +532,6 @@ def run_slate_section(section: SlateSection, results_dir: str | Path, *,
     latency_png = None
     if latency is not None and len({r["N"] for r in latency["rows"]}) > 1:
         from mtf_bench.perf_slate import plot_latency
-
         from mtf_gym.atomic import atomic_path
 
         with atomic_path(out / "latency.png") as tmp:
@@ -582,12 +583,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError) as exc:
         parser.error(str(exc))
     out = Path(args.results_dir or results_dir) / args.preset / "slate"
-    import logging
-
-    import structlog
-
-    # d3rlpy (the IntegratedRL row) logs every epoch at INFO through structlog; keep the CLI's output readable.
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     start = time.perf_counter()
     run = run_slate_section(section, out)
     if run.markdown is None:

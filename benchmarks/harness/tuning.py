@@ -18,7 +18,6 @@ from typing import Any
 
 from mtf_bench.harness.grid import TuneJob
 from mtf_bench.harness.presets import Preset
-
 from mtf_gym.atomic import read_json
 
 __all__ = [

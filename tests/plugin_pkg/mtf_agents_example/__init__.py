@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from mtf_agents.base import AgentConfig, OfflineAgent, transition_arrays
 
 __all__ = ["EliteConstantAgent", "EliteConstantConfig"]
