@@ -1,6 +1,6 @@
 """The headroom ladder of MTFSession-v1: how much room each kind of fusion policy has over the production control.
 
-    python -m mtf_bench.headroom [--eval-users 8192] [--train-users 512] [--generations 60] [--out results/headroom]
+    python -m mtf_bench.headroom [--eval-users 8192] [--train-users 2048] [--generations 60] [--out results/headroom]
 
 Rungs, all on the same evaluation users (common random numbers: user ``i`` is the user of ``reset(seed=E + i)``,
 disjoint from the training users every search uses), each lift a paired bootstrap interval over users:
@@ -288,7 +288,7 @@ def _plot(rungs: list[Rung], path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval-users", type=int, default=8192, help="evaluation users per arm (default 8192)")
-    parser.add_argument("--train-users", type=int, default=512, help="training users per search (default 512)")
+    parser.add_argument("--train-users", type=int, default=2048, help="training users per search (default 2048)")
     parser.add_argument("--generations", type=int, default=60, help="CMA-ES generations per search (default 60)")
     parser.add_argument("--out", type=Path, default=Path("results/headroom"), help="output folder")
     parser.add_argument("--replot", action="store_true", help="redraw headroom.png from the saved headroom.json")

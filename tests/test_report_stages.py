@@ -192,3 +192,21 @@ def test_cli_refuses_cuda_without_cuda(tmp_path, capsys: pytest.CaptureFixture[s
     with pytest.raises(SystemExit):
         cli.main(["smoke", "--device", "gpu", "--results-dir", str(tmp_path)])
     assert "preset.device must be 'cpu', 'auto', 'cuda' or 'cuda:N'" in capsys.readouterr().err
+
+
+def test_the_slate_section_becomes_a_section_of_the_report(tmp_path) -> None:
+    """slate/slate.md goes into the report one heading level down, with its figures copied into plots/ under names
+    that cannot collide with the report's own (publish then carries them)."""
+    from mtf_bench.harness.report import _slate_section
+
+    assert _slate_section(tmp_path) == []  # no slate section run: nothing
+    (tmp_path / "slate").mkdir()
+    (tmp_path / "slate" / "latency.png").write_bytes(b"png")
+    (tmp_path / "slate" / "slate_normalised.png").write_bytes(b"png2")
+    (tmp_path / "slate" / "slate.md").write_text("# Slate section\n\n![a](slate_normalised.png)\n## Latency\n"
+                                                 "![b](latency.png)\n")
+    lines = _slate_section(tmp_path)
+    assert lines == ["", "## Slate section", "", "![a](plots/slate_section_normalised.png)", "### Latency",
+                     "![b](plots/slate_section_latency.png)"]
+    assert (tmp_path / "plots" / "slate_section_latency.png").read_bytes() == b"png"
+    assert (tmp_path / "plots" / "slate_section_normalised.png").read_bytes() == b"png2"

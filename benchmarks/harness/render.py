@@ -398,8 +398,9 @@ def _protocol_md(preset: Preset, agg: Aggregates) -> list[str]:
 
 def markdown(preset: Preset, grid: Grid, loaded: LoadedResults, agg: Aggregates, claims: Sequence[Claim],
              figures: Mapping[str, list[Path]], *, command: str, wall: Mapping[str, float],
-             stage: Mapping[str, float], tuning: Sequence[str] = ()) -> str:
-    """The whole ``report.md``; ``tuning`` holds the rendered hyperparameter-search section (may be empty)."""
+             stage: Mapping[str, float], tuning: Sequence[str] = (), slate: Sequence[str] = ()) -> str:
+    """The whole ``report.md``; ``tuning`` and ``slate`` hold the rendered hyperparameter-search and slate sections
+    (either may be empty)."""
     p = preset
     ok = sum(r.ok for r in loaded.runs)
     base = agg.baseline.means()
@@ -429,6 +430,7 @@ def markdown(preset: Preset, grid: Grid, loaded: LoadedResults, agg: Aggregates,
     lines += _centres_md(agg)
     lines += _ablation_md(agg, figures)
     lines += _agreement_md(p, agg, figures)
+    lines += list(slate)
     lines += _timings_md(p, grid, loaded, wall, stage)
     failed = [r for r in loaded.runs if not r.ok]
     if failed:

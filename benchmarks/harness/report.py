@@ -13,6 +13,7 @@ simulations on the A/B users (the control and the random fusion). Verdicts come 
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import sys
@@ -78,12 +79,13 @@ def build_report(preset: Preset, grid: Grid, wall: Mapping[str, float] | None = 
                                               "random": agg.random.means(), "baseline_gauc": agg.baseline_gauc})
     figures = timed("plots_s", lambda: draw_figures(preset, agg, loaded, datasets, run_dir / PLOTS_DIR))
     tuning = _tuning_section(preset)
+    slate = _slate_section(run_dir)
     stage["total_s"] = time.perf_counter() - start
     atomic_write_json(run_dir / "summary.json", summary(preset, agg, claims, {"wall": dict(wall or {}),
                                                                                "report": stage}))
     text = markdown(preset, grid, loaded, agg, claims, figures,
                     command=command or shlex.join(["mtf-bench", *sys.argv[1:]]), wall=wall or {}, stage=stage,
-                    tuning=tuning)
+                    tuning=tuning, slate=slate)
     path = run_dir / REPORT_FILE
     atomic_write_text(path, text)
     return path
@@ -95,6 +97,29 @@ def _tuning_section(preset: Preset) -> list[str]:
     from mtf_bench.harness.tuning import tuning_markdown
 
     return tuning_markdown(preset, tuning_jobs(preset, agent_kinds(preset.agents.names))[1])
+
+
+SLATE_FIGURE_PREFIX = "slate_section_"
+
+
+def _slate_section(run_dir: Path) -> list[str]:
+    """The slate section's page (``slate/slate.md``, written by the section's own stage) as a section of the report:
+    headings one level down, its figures copied into ``plots/`` (so ``publish`` carries them) and linked there.
+    Empty when the preset ran no slate section."""
+    page = run_dir / "slate" / "slate.md"
+    if not page.is_file():
+        return []
+    lines = []
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            line = "#" + line
+        for image in re.findall(r"\]\(([^)/]+\.(?:png|svg))\)", line):
+            target = run_dir / PLOTS_DIR / (SLATE_FIGURE_PREFIX + image.removeprefix("slate_"))
+            with atomic_path(target) as tmp:
+                shutil.copyfile(page.parent / image, tmp)
+            line = line.replace(f"]({image})", f"]({PLOTS_DIR}/{target.name})")
+        lines.append(line)
+    return ["", *lines]
 
 
 def publish(run_dir: str | Path, target: str | Path) -> Path:
