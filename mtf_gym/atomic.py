@@ -29,6 +29,7 @@ __all__ = [
     "clean_temporaries",
     "jsonable",
     "read_json",
+    "replace_dir",
 ]
 
 TMP_PREFIX = ".tmp-"
@@ -54,22 +55,37 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def replace_dir(source: str | Path, target: str | Path) -> None:
+    """Move directory ``source`` to ``target`` (same file system), replacing whatever is there.
+
+    A directory cannot be renamed over a non-empty one, so the old copy is moved aside first, put back if the move
+    fails, and removed once the new one is in place: a reader sees the old directory or the new one, never neither
+    for longer than between two renames, and never a mix.
+    """
+    source, target = Path(source), Path(target)
+    if not target.exists():
+        os.replace(source, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}old-{target.name}-", dir=target.parent))
+    os.replace(target, old / target.name)
+    try:
+        os.replace(source, target)
+    except BaseException:
+        os.replace(old / target.name, target)  # put the previous directory back
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_dir(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory next to ``target``; on success it replaces ``target`` (old copy removed)."""
+    """Yield a temporary directory next to ``target``; on success it replaces ``target`` (:func:`replace_dir`)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{target.name}-", dir=target.parent))
     try:
         yield tmp
-        if target.exists():
-            # A directory cannot be renamed over a non-empty one: move the old one aside first, then drop it.
-            old = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}old-{target.name}-", dir=target.parent))
-            os.replace(target, old / target.name)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        replace_dir(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from mtf_gym.atomic import replace_dir
 from mtf_gym.envs.versions import make_env_config
 
 from .transitions import TransitionData
@@ -225,19 +226,7 @@ def save_dataset(
             })
         if namespace is not None:
             _ensure_namespace(root, namespace)
-        staged = tmp / dataset_id
-        if final.exists():
-            trash = Path(tempfile.mkdtemp(prefix=".mtf-old-", dir=final.parent))
-            os.replace(final, trash / "old")
-            try:
-                os.replace(staged, final)
-            except BaseException:
-                os.replace(trash / "old", final)  # put the previous dataset back
-                raise
-            finally:
-                shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(staged, final)
+        replace_dir(tmp / dataset_id, final)  # the previous dataset stays until the new one is in place
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
