@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeVar
 
 import numpy as np
 
@@ -61,6 +61,7 @@ _FORMAT_VERSION = 1
 DEVICE_FIX = "pass --device cpu (or --device auto: CUDA when torch sees a GPU, else the CPU)"
 # Called by training code at each checkpoint of a run: (steps or requests done so far, the agent as it is then).
 CheckpointCallback = Callable[[int, "Agent"], None]
+T = TypeVar("T")
 
 
 def resolve_device(device: str) -> str:
@@ -128,6 +129,15 @@ def _type_ok(value: object, hint: Any) -> tuple[bool, str]:
     return True, str(hint)  # anything else (nested dataclasses, ...) is the subclass's to validate
 
 
+def _from_plain(cls: type[T], data: dict[str, Any], unknown_message: Callable[[list[str], list[str]], str]) -> T:
+    """A dataclass from JSON-like values (lists become tuples); unknown keys raise ``ValueError(unknown_message)``."""
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ValueError(unknown_message(unknown, names))
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
 @dataclass(frozen=True)
 class SharedSettings:
     """The settings every neural agent shares, set once for a whole comparison (a benchmark preset's ``[agents]``).
@@ -151,11 +161,8 @@ class SharedSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SharedSettings:
         """From plain values (lists for tuples); an unknown key is an error naming the known ones."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise ValueError(f"shared settings {unknown} do not exist; shared settings: {names}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        return _from_plain(cls, data, lambda unknown, names: f"shared settings {unknown} do not exist; shared "
+                                                              f"settings: {names}")
 
     def given(self) -> dict[str, Any]:
         """The settings that are set (not ``None``)."""
@@ -239,11 +246,8 @@ class AgentConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise ValueError(f"{cls.__name__} has no field(s) {unknown}; fields: {names}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        return _from_plain(cls, data, lambda unknown, names: f"{cls.__name__} has no field(s) {unknown}; fields: "
+                                                              f"{names}")
 
 
 def read_agent_metadata(path: str | Path) -> dict[str, Any]:
