@@ -21,6 +21,7 @@ early. Advantages are standardised per rollout (``normalize_advantages``, on by 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,7 +79,10 @@ class FCPOAgent(SlateAgent):
     def _build(self, seed: int) -> None:
         cfg = self.config
         assert self.item_embeddings is not None and self.observation_dim is not None and self.page_size is not None
-        self._emb_t = torch.from_numpy(self.item_embeddings)
+        with warnings.catch_warnings():
+            # The catalogue's embeddings are read-only and shared (no copy of N x d floats); nothing writes to them.
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            self._emb_t = torch.from_numpy(self.item_embeddings)
         d, k = self.item_embeddings.shape[1], self.page_size
         self.trunk = mlp(self.observation_dim, cfg.hidden_units, None)
         self.mean_head = nn.Linear(cfg.hidden_units[-1], k * d)
