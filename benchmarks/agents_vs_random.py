@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import time
 from typing import Any
 
 import numpy as np
-import structlog
 import torch
 
 import mtf_gym
+from mtf_agents._quiet import d3rlpy_logs_quiet
 from mtf_agents.base import SharedSettings
 from mtf_agents.registry import get_registry
 from mtf_gym import BaselinePolicy, RandomFusionPolicy
@@ -69,7 +68,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", default="", help="write the results as JSON here")
     args = parser.parse_args(argv)
     # d3rlpy logs every epoch's parameters and metrics at INFO through structlog; keep the table readable.
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    with d3rlpy_logs_quiet():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
     # Small networks gain nothing from intra-op threads, and on a shared small machine spinning threads cost ~5x.
     torch.set_num_threads(args.threads)
 

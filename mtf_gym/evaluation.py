@@ -80,7 +80,8 @@ class SessionOutcomes:
 
     Sessions come from :class:`SessionRunner` (one batch) or :func:`simulate_sessions` (batches of users
     ``user_seed .. user_seed + S - 1``). What a run measures beyond returns and requests depends on the env: the
-    response-based fields need item logs (``item_logs=True``), ``segments`` and ``satisfaction`` a fusion env.
+    response-based fields need item logs (``item_logs=True``), ``segments`` and ``satisfaction`` an env on the
+    project's user simulator (MTFSession, MTFSlate).
 
     Attributes:
         returns: ``(S,)`` undiscounted session return.
@@ -183,7 +184,7 @@ class SessionOutcomes:
         value = getattr(self, what)
         if value is None:
             need = ("a run with item logs (item_logs=True)" if what in _NEEDS_ITEM_LOGS
-                    else "a run of the fusion env (MTFSession)")
+                    else "a run of an env on the project's user simulator")
             raise ValueError(f"SessionOutcomes.{what} was not measured: it needs {need}")
         return value
 
@@ -233,7 +234,7 @@ class SessionRunner:
         sim = getattr(env.unwrapped, "sim", None)
         catalogue = getattr(sim, "catalogue", None)
         self._clickbait = (catalogue.clickbait >= CLICKBAIT_THRESHOLD) if catalogue is not None else None
-        self._fusion = hasattr(sim, "segment")
+        self._user_state = hasattr(sim, "segment")  # the project's user simulator (fusion and slate envs)
 
     def run(self, policy: BatchPolicy, seed: int | Sequence[int], max_requests: int | None = None, *,
             before_step: Callable[[np.ndarray], None] | None = None,
@@ -259,11 +260,11 @@ class SessionRunner:
         logs = self._item_logs
         obs, info = env.reset(seed=seed if isinstance(seed, (int, np.integer)) else [int(s) for s in seed])
         sim = getattr(env.unwrapped, "sim", None)
-        segments = sim.segment.copy() if self._fusion else None
+        segments = sim.segment.copy() if self._user_state else None
         alive = np.ones(n, dtype=bool)
         returns = np.zeros(n)
         requests = np.zeros(n, dtype=np.int64)
-        satisfaction = np.zeros(n) if self._fusion else None
+        satisfaction = np.zeros(n) if self._user_state else None
         first = None
         responses = np.zeros((n, len(RESPONSE_FIELDS))) if logs else None
         clickbait = np.zeros(n) if logs and self._clickbait is not None else None
