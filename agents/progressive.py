@@ -179,9 +179,12 @@ def progressive_trainer(
     return train_fn
 
 
-def registry_trainer(agent: str, config: RecipeConfig, train_steps: int, progress: bool) -> TrainFn:
-    """:func:`progressive_trainer` of the registry agent ``agent`` with its default config (``mtf-collect
-    --agent``). Raises ``ValueError`` naming the agent when it is unknown or not an offline agent."""
+def registry_trainer(agent: str, config: RecipeConfig, train_steps: int, progress: bool,
+                     overrides: Mapping[str, Any] | None = None) -> TrainFn:
+    """:func:`progressive_trainer` of the registry agent ``agent`` with its default config and ``overrides`` (config
+    fields: ``mtf-collect --agent NAME --agent-set KEY=VALUE``). Raises ``ValueError`` naming the agent when it is
+    unknown or not an offline agent, and naming the field when an override is unknown or invalid (checked before any
+    round is collected)."""
     from mtf_agents.registry import get_registry
 
     registry = get_registry()
@@ -189,4 +192,7 @@ def registry_trainer(agent: str, config: RecipeConfig, train_steps: int, progres
     if spec.kind != "offline":
         raise ValueError(f"agent {agent!r} is {spec.kind}; progressive collection needs an offline agent (it learns "
                          "from the collected rounds)")
-    return progressive_trainer(lambda: registry.build(agent), train_steps, config.seed, show_progress=progress)
+    fields = dict(overrides or {})
+    progressive_options(registry.build(agent, **fields))  # bad fields / values fail now, not after round 0
+    return progressive_trainer(lambda: registry.build(agent, **fields), train_steps, config.seed,
+                               show_progress=progress)

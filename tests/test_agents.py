@@ -276,3 +276,31 @@ def test_collect_cli_trains_progressive_rounds_with_a_registry_agent(tmp_path: P
         main(["progressive", "--agent", "es", "--out", str(tmp_path), "--sessions", "10"])
     with pytest.raises(SystemExit, match="no_such_agent"):
         main(["progressive", "--agent", "no_such_agent", "--out", str(tmp_path), "--sessions", "10"])
+
+
+def test_collect_cli_agent_set_reaches_every_round_and_bad_fields_fail_before_collection(tmp_path: Path) -> None:
+    from mtf_agents.collect_cli import main
+    from mtf_agents.progressive import registry_trainer
+    from mtf_gym.datasets import RecipeConfig, load_dataset
+
+    args = ["progressive", "--agent", "integrated_rl", "--rounds", "3", "--train-steps", "2", "--sessions", "9",
+            "--num-envs", "3", "--env", "max_requests=3", "--no-progress", "--agent-set", "n_critics=2",
+            "--agent-set", "progressive_data=current_round", "--agent-set", "progressive_init=warm_start"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    data = load_dataset("mtf/progressive-seed0-v0", tmp_path)
+    assert [r["round"] for r in data.metadata["rounds"]] == [0, 1, 2]
+    # The trainer the CLI builds trains agents with the overrides (current round only, warm start from round 1).
+    train_fn = registry_trainer("integrated_rl", RecipeConfig("progressive", sessions=9, rounds=3), 2, False,
+                                {"n_critics": 2, "progressive_data": "current_round",
+                                 "progressive_init": "warm_start"})
+    agent = train_fn(data, 1)
+    assert (agent.config.n_critics, agent.config.progressive_data, agent.config.progressive_init) == (
+        2, "current_round", "warm_start")
+    # Bad overrides stop the command before any session is collected (nothing written).
+    for bad, match in ((["--agent-set", "progressive_data=newest"], "progressive_data"),
+                       (["--agent-set", "no_such_field=1"], "no_such_field")):
+        with pytest.raises(SystemExit, match=match):
+            main([*args, *bad, "--out", str(tmp_path / "bad")])
+        assert not (tmp_path / "bad").exists()
+    with pytest.raises(SystemExit, match="pass --agent"):
+        main(["uniform", "--agent-set", "n_critics=2", "--out", str(tmp_path / "bad"), "--sessions", "3"])

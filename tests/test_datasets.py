@@ -399,16 +399,17 @@ def test_cli_progressive_trains_the_registry_agent_it_is_given(tmp_path, capsys)
     # The dataset CLI gets its trainer from the agent layer (agents/collect_cli.py), never by importing agents.
     calls = []
 
-    def make_trainer(agent, config, steps, progress):
+    def make_trainer(agent, config, steps, progress, overrides):
         def train_fn(data, round_index):
-            calls.append((agent, steps, round_index, data.num_episodes))
+            calls.append((agent, steps, round_index, data.num_episodes, overrides))
             return ConstantPolicy(np.zeros(data.action_dim, dtype=np.float32))
         return train_fn
 
     assert cli.main(["progressive", "--agent", "my_agent", "--rounds", "2", "--train-steps", "7", "--sessions", "6",
-                     "--out", str(tmp_path), "--num-envs", "4", "--env", "max_requests=3", "--no-progress"],
+                     "--out", str(tmp_path), "--num-envs", "4", "--env", "max_requests=3", "--no-progress",
+                     "--agent-set", "width=[4, 4]", "--agent-set", "mode=fast"],
                     make_trainer=make_trainer) == 0
-    assert calls == [("my_agent", 7, 1, 3)]
+    assert calls == [("my_agent", 7, 1, 3, {"width": (4, 4), "mode": "fast"})]
     with pytest.raises(SystemExit, match="needs the agent zoo"):
         cli.main(["progressive", "--agent", "iql", "--out", str(tmp_path), "--sessions", "10"])
 

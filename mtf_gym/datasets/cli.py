@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mtf_gym.envs.versions import DEFAULT_SESSION_ENV_ID, SESSION_ENV_IDS, make_env_config
@@ -23,9 +23,10 @@ from .storage import SIDECAR_NAME, save_dataset
 
 __all__ = ["TrainerFactory", "build_parser", "main"]
 
-# Builds progressive collection's train_fn from --agent NAME, the recipe and --train-steps (and whether to show
-# progress bars). Supplied from the agent layer (agents/collect_cli.py): mtf_gym imports no agent.
-TrainerFactory = Callable[[str, RecipeConfig, int, bool], TrainFn]
+# Builds progressive collection's train_fn from --agent NAME, the recipe, --train-steps, whether to show progress
+# bars and the --agent-set config overrides. Supplied from the agent layer (agents/collect_cli.py): mtf_gym imports
+# no agent.
+TrainerFactory = Callable[[str, RecipeConfig, int, bool, Mapping[str, Any]], TrainFn]
 
 _EPILOG = """\
 examples:
@@ -34,6 +35,8 @@ examples:
   mtf-collect baseline --sessions 10000 --seed 0 --out datasets --env max_requests=20 --env item_logs=false
   mtf-collect uniform --sessions 10000 --seed 0 --out datasets --env-id MTFSession-v0   # the first env version
   mtf-collect progressive --agent integrated_rl --train-steps 20000 --rounds 5 --sessions 10000 --out datasets
+  mtf-collect progressive --agent integrated_rl --agent-set progressive_data=current_round \
+      --agent-set progressive_init=warm_start --agent-set n_critics=8 --out datasets
 
 The dataset is written atomically to OUT/<dataset-id>/ and can be read with
   mtf_gym.datasets.load_dataset(ID, OUT)
@@ -48,6 +51,14 @@ def _floats(text: str) -> float | tuple[float, ...]:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"expected a number or comma-separated numbers, got {text!r}") from exc
     return values[0] if len(values) == 1 else values
+
+
+def _agent_override(text: str) -> tuple[str, Any]:
+    """``--agent-set KEY=VALUE``: a field of the progressive agent's config (lists become tuples)."""
+    key, value = parse_key_value(text, option="--agent-set",
+                                 hint="a field of the --agent's config, e.g. progressive_data=current_round",
+                                 error=argparse.ArgumentTypeError)
+    return key, tuple(value) if isinstance(value, list) else value
 
 
 def _env_override(text: str) -> tuple[str, Any]:
@@ -107,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--agent",
                         help="progressive only: offline agent (mtf_agents.registry name, e.g. integrated_rl) trained "
                              "from scratch on all previous rounds to give each round's exploration centre")
+    parser.add_argument("--agent-set", type=_agent_override, action="append", default=[], metavar="KEY=VALUE",
+                        help="progressive only: a field of --agent's config, repeatable (values parsed as TOML), "
+                             "e.g. --agent-set progressive_data=current_round (train each round on the newest round "
+                             "only; default cumulative) --agent-set progressive_init=warm_start (start each round "
+                             "from the previous round's model; default scratch) --agent-set n_critics=8")
     parser.add_argument("--train-steps", type=int, default=20_000,
                         help="progressive only: gradient steps per round for --agent (default 20000)")
     parser.add_argument("--num-envs", type=int, default=1024,
@@ -127,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _resolve_trainer(agent: str | None, config: RecipeConfig, train_steps: int, progress: bool,
-                     make_trainer: TrainerFactory | None) -> TrainFn:
+                     overrides: Mapping[str, Any], make_trainer: TrainerFactory | None) -> TrainFn:
     """``train_fn`` that fits a fresh offline agent ``agent`` on the data of the finished rounds."""
     hint = ("progressive collection needs a trainer: each round explores around a policy trained on the data of "
             "the previous rounds. ")
@@ -139,7 +155,7 @@ def _resolve_trainer(agent: str | None, config: RecipeConfig, train_steps: int, 
                          "(or `python -m mtf_agents.collect_cli`), or call mtf_gym.datasets.collect_recipe(config, "
                          "train_fn=...) from Python.")
     try:
-        return make_trainer(agent, config, train_steps, progress)
+        return make_trainer(agent, config, train_steps, progress, overrides)
     except (ValueError, ImportError) as exc:
         raise SystemExit(f"mtf-collect: error: {hint}{exc}") from exc
 
@@ -156,7 +172,11 @@ def main(argv: Sequence[str] | None = None, *, make_trainer: TrainerFactory | No
         raise SystemExit(f"mtf-collect: error: {exc}") from exc
     if args.agent and args.recipe != "progressive":
         raise SystemExit("mtf-collect: error: --agent is only used by the progressive recipe")
-    train_fn = (_resolve_trainer(args.agent, config, args.train_steps, not args.no_progress, make_trainer)
+    if args.agent_set and not args.agent:
+        raise SystemExit("mtf-collect: error: --agent-set sets a field of --agent's config; pass --agent NAME")
+    overrides = dict(args.agent_set)
+    train_fn = (_resolve_trainer(args.agent, config, args.train_steps, not args.no_progress, overrides,
+                                 make_trainer)
                 if args.recipe == "progressive" and args.rounds > 1 else None)
     dataset_id = args.dataset_id or config.dataset_id
 
