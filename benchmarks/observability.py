@@ -11,14 +11,15 @@ reveals the latent exactly, 0 means it tells nothing beyond the population mean.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import numpy as np
 
-from mtf_bench.headroom import EVAL_SEED, TRAIN_SEED, user_keys
+from mtf_bench.headroom import EVAL_SEED, TRAIN_SEED
 from mtf_gym import BaselinePolicy
+from mtf_gym.evaluation import SessionRunner
 from mtf_gym.sim.config import MTFSessionV1Config
 from mtf_gym.sim.layout import STATE_NAMES
-from mtf_gym.sim.simulator import UserSimulator
 
 __all__ = ["latent_table", "main"]
 
@@ -27,22 +28,36 @@ OBSERVED_ATTRIBUTES = ("log_account_age",)
 
 
 def _snapshot(config: MTFSessionV1Config, first_seed: int, users: int, request: int):
-    sim = UserSimulator(config, users)
-    sim.start_sessions(np.arange(users), user_keys(first_seed, users))
-    obs = sim.observations()
+    """Observations and latents of the users still in their session after ``request`` requests under the control
+    (users ``first_seed + i``, as every benchmark draws them), read through the project's one rollout loop."""
+    runner = SessionRunner(users, dataclasses.replace(config, item_logs=False))
+    sim = runner.env.sim
     action = BaselinePolicy(config).action
     actions = np.broadcast_to(action, (users, action.shape[0])).copy()
-    alive = np.ones(users, bool)
-    for _ in range(request):
-        out = sim.step(actions)
-        alive &= ~(out.terminated | out.truncated)
-        obs = out.observations
-    latents = {k: v for k, v in sim.traits().items() if k not in OBSERVED_ATTRIBUTES}
-    latents.update(sim.latent_state())
-    latents["segment"] = sim.segment.astype(np.float64)
-    latents.update({f"ranker_error_std[{t}]": v for t, v in zip(
-        config.ranker_tasks, np.sqrt(np.mean(sim.users.ranker_error ** 2, axis=1)).T)})
-    return obs[alive], {k: v[alive] for k, v in latents.items()}
+    snapshot: dict[str, np.ndarray] = {}
+    calls = [0]
+
+    def read_latents(rows: np.ndarray) -> None:  # before the step: the state `calls[0]` requests in
+        if calls[0] == request:
+            snapshot["rows"] = rows
+            latents = {k: v.copy() for k, v in sim.traits().items() if k not in OBSERVED_ATTRIBUTES}
+            latents.update({k: v.copy() for k, v in sim.latent_state().items()})
+            latents["segment"] = sim.segment.astype(np.float64)
+            latents.update({f"ranker_error_std[{t}]": v for t, v in zip(
+                config.ranker_tasks, np.sqrt(np.mean(sim.users.ranker_error ** 2, axis=1)).T)})
+            snapshot["latents"] = latents
+
+    def control(obs: np.ndarray) -> np.ndarray:
+        if calls[0] == request:
+            snapshot["obs"] = np.array(obs, copy=True)
+        calls[0] += 1
+        return actions
+
+    runner.run(control, first_seed, max_requests=request + 1, before_step=read_latents)
+    if "rows" not in snapshot:  # every session ended before the snapshot request
+        raise ValueError(f"request={request}: no session of {users} users lasts that long under the control")
+    rows = snapshot["rows"]
+    return snapshot["obs"][rows], {k: v[rows] for k, v in snapshot["latents"].items()}
 
 
 def latent_table(config: MTFSessionV1Config, users: int, request: int) -> dict[str, float]:
