@@ -274,6 +274,24 @@ def test_smoke_failure_is_isolated(smoke_run: dict) -> None:
     assert "es__online__seed0 | RuntimeError: injected failure" in smoke_run["first_report"]
 
 
+def test_training_saturation_is_cached_per_finished_run(smoke_run: dict) -> None:
+    from mtf_bench.harness.grid import build_grid
+    from mtf_bench.harness.results import TRAINING_SATURATION_FILE, training_saturation
+
+    preset = load_preset("smoke", assignments=(f'results_dir="{smoke_run["run_dir"].parent}"',))
+    jobs = [j for j in build_grid(preset, KINDS).trains if j.dataset == "progressive" and j.agent_kind == "offline"]
+    assert jobs
+    job = jobs[0]
+    cache = job.directory / TRAINING_SATURATION_FILE
+    first = training_saturation(job)
+    assert first is not None and first["rows"] > 0 and len(first["band_edge_per_dim"]) == 10
+    # A cache written for another result (a rerun of the job) is not trusted: the value is measured again.
+    saved = json.loads(cache.read_text())
+    cache.write_text(json.dumps({"result_sha256": "stale", "saturation": {"band_edge": -1.0}}))
+    assert training_saturation(job) == first
+    assert json.loads(cache.read_text()) == saved
+
+
 def test_smoke_resume_skips_finished_jobs(smoke_run: dict) -> None:
     summary = smoke_run["summary"]
     assert [o.job_id for o in summary.ran] == ["es__online__seed0"]
@@ -320,6 +338,10 @@ def test_smoke_outputs_are_complete_and_finite(smoke_run: dict) -> None:
         for key in ("return", "valid_views", "watch_time_min", "requests", "normalised_return", "lift_return",
                     "lift_return_low", "lift_return_high", "gauc", "fqe", "band_edge_share", "fit_s"):
             assert math.isfinite(row[key]), (row["job_id"], key)
+        # Around the training transitions' own centres: measured for progressive data only (elsewhere the centre
+        # is the baseline, which band_edge_share already uses).
+        own = row["training_band_edge_share"]
+        assert (0.0 <= own <= 1.0) if row["dataset"] == "progressive" else own is None, row["job_id"]
     header = (run_dir / "runs.csv").read_text().splitlines()[0].split(",")
     assert {"job_id", "agent", "dataset", "seed", "return", "lift_return", "gauc"} <= set(header)
     summary = json.loads((run_dir / "summary.json").read_text())

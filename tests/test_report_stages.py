@@ -11,7 +11,7 @@ import torch
 
 from mtf_bench.harness import claims, stats
 from mtf_bench.harness.curves import checkpoint_schedule, convergence, seed_mean_curve
-from mtf_bench.harness.jobs import saturation
+from mtf_bench.harness.jobs import at_band_edge, saturation
 from mtf_bench.harness.plots import Estimate
 
 
@@ -105,6 +105,18 @@ def test_saturation_shares() -> None:
     assert out["band_edge_per_dim"] == pytest.approx([1.0, 1.0, 0.0])
     with pytest.raises(ValueError, match="one shape"):
         saturation(actions, np.zeros((2, 2)), band=0.15)
+
+
+def test_band_edge_uses_each_rows_own_centre_and_offsets() -> None:
+    # Row 0 explored around 0.5 in [-0.1, +0.2], row 1 around -0.3 in [-0.15, +0.15] (recorded per transition).
+    centres = np.array([[0.5, 0.5], [-0.3, -0.3]])
+    lower = np.array([[-0.1, -0.1], [-0.15, -0.15]])
+    upper = np.array([[0.2, 0.2], [0.15, 0.15]])
+    actions = np.array([[0.7, 0.45], [-0.45, -0.2]])  # +0.2 (upper edge), -0.05 (inside), -0.15 (lower edge), +0.1
+    np.testing.assert_array_equal(at_band_edge(actions, centres, lower, upper), [[True, False], [True, False]])
+    # A scalar band is the symmetric case saturation() uses.
+    np.testing.assert_array_equal(at_band_edge(actions, centres, -0.15, 0.15), [[True, False], [True, False]])
+    np.testing.assert_array_equal(at_band_edge(actions, np.zeros((2, 2)), -0.15, 0.15), [[True, True], [True, True]])
 
 
 # ----------------------------------------------------------------------------------------------------------------------

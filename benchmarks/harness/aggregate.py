@@ -195,10 +195,15 @@ def _saturation(runs: Sequence[Run]) -> dict[str, Any] | None:
     sats = [r.result["saturation"] for r in runs if r.ok and r.result.get("saturation")]
     if not sats:
         return None
+    own = [r.training_saturation for r in runs if r.ok and r.training_saturation]
     return {"action_edge": float(np.mean([s["action_edge"] for s in sats])),
             "band_edge": float(np.mean([s["band_edge"] for s in sats])),
             "band_edge_per_dim": np.mean([s["band_edge_per_dim"] for s in sats], axis=0).tolist(),
-            "band": sats[0]["band"]}
+            "band": sats[0]["band"],
+            # Progressive data only: around each training transition's own centre (the previous round's policy).
+            "training_band_edge": float(np.mean([s["band_edge"] for s in own])) if own else None,
+            "training_band_edge_per_dim": (np.mean([s["band_edge_per_dim"] for s in own], axis=0).tolist()
+                                           if own else None)}
 
 
 def _fqe_value(run: Run) -> float | None:

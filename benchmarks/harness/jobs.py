@@ -33,6 +33,7 @@ __all__ = [
     "RESULT_FILE",
     "SESSIONS_FILE",
     "JobOutcome",
+    "at_band_edge",
     "build_agent_for",
     "dataset_seed",
     "is_done",
@@ -337,6 +338,15 @@ def _tune(job: TuneJob, log: _Log, timings: dict[str, float]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------------------------------
 # Training and evaluation
 # ----------------------------------------------------------------------------------------------------------------------
+def at_band_edge(actions: np.ndarray, centres: np.ndarray, lower: np.ndarray | float, upper: np.ndarray | float,
+                 tolerance: float = EDGE_TOLERANCE) -> np.ndarray:
+    """``(N, A)`` bool: the action entry is at or beyond its band's edge, ``a - centre >= upper - tol`` or
+    ``<= lower + tol`` (``lower``/``upper``: offsets relative to the centre, scalars or per entry)."""
+    offsets = np.asarray(actions, dtype=np.float64) - np.asarray(centres, dtype=np.float64)
+    return (offsets >= np.asarray(upper, dtype=np.float64) - tolerance) | (
+        offsets <= np.asarray(lower, dtype=np.float64) + tolerance)
+
+
 def saturation(actions: np.ndarray, centres: np.ndarray, band: float,
                tolerance: float = EDGE_TOLERANCE) -> dict[str, float]:
     """Shares of action entries ``(N, A)`` at the action-space edge (``|a| >= 1 - tol``) and at or beyond the band
@@ -348,7 +358,7 @@ def saturation(actions: np.ndarray, centres: np.ndarray, band: float,
     if not band > 0:
         raise ValueError(f"band must be > 0, got {band!r}")
     at_box = np.abs(actions) >= 1.0 - tolerance
-    at_band = np.abs(actions - centres) >= band - tolerance
+    at_band = at_band_edge(actions, centres, -band, band, tolerance)
     return {"action_edge": float(at_box.mean()), "band_edge": float(at_band.mean()),
             "band_edge_per_dim": at_band.mean(axis=0).tolist(), "band": float(band)}
 

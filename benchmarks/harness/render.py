@@ -62,6 +62,7 @@ def run_rows(preset: Preset, loaded: LoadedResults, agg: Aggregates) -> list[dic
             "gauc": res.get("gauc"), "gauc_users": res.get("gauc_users_used"),
             "fqe": (res.get("fqe") or {}).get("value"),
             "action_edge_share": sat.get("action_edge"), "band_edge_share": sat.get("band_edge"),
+            "training_band_edge_share": (r.training_saturation or {}).get("band_edge"),
             "curve_steps": " ".join(str(s) for s in curve.get("steps", [])),
             "curve_returns": " ".join(f"{v:.4f}" for v in curve.get("mean_returns", [])),
             "fit_s": timings.get("fit_s"), "updates_per_s": updates_per_second(r),
@@ -206,10 +207,17 @@ def _saturation_md(agg: Aggregates, figures: Mapping[str, list[Path]]) -> list[s
     lines = ["", "## Saturation", "",
              "Share of action entries (test-set states x action dimensions) at the action-space edge (|a| ≥ 0.999) "
              "and at or beyond the exploration band's edge around the baseline fusion (|a − baseline| ≥ band − "
-             "0.001). A policy with most entries at a boundary is bang-bang.", "",
-             "| agent | training data | at the action edge | at the band edge (± band) |", "|---|---|---|---|"]
+             "0.001). A policy with most entries at a boundary is bang-bang. For progressive training data the "
+             "baseline is only round 0's centre: rounds ≥ 1 explore around the previous round's policy, so the last "
+             "column measures the band each training transition was actually explored in (its recorded centre and "
+             "offsets; up to 4,096 of the transitions the final model trained on) — the band the IntegratedRL "
+             "actor's penalty measures.", "",
+             "| agent | training data | at the action edge | at the band edge around the baseline (± band) | "
+             "at the band edge of its own training transitions |", "|---|---|---|---|---|"]
     lines += [f"| {c.agent} | {c.dataset} | {100 * c.saturation['action_edge']:.1f}% | "
-              f"{100 * c.saturation['band_edge']:.1f}% (±{c.saturation['band']:g}) |" for c in cells]
+              f"{100 * c.saturation['band_edge']:.1f}% (±{c.saturation['band']:g}) | "
+              + (f"{100 * c.saturation['training_band_edge']:.1f}% |"
+                 if c.saturation.get("training_band_edge") is not None else "– |") for c in cells]
     lines += _figure(figures, "saturation", "Saturation per agent")
     return lines
 
