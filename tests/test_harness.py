@@ -416,6 +416,29 @@ def test_sigterm_then_resume(tmp_path: Path) -> None:
     assert all(after[job] == mtime for job, mtime in before.items())
 
 
+def test_slate_section_runs_beside_the_grid_in_its_own_process(tmp_path: Path) -> None:
+    # With workers > 0 the serial slate section runs in a spawned process while the grid's jobs run; the main
+    # process then finds every slate job done (skipped) and writes the section's table.
+    lines: list[str] = []
+    slate = ("slate.enabled=true", "slate.num_items=1000", "slate.train_steps=16", "slate.eval_users=8",
+             "slate.seeds=[0, 1, 2]", "slate.hidden_units=[8]", "slate.fusion_generations=1", "slate.fusion_train_users=2",
+             "slate.latency_sizes=[]", "slate.bootstrap=100", "slate.integrated_rl_sessions=8",
+             "slate.integrated_rl_steps=4", "slate.batch_size=16", "slate.agent_steps={fcpo=32, tpgr=32}")
+    preset = load_preset("smoke", assignments=(f'results_dir="{tmp_path}"', "collection.recipes=uniform",
+                                               "agents.names=es", "ablation.enabled=false", "evaluation.sessions=50",
+                                               "evaluation.bootstrap=100", "evaluation.fqe_steps=0", "workers=1",
+                                               *slate))
+    summary = run_preset(preset, progress=False, report=False, echo=lines.append)
+    assert not summary.failed
+    out = tmp_path / "smoke" / "slate"
+    assert any(line.startswith("slate section: running beside the other jobs") for line in lines)
+    log = (out / "log.txt").read_text()
+    assert "slate: references (" in log and "slate: tpgr/seed0 (" in log  # run by the side process...
+    main_lines = [line for line in lines if line.startswith("slate: ")]
+    assert main_lines and all(line.endswith("done (skipped)") for line in main_lines)  # ...not again here
+    assert (out / "slate.md").is_file() and summary.stage_seconds["slate_wall_s"] > 0
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Ray (only where the optional extra is installed)
 # ----------------------------------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ class RunSummary:
     outcomes: dict[str, JobOutcome] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     report: Path | None = None
+    grid: Grid | None = None  # the grid that ran (planned with the tuning winners)
 
     @property
     def failed(self) -> list[JobOutcome]:
@@ -236,24 +237,25 @@ def run_preset(
             echo(f"warning: device={preset.device!r} is ignored by {', '.join(ignoring)} (no torch model: no "
                  "'device' config field)")
 
-    validation, searches = tuning_jobs(preset, agent_kinds(preset.agents.names))
-    if searches:
-        tuning_start = time.perf_counter()
-        _run_jobs(preset, [*validation, *searches], summary, progress=progress, echo=echo, stage="tuning")
-        summary.stage_seconds["tuning_wall_s"] = time.perf_counter() - tuning_start
-        grid = plan(preset)  # with the winners
-    grid = grid or plan(preset)
-    trains = [j for j in grid.trains if job_filter is None or job_filter(j)]
-    needed = {need for j in trains for need in j.needs}
-    datasets = [d for d in grid.datasets if job_filter is None or job_filter(d) or d.job_id in needed]
-    grid_start = time.perf_counter()
-    _run_jobs(preset, [*datasets, *trains], summary, progress=progress, echo=echo, stage="grid")
-    summary.stage_seconds["grid_wall_s"] = time.perf_counter() - grid_start
+    # The slate section is serial (one job at a time): it runs in a process of its own beside the tuning and grid
+    # jobs, so a core does not sit idle while it finishes after them (in-process runs, workers = 0, keep it last).
+    slate_run = (_SlateProcess.start(preset, run_dir / "slate", echo)
+                 if preset.slate.enabled and job_filter is None and preset.workers > 0 else None)
+    try:
+        _tune_and_run_grid(preset, summary, job_filter, grid, progress, echo)
+    except BaseException:
+        if slate_run is not None:
+            slate_run.stop()
+        raise
+    grid = summary.grid
 
     if preset.slate.enabled and job_filter is None:  # the slate section: its own resumable jobs under slate/
         from mtf_bench.harness.slate import run_slate_section
 
-        slate_start = time.perf_counter()
+        slate_start = time.perf_counter() if slate_run is None else slate_run.started
+        if slate_run is not None:
+            slate_run.join(echo)
+        # Skips every job the side process finished; retries (here) any it did not; writes the tables and figures.
         slate = run_slate_section(preset.slate, run_dir / "slate", echo=echo)
         summary.outcomes.update({f"slate/{name}": JobOutcome(f"slate/{name}", "failed", 0.0, error)
                                  for name, error in slate.failed.items()})
@@ -267,6 +269,76 @@ def run_preset(
         summary.stage_seconds["report_s"] = time.perf_counter() - report_start
     summary.stage_seconds["total_s"] = time.perf_counter() - stage_start
     return summary
+
+
+def _tune_and_run_grid(preset: Preset, summary: RunSummary, job_filter: Callable[[Job], bool] | None,
+                       grid: Grid | None, progress: bool, echo: Callable[[str], None]) -> None:
+    """The tuning stage (when enabled), then the grid planned with its winners; sets ``summary.grid``."""
+    validation, searches = tuning_jobs(preset, agent_kinds(preset.agents.names))
+    if searches:
+        tuning_start = time.perf_counter()
+        _run_jobs(preset, [*validation, *searches], summary, progress=progress, echo=echo, stage="tuning")
+        summary.stage_seconds["tuning_wall_s"] = time.perf_counter() - tuning_start
+        grid = plan(preset)  # with the winners
+    grid = grid or plan(preset)
+    trains = [j for j in grid.trains if job_filter is None or job_filter(j)]
+    needed = {need for j in trains for need in j.needs}
+    datasets = [d for d in grid.datasets if job_filter is None or job_filter(d) or d.job_id in needed]
+    grid_start = time.perf_counter()
+    _run_jobs(preset, [*datasets, *trains], summary, progress=progress, echo=echo, stage="grid")
+    summary.stage_seconds["grid_wall_s"] = time.perf_counter() - grid_start
+    summary.grid = grid
+
+
+def _slate_process_main(section: Any, out: str, log_path: str) -> None:
+    """Entry point of the slate side process: the section's jobs, one torch thread (the grid's workers use the
+    other cores), status lines appended to ``log_path``."""
+    import torch
+
+    from mtf_bench.harness.slate import run_slate_section
+
+    torch.set_num_threads(1)
+    with open(log_path, "a", encoding="utf-8") as log:
+        def echo(line: str) -> None:
+            log.write(f"[{time.strftime('%H:%M:%S')}] {line}\n")
+            log.flush()
+
+        run_slate_section(section, out, echo=echo)
+
+
+@dataclass
+class _SlateProcess:
+    """The slate section running in a spawned process beside the grid (its jobs write atomically, so stopping it
+    loses at most the job in progress)."""
+
+    process: Any
+    log_path: Path
+    started: float
+
+    @classmethod
+    def start(cls, preset: Preset, out: Path, echo: Callable[[str], None]) -> _SlateProcess:
+        import multiprocessing
+
+        out.mkdir(parents=True, exist_ok=True)
+        log_path = out / "log.txt"
+        process = multiprocessing.get_context("spawn").Process(
+            target=_slate_process_main, args=(preset.slate, str(out), str(log_path)), name="mtf-bench-slate")
+        started = time.perf_counter()
+        process.start()
+        echo(f"slate section: running beside the other jobs (log: {log_path})")
+        return cls(process, log_path, started)
+
+    def join(self, echo: Callable[[str], None]) -> None:
+        if self.process.is_alive():
+            echo(f"slate section: waiting for it to finish (log: {self.log_path})")
+        self.process.join()
+        if self.process.exitcode != 0:
+            echo(f"slate section: its process exited with code {self.process.exitcode}; unfinished jobs run now")
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join()
 
 
 def describe_plan(preset: Preset) -> list[dict[str, Any]]:

@@ -3,7 +3,8 @@ and the oracle, on the same users, with intervals over training seeds; and decis
 
     python -m mtf_bench.harness.slate --preset quick|standard [--results-dir results]
 
-(``mtf-bench quick`` runs it too when the preset's ``[slate]`` table has ``enabled = true``.)
+(``mtf-bench quick`` runs it too when the preset's ``[slate]`` table has ``enabled = true``: in a process of its own
+beside the grid's jobs, one job at a time, logging to ``<run>/slate/log.txt``.)
 
 Jobs, each writing one ``result.json`` atomically and skipped on a rerun when its identity is unchanged:
 
