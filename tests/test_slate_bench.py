@@ -117,6 +117,8 @@ def test_pipeline_policy_passes_user_observations_on_a_vector_env():
     ({"agents": ("iql",)}, "agents"),
     ({"agent_steps": {"tpgr": 0}}, "agent_steps.tpgr"),
     ({"agents": ("tpgr",), "agent_steps": {"iql": 10}}, "agent_steps"),
+    ({"agent_overrides": {"iql": {"tau": 0.1}}}, "agent_overrides"),
+    ({"agent_overrides": {"wolpertinger": 200}}, "agent_overrides.wolpertinger"),
     ({"latency_sizes": (1010,)}, "latency_sizes"),
     ({"integrated_rl_recipe": "progressive"}, "integrated_rl_recipe"),
     ({"integrated_rl_steps": 0}, "integrated_rl_steps"),
@@ -124,6 +126,22 @@ def test_pipeline_policy_passes_user_observations_on_a_vector_env():
 def test_config_errors_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=f"slate.{field}"):
         SlateSection(**kwargs).agent_names()
+
+
+def test_agent_overrides_reach_the_config_and_the_job_identity():
+    from mtf_bench.harness.slate import plan_jobs
+
+    base = SlateSection(**TINY)
+    capped = SlateSection(**{**TINY, "agent_overrides": {"wolpertinger": {"max_neighbours": 50},
+                                                         "fcpo": {"hidden_units": [4, 4]}}})
+    ids = {job.name: job.identity for job in plan_jobs(base)}
+    capped_ids = {job.name: job.identity for job in plan_jobs(capped)}
+    assert capped_ids["wolpertinger/seed0"]["config"]["max_neighbours"] == 50  # a changed identity: a rerun
+    assert ids["wolpertinger/seed0"]["config"]["max_neighbours"] != 50
+    assert capped_ids["fcpo/seed0"]["config"]["hidden_units"] == [4, 4]  # wins over the section's hidden_units
+    assert capped_ids["tpgr/seed0"] == ids["tpgr/seed0"]  # other agents' jobs are untouched
+    with pytest.raises(ValueError, match="no_such_field"):
+        plan_jobs(SlateSection(**{**TINY, "agent_overrides": {"tpgr": {"no_such_field": 1}}}))
 
 
 def test_presets_carry_the_section():

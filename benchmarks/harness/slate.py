@@ -81,6 +81,8 @@ class SlateSection:
         num_items: catalogue size ``N`` of ``MTFSlate-v0`` (a multiple of its 20 topics).
         train_steps: simulator requests of every agent's online training.
         agent_steps: per-agent budgets that replace ``train_steps`` (``{agent: requests}``).
+        agent_overrides: per-agent config overrides (``{agent: {field: value}}``, e.g. Wolpertinger's
+            ``max_neighbours``); they win over ``hidden_units`` and are part of each job's identity (its config).
         hidden_units: MLP widths of every agent whose config has ``hidden_units``.
         eval_users: evaluation users, the same for every row.
         user_seed: seed of the first evaluation user (far from the training seeds' users).
@@ -106,6 +108,7 @@ class SlateSection:
     num_items: int = 2000
     train_steps: int = 3000
     agent_steps: dict[str, int] = field(default_factory=dict)
+    agent_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     hidden_units: tuple[int, ...] = (64, 64)
     eval_users: int = 1000
     user_seed: int = 1_000_000_000
@@ -137,6 +140,10 @@ class SlateSection:
         for agent, steps in self.agent_steps.items():
             if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
                 raise _fail(f"agent_steps.{agent}", "an integer >= 1", steps)
+        for agent, overrides in self.agent_overrides.items():
+            if not isinstance(overrides, dict):
+                raise _fail(f"agent_overrides.{agent}", "a table {field: value} of the agent's config fields",
+                            overrides)
         # The progressive recipe trains IntegratedRL between rounds: not offered here (one recipe, one training).
         if self.integrated_rl_recipe not in ("uniform", "gaussian", "baseline"):
             raise _fail("integrated_rl_recipe", "one of 'uniform', 'gaussian', 'baseline'", self.integrated_rl_recipe)
@@ -180,9 +187,10 @@ class SlateSection:
             raise _fail("agents", f"registered {SLATE_ENV} agents from {allowed}", tuple(bad))
         # Keyed by registered slate agents (not only the selected ones: ``--set agents=[...]`` on a preset with
         # budgets for every agent must work).
-        stray = sorted(set(self.agent_steps) - set(allowed))
-        if stray:
-            raise _fail("agent_steps", f"a table keyed by registered {SLATE_ENV} agents {allowed}", stray)
+        for table in ("agent_steps", "agent_overrides"):
+            stray = sorted(set(getattr(self, table)) - set(allowed))
+            if stray:
+                raise _fail(table, f"a table keyed by registered {SLATE_ENV} agents {allowed}", stray)
         return names
 
 
@@ -228,7 +236,10 @@ def _agent_kwargs(section: SlateSection, agent_name: str) -> dict[str, Any]:
     from mtf_agents.registry import get_registry
 
     fields = {f.name for f in dataclasses.fields(get_registry().get(agent_name).config_class)}
-    return {"hidden_units": section.hidden_units} if "hidden_units" in fields else {}
+    kwargs: dict[str, Any] = {"hidden_units": section.hidden_units} if "hidden_units" in fields else {}
+    overrides = section.agent_overrides.get(agent_name, {})
+    kwargs.update({k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+    return kwargs
 
 
 def _agent_config(section: SlateSection, agent_name: str) -> dict[str, Any]:
@@ -236,7 +247,13 @@ def _agent_config(section: SlateSection, agent_name: str) -> dict[str, Any]:
     default reruns the job."""
     from mtf_agents.registry import get_registry
 
-    config = get_registry().get(agent_name).config_class(**_agent_kwargs(section, agent_name))
+    config_class = get_registry().get(agent_name).config_class
+    try:
+        config = config_class(**_agent_kwargs(section, agent_name))
+    except TypeError as exc:  # an unknown field
+        fields = sorted(f.name for f in dataclasses.fields(config_class))
+        raise _fail(f"agent_overrides.{agent_name}", f"fields of {config_class.__name__} {fields}",
+                    section.agent_overrides.get(agent_name)) from exc
     return json.loads(json.dumps(dataclasses.asdict(config), default=str))
 
 
