@@ -421,9 +421,10 @@ def test_slate_section_runs_beside_the_grid_in_its_own_process(tmp_path: Path) -
     # process then finds every slate job done (skipped) and writes the section's table.
     lines: list[str] = []
     slate = ("slate.enabled=true", "slate.num_items=1000", "slate.train_steps=16", "slate.eval_users=8",
-             "slate.seeds=[0, 1, 2]", "slate.hidden_units=[8]", "slate.fusion_generations=1", "slate.fusion_train_users=2",
-             "slate.latency_sizes=[]", "slate.bootstrap=100", "slate.integrated_rl_sessions=8",
-             "slate.integrated_rl_steps=4", "slate.batch_size=16", "slate.agent_steps={fcpo=32, tpgr=32}")
+             "slate.seeds=[0, 1, 2]", "slate.hidden_units=[8]", "slate.fusion_generations=1",
+             "slate.fusion_train_users=2", "slate.latency_sizes=[]", "slate.bootstrap=100",
+             "slate.integrated_rl_sessions=8", "slate.integrated_rl_steps=4", "slate.batch_size=16",
+             "slate.agent_steps={fcpo=32, tpgr=32}")
     preset = load_preset("smoke", assignments=(f'results_dir="{tmp_path}"', "collection.recipes=uniform",
                                                "agents.names=es", "ablation.enabled=false", "evaluation.sessions=50",
                                                "evaluation.bootstrap=100", "evaluation.fqe_steps=0", "workers=1",

@@ -148,6 +148,9 @@ def test_uniform_vs_gaussian_claim() -> None:
         == "reproduces"
     assert claims.claim_uniform_vs_gaussian({"integrated_rl": E(-0.02), "iql": E(0.01), "cql": E(0.01)}).verdict \
         == "partially reproduces"
+    # IntegratedRL not run: its half of the rule is unknown, so a majority alone is 'partially'.
+    without = claims.claim_uniform_vs_gaussian({"iql": E(0.01), "cql": E(0.01), "bcq": E(-0.01)})
+    assert without.verdict == "partially reproduces" and "IntegratedRL not run" in without.measured
     assert claims.claim_uniform_vs_gaussian({"integrated_rl": E(-0.02), "iql": E(-0.01)}).verdict \
         == "does not reproduce"
     assert claims.claim_uniform_vs_gaussian({}).verdict == "not tested"
