@@ -69,6 +69,13 @@ def test_search_runs_and_its_winners_reach_the_grid(tmp_path: Path, capsys: pyte
     report = (run_dir / "report.md").read_text()
     assert "## Hyperparameter search (equal for every agent)" in report
     assert "| iql | lr_scale ∈ {0.3, 1, 3}; expectile ∈ {0.7, 0.9} |" in report
+    # The control's return on the validation users, the yardstick of the trials' returns, is the simulated value.
+    from mtf_gym.evaluation import simulate_sessions
+    from mtf_gym.policies import BaselinePolicy
+
+    env = preset.env_config()
+    control = simulate_sessions(BaselinePolicy(env), preset.tuning.sessions, preset.tuning.user_seed, env)
+    assert f"control arm (`BaselinePolicy`) scores {control.means()['return']:.3f}" in report
     # --tune reruns the search (same seeds: same winners, so the grid's finished jobs stay valid).
     first = (run_dir / "tuning" / "iql" / "result.json").stat().st_mtime_ns
     assert cli.main(["smoke", "--results-dir", str(tmp_path), "--no-progress", "--tune",

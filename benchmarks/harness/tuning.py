@@ -110,6 +110,18 @@ def winners(preset: Preset, jobs: tuple[TuneJob, ...]) -> dict[str, dict[str, An
             if is_done(job)}
 
 
+def _control_on_validation_users(preset: Preset) -> str:
+    """The control arm's mean return on the validation users: the yardstick for the trials' validation returns
+    (those users differ from the A/B users, so their returns are not comparable with the A/B table's)."""
+    from mtf_gym.evaluation import simulate_sessions
+    from mtf_gym.policies import BaselinePolicy
+
+    env = preset.env_config()
+    out = simulate_sessions(BaselinePolicy(env), preset.tuning.sessions, preset.tuning.user_seed, env).means()
+    return (f"On these users the control arm (`BaselinePolicy`) scores {out['return']:.3f}: a trial below it is "
+            "worse than the fusion production already runs.")
+
+
 def tuning_markdown(preset: Preset, jobs: tuple[TuneJob, ...]) -> list[str]:
     """The report's section: each agent's search space, trials and winner (nothing when tuning is off)."""
     from mtf_bench.harness.jobs import RESULT_FILE, is_done
@@ -122,7 +134,8 @@ def tuning_markdown(preset: Preset, jobs: tuple[TuneJob, ...]) -> list[str]:
              f"trained with the same budget on a bounded-uniform validation dataset collected with seed {tu.seed} "
              f"(no training run uses it) and scored by mean session return on {tu.sessions} validation users from "
              f"seed {tu.user_seed} (disjoint from the A/B users). `lr_scale` multiplies every learning rate of the "
-             "agent's config. Rerun with `mtf-bench " + preset.name + " --tune`.", "",
+             "agent's config. Rerun with `mtf-bench " + preset.name + " --tune`. "
+             + _control_on_validation_users(preset), "",
              "| agent | search space | winner | validation return (winner) | validation returns of all trials |",
              "|---|---|---|---|---|"]
     for job in jobs:
