@@ -294,7 +294,9 @@ def test_training_saturation_is_cached_per_finished_run(smoke_run: dict) -> None
 
 def test_smoke_resume_skips_finished_jobs(smoke_run: dict) -> None:
     summary = smoke_run["summary"]
-    assert [o.job_id for o in summary.ran] == ["es__online__seed0"]
+    # The failed ES job, then what explores around its policy (the exploration-centre ablation), and nothing else.
+    assert [o.job_id for o in summary.ran] == ["es__online__seed0", "uniform_centre_es__seed0",
+                                               "integrated_rl+centre_es__uniform_centre_es__seed0"]
     assert len(summary.skipped) == 13 and not summary.failed
     for job_id, (mtime, text) in smoke_run["first_results"].items():
         path = smoke_run["run_dir"] / "jobs" / job_id / "result.json"
@@ -310,7 +312,7 @@ def test_smoke_outputs_are_complete_and_finite(smoke_run: dict) -> None:
             path = run_dir / "plots" / f"{plot}{suffix}"
             assert path.is_file() and path.stat().st_size > 1000, path
     job_dirs = sorted((run_dir / "jobs").iterdir())
-    assert len(job_dirs) == 9
+    assert len(job_dirs) == 10
     for job_dir in job_dirs:
         for name in ("config.json", "log.txt", "result.json", "sessions.npz", "curve.npz", "model/agent.json"):
             assert (job_dir / name).is_file(), job_dir / name
@@ -325,15 +327,25 @@ def test_smoke_outputs_are_complete_and_finite(smoke_run: dict) -> None:
         assert result["curve"]["steps"][-1] >= result["n_steps"] and len(result["curve"]["steps"]) == 3
         with np.load(job_dir / "curve.npz") as curve:
             assert curve["returns"].shape == (3, 50)
-    for ds in ("test", "gaussian", "uniform", "progressive", "uniform_w0.10"):
+    for ds in ("test", "gaussian", "uniform", "progressive", "uniform_w0.10", "uniform_centre_es"):
         result = json.loads((run_dir / "datasets" / "seed0" / ds / "result.json").read_text())
         assert result["num_episodes"] == 60 and math.isfinite(result["mean_return"])
         assert result["env_id"] == "MTFSession-v1"  # the presets' default version
         assert (run_dir / "datasets" / "seed0" / ds / "data.npz").is_file()
     rounds = json.loads((run_dir / "datasets" / "seed0" / "progressive" / "result.json").read_text())
     assert [r["round"] for r in rounds["progressive_rounds"]] == [0, 1]
+    # The exploration-centre ablation's data: explored around ES's saved policy (state-dependent), with the main
+    # bounded-uniform dataset's users and noise (same collection seed), so only the centre differs.
+    centred = json.loads((run_dir / "datasets" / "seed0" / "uniform_centre_es" / "result.json").read_text())
+    uniform = json.loads((run_dir / "datasets" / "seed0" / "uniform" / "result.json").read_text())
+    assert centred["centre"]["policy"] == "es" and centred["centre"]["source"] == "given"
+    assert centred["centre"]["varies_across_states"] and not uniform["centre"]["varies_across_states"]
+    assert centred["collection_seed"] == uniform["collection_seed"]
+    assert centred["content_sha256"] != uniform["content_sha256"]
+    report_text = (run_dir / "report.md").read_text()
+    assert "**exploration_centre**" in report_text and "uniform_centre_es" in report_text
     runs = json.loads((run_dir / "runs.json").read_text())["runs"]
-    assert len(runs) == 9 and all(r["status"] == "ok" for r in runs)
+    assert len(runs) == 10 and all(r["status"] == "ok" for r in runs)
     for row in runs:
         for key in ("return", "valid_views", "watch_time_min", "requests", "normalised_return", "lift_return",
                     "lift_return_low", "lift_return_high", "gauc", "fqe", "band_edge_share", "fit_s"):

@@ -18,7 +18,8 @@ KINDS = {"bcq": "offline", "cql": "offline", "iql": "offline", "ddpg": "offline"
          "integrated_rl": "offline", "ddpg_va": "offline", "es": "online", "sac": "online", "td3": "online",
          "ppo": "online"}
 NEW_GROUPS_OFF = ("ablation.critic_sets=[]", "ablation.target_noise=[]", "ablation.actor_band_weights=[]",
-                  "ablation.critic_penalties=[]", "ablation.progressive_data=[]", "ablation.progressive_init=[]")
+                  "ablation.critic_penalties=[]", "ablation.progressive_data=[]", "ablation.progressive_init=[]",
+                  "ablation.exploration_centres=[]")
 TUNED = {"integrated_rl": {"eta": 3.0}, "iql": {"expectile": 0.9}}  # as a finished hyperparameter search gives
 
 
@@ -34,12 +35,12 @@ def test_new_ablation_jobs_leave_existing_jobs_unchanged(name: str, tmp_path: Pa
     after = _identities(grid)
     assert {k: after.get(k) for k in before} == before  # same ids, same hashes (datasets included)
     added = set(after) - set(before)
-    assert added and all(a.startswith(("integrated_rl+", "progressive_")) for a in added)
+    assert added and all(a.startswith(("integrated_rl+", "progressive_", "uniform_centre_")) for a in added)
     preset = load_preset(name, assignments=root)
     seeds = preset.ablation.seeds
     # Every setting of every group is a point with one job per ablation seed; each group has one reference.
     groups = {p.group for p in grid.ablations}
-    assert groups == {"band", "critics", "critic_sets", *READING_GROUPS}
+    assert groups == {"band", "critics", "critic_sets", *READING_GROUPS, "exploration_centre"}
     for group in groups:
         points = [p for p in grid.ablations if p.group == group]
         assert all(len(p.job_ids) == len(seeds) for p in points)
@@ -56,6 +57,14 @@ def test_new_ablation_jobs_leave_existing_jobs_unchanged(name: str, tmp_path: Pa
     base = trains[f"integrated_rl__uniform__seed{seeds[0]}"].overrides
     assert base == {"eta": 3.0, "n_critics": 8}
     assert trains[warm.job_ids[0]].overrides == {**base, "progressive_init": "warm_start"}
+    # The exploration-centre setting "es": a bounded-uniform dataset explored around the same seed's ES policy,
+    # which waits for the ES job (its needs), and IntegratedRL with the main config trained on it.
+    centre = next(p for p in grid.ablations if p.group == "exploration_centre" and not p.reference)
+    centred = next(d for d in grid.datasets if d.job_id == f"uniform_centre_es__seed{seeds[0]}")
+    es_job = trains[f"es__online__seed{seeds[0]}"]
+    assert centred.needs == (es_job.job_id,) and centred.params["centre_hash"] == es_job.config_hash
+    assert centre.dataset == "uniform_centre_es" and trains[centre.job_ids[0]].overrides == base
+    assert centred.job_id in trains[centre.job_ids[0]].needs
     dataset = next(d for d in grid.datasets if d.job_id == f"progressive_warm_start__seed{seeds[0]}")
     main = next(d for d in grid.datasets if d.job_id == f"progressive__seed{seeds[0]}")
     assert dataset.params == {**main.params, "overrides": {**base, "progressive_init": "warm_start"}}

@@ -12,7 +12,7 @@ import numpy as np
 
 from mtf_bench.harness import plots
 from mtf_bench.harness.aggregate import Aggregates
-from mtf_bench.harness.grid import ONLINE, READING_GROUPS
+from mtf_bench.harness.grid import CENTRE_GROUP, ONLINE, READING_GROUPS
 from mtf_bench.harness.plots import Estimate
 from mtf_bench.harness.presets import Preset
 from mtf_bench.harness.results import LoadedResults
@@ -103,7 +103,7 @@ def draw_figures(preset: Preset, agg: Aggregates, loaded: LoadedResults, dataset
                      "critics": "number of critics m"},
             plots_dir / "ablations", metric_label=metric)
     readings = {g: [(e["setting"], e["lift"], e["reference"]) for e in entries if e["lift"]]
-                for g, entries in agg.ablation.items() if g in READING_GROUPS}
+                for g, entries in agg.ablation.items() if g in READING_GROUPS or g == CENTRE_GROUP}
     readings = {g: v for g, v in readings.items() if v}
     if readings:
         figures["ablation_readings"] = plots.plot_ablation_settings(readings, plots_dir / "ablation_readings",

@@ -33,6 +33,7 @@ from mtf_bench.harness.presets import Preset
 from mtf_gym.envs.versions import DEFAULT_SESSION_ENV_ID
 
 __all__ = [
+    "CENTRE_GROUP",
     "ES",
     "ONLINE",
     "READING_GROUPS",
@@ -44,6 +45,7 @@ __all__ = [
     "TuneJob",
     "band_dataset_name",
     "build_grid",
+    "centre_dataset_name",
     "progressive_dataset_name",
     "tuning_jobs",
 ]
@@ -117,6 +119,12 @@ class DatasetJob(_JobIdentity):
     @property
     def directory(self) -> Path:
         return Path(self.run_dir) / "datasets" / f"seed{self.seed}" / self.name
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """The training job whose saved policy is this dataset's exploration centre (``params["centre_job"]``;
+        none for a constant or progressive centre)."""
+        return (str(self.params["centre_job"]),) if "centre_job" in self.params else ()
 
 
 
@@ -244,6 +252,17 @@ READING_GROUPS: dict[str, tuple[str, str]] = {
     "progressive_data": ("progressive_data", "progressive"),
     "progressive_init": ("progressive_init", "progressive"),
 }
+
+
+# The exploration-centre ablation: the constant control (the main datasets) or a state-dependent policy trained in
+# the grid, here the ES control of the same seed (CMA-ES over a linear policy of the observation).
+CENTRE_GROUP = "exploration_centre"
+CENTRE_AGENTS = {"es": ES}
+
+
+def centre_dataset_name(setting: str) -> str:
+    """The bounded-uniform dataset explored around the policy of ``setting`` (``uniform_centre_es``)."""
+    return f"uniform_centre_{setting}"
 
 
 def progressive_dataset_name(setting: str) -> str:
@@ -454,6 +473,40 @@ def build_grid(preset: Preset, agent_kinds: dict[str, str],
                     trains.append(job)
                 ids.append(index[key].job_id)
             points.append(dataclasses.replace(point, job_ids=tuple(ids)))
+
+    # Exploration centre (appended last: every job above keeps its id and hash). The paper explores around a
+    # state-dependent baseline RL policy from the first round; "es" collects a bounded-uniform dataset per ablation
+    # seed around the ES control trained in this grid (same seed) and trains IntegratedRL on it. A setting whose
+    # policy is not in the grid (``--agents`` without es) is left out.
+    if ab.enabled and "integrated_rl" in ag.names and "uniform" in col.recipes and ab.exploration_centres:
+        steps = ab.n_steps or ag.n_steps
+        policies = {(j.agent, j.seed): j for j in trains if j.dataset == ONLINE and j.label == j.agent}
+        index = {(j.dataset, j.seed, j.n_steps, json.dumps(j.overrides, sort_keys=True)): j for j in trains}
+        for position, setting in enumerate(ab.exploration_centres):
+            dataset = "uniform" if setting == "baseline" else centre_dataset_name(setting)
+            ids = []
+            for seed in ablation_seeds:
+                if setting != "baseline":
+                    centre = policies.get((CENTRE_AGENTS[setting], seed))
+                    if centre is None:
+                        continue
+                    if not any(d.name == dataset and d.seed == seed for d in datasets):
+                        datasets.append(DatasetJob(
+                            dataset, "uniform", seed, {"sessions": col.sessions, "minari": col.minari,
+                                                       "band": col.band, "centre_job": centre.job_id,
+                                                       "centre_hash": centre.config_hash},
+                            env, run_dir, env_id=preset.env_id))
+                label = ("integrated_rl" if steps == ag.n_steps else "integrated_rl+reference") \
+                    if setting == "baseline" else f"integrated_rl+centre_{setting}"
+                job = train("integrated_rl", label, dataset, seed, steps)
+                key = (job.dataset, job.seed, job.n_steps, json.dumps(job.overrides, sort_keys=True))
+                if key not in index:
+                    index[key] = job
+                    trains.append(job)
+                ids.append(index[key].job_id)
+            if ids:
+                points.append(AblationPoint(CENTRE_GROUP, float(position), tuple(ids), setting,
+                                            setting == "baseline", "", dataset))
     return Grid(tuple(datasets), tuple(trains), tuple(points))
 
 

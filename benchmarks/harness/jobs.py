@@ -225,6 +225,14 @@ def _collect(job: DatasetJob, log: _Log, timings: dict[str, float]) -> dict[str,
     env = make_env_config(job.env_id, job.env)
     params = job.params
     band = float(params.get("band", 0.15))
+    centre_policy = None
+    if "centre_job" in params:
+        # A state-dependent centre: the policy a training job of this run saved. Like every dataset of the seed but
+        # the test set, it has the main bounded-uniform dataset's collection seed: only the centre differs.
+        from mtf_agents.registry import load_agent
+
+        centre_policy = load_agent(Path(job.run_dir) / "jobs" / str(params["centre_job"]) / MODEL_DIR, device="cpu")
+        log(f"exploration centre: {centre_policy.name} of job {params['centre_job']}")
     recipe = RecipeConfig(
         job.recipe,
         sessions=int(params["sessions"]),
@@ -267,7 +275,7 @@ def _collect(job: DatasetJob, log: _Log, timings: dict[str, float]) -> dict[str,
             int(params["steps"]), recipe.seed, on_round=score_round)
 
     with _timer(timings, "collect_s"):
-        data = collect_recipe(recipe, train_fn=train_fn, progress=False)
+        data = collect_recipe(recipe, centre_policy=centre_policy, train_fn=train_fn, progress=False)
     log(f"collected {data.num_episodes} sessions, {len(data)} transitions")
     with _timer(timings, "save_s"):
         save_working_copy(data, job.directory)

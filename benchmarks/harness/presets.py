@@ -214,6 +214,10 @@ class AblationSettings:
         progressive_data: ``cumulative`` and/or ``current_round``: what each progressive round trains on; a
             setting other than the main config's collects its own progressive dataset (``progressive_<setting>``).
         progressive_init: ``scratch`` and/or ``warm_start`` (from the previous round's model), likewise.
+        exploration_centres: ``baseline`` (the constant control: the main bounded-uniform dataset) and/or ``es``
+            (a bounded-uniform dataset of its own explored around the ES control trained in the grid, same seed: a
+            state-dependent centre from the first round, the paper's personalised bands; needs ``es`` among the
+            agents, else the setting is left out).
         n_steps: gradient steps of the ablation jobs (0: ``agents.n_steps``).
         seeds: seeds of the ablation jobs (empty: every seed of the preset); seeds not in the preset are dropped,
             and if none is left the preset's first seed is used (so ``--seeds 4`` keeps the ablation running).
@@ -230,6 +234,7 @@ class AblationSettings:
     critic_penalties: tuple[Literal["multiplicative", "subtractive"], ...] = ()
     progressive_data: tuple[Literal["cumulative", "current_round"], ...] = ()
     progressive_init: tuple[Literal["scratch", "warm_start"], ...] = ()
+    exploration_centres: tuple[Literal["baseline", "es"], ...] = ()
 
     def __post_init__(self) -> None:
         from mtf_gym.datasets.collect import REWARD_GROUPS
@@ -246,7 +251,7 @@ class AblationSettings:
         if any(not (math.isfinite(v) and v >= 0) for v in self.target_noise):
             raise _fail("ablation", "target_noise", "finite stds >= 0 (0: off)", self.target_noise)
         for name in ("critic_sets", "target_noise", "actor_band_weights", "critic_penalties", "progressive_data",
-                     "progressive_init"):
+                     "progressive_init", "exploration_centres"):
             if len(set(getattr(self, name))) != len(getattr(self, name)):
                 raise _fail("ablation", name, "distinct values", getattr(self, name))
 

@@ -263,6 +263,9 @@ ABLATION_TITLES: dict[str, str] = {
     "critic_penalty": "critic-target penalty: multiplicative (later version) or subtractive (v4 eq. 6)",
     "progressive_data": "progressive rounds train on all rounds so far (cumulative) or the newest round only",
     "progressive_init": "progressive rounds start from scratch or from the previous round's model (warm start)",
+    "exploration_centre": "exploration centre of the bounded-uniform training data: the constant control (baseline) "
+                          "or the ES control's state-dependent policy of the same seed (es: the paper's personalised "
+                          "bands from the first round; same users and noise)",
 }
 
 
@@ -312,11 +315,17 @@ def _centres_md(agg: Aggregates) -> list[str]:
     for name, c in agg.centres.items():
         lines.append(f"| {name} | {c['recipe']} | {c['arrangement']} | "
                      f"{'yes' if c['state_dependent_from_round_0'] else 'no'} | {c['source']} |")
-    if not any(c["state_dependent_from_round_0"] for c in agg.centres.values()):
+    personalised = sorted(name for name, c in agg.centres.items() if c["state_dependent_from_round_0"])
+    if personalised:
+        lines += ["", f"The paper's arrangement from the first round (a personalised band around a state-dependent "
+                  f"policy): {', '.join(f'`{n}`' for n in personalised)}; the ablation group `exploration_centre` "
+                  "compares IntegratedRL trained on it with IntegratedRL trained on the constant-centre `uniform` "
+                  "data (same users and exploration noise)."]
+    else:
         lines += ["", "**No result of this run used the paper's arrangement from the start**: no dataset was "
                   "collected around a state-dependent centre from round 0 (only progressive rounds >= 1 centre on "
-                  "the previous round's IntegratedRL). `mtf_gym.datasets.collect_recipe(config, centre_policy=...)` "
-                  "collects such data; the harness does not run it yet."]
+                  "the previous round's IntegratedRL). `ablation.exploration_centres = [\"baseline\", \"es\"]` "
+                  "adds such a dataset (bands around the ES control's policy) and IntegratedRL trained on it."]
     return lines
 
 
