@@ -80,8 +80,8 @@ def draw_figures(preset: Preset, agg: Aggregates, loaded: LoadedResults, dataset
         figures["improvement"] = plots.plot_improvement(
             {k: Estimate(v.value, v.low, v.high) for k, v in stats.improvement.items()},
             plots_dir / "probability_of_improvement")
-    saturation = {c.label: (c.saturation["action_edge"], c.saturation["band_edge"]) for c in agg.cells.values()
-                  if c.saturation}
+    saturation = {c.label: (c.saturation["action_edge"], c.saturation["band_edge"],
+                            c.saturation.get("training_band_edge")) for c in agg.cells.values() if c.saturation}
     if saturation:
         figures["saturation"] = plots.plot_saturation(saturation, plots_dir / "saturation")
     rounds = {s: [(int(r["round"]), float(r["return"])) for r in res.get("progressive_rounds", [])]

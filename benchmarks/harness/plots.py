@@ -384,21 +384,31 @@ def plot_performance_profiles(profiles: Mapping[str, tuple[np.ndarray, np.ndarra
     return save_figure(fig, path)
 
 
-def plot_saturation(saturation: Mapping[str, tuple[float, float]], path: str | Path) -> list[Path]:
-    """Per arm, the share of action entries at the action-space edge and at the band edge (bang-bang check)."""
+def plot_saturation(saturation: Mapping[str, tuple[float, ...]], path: str | Path) -> list[Path]:
+    """Per arm, the share of action entries at the action-space edge and at the band edge around the baseline (bang-bang
+    check), and, where given (progressive training data), at the edge of its own training transitions' bands."""
     names = list(saturation)
     fig, ax = plt.subplots(figsize=(max(7.0, 0.6 * len(names)), 3.8))
     x = np.arange(len(names))
-    ax.bar(x - 0.2, [100 * saturation[n][0] for n in names], width=0.4, label="at the action-space edge |a| = 1")
-    ax.bar(x + 0.2, [100 * saturation[n][1] for n in names], width=0.4,
-           label="at or beyond the band edge |a − baseline| ≥ band")
+    own = [n for n in names if len(saturation[n]) > 2 and saturation[n][2] is not None]
+    width = 0.27 if own else 0.4
+    ax.bar(x - width / (1 if own else 2), [100 * saturation[n][0] for n in names], width=width,
+           label="action-space edge |a| = 1")
+    ax.bar(x + (0 if own else width / 2), [100 * saturation[n][1] for n in names], width=width,
+           label="band edge around the baseline |a − baseline| ≥ band")
+    if own:
+        positions = [names.index(n) for n in own]
+        ax.bar(np.asarray(positions) + width, [100 * saturation[n][2] for n in own], width=width,
+               label="edge of its own training bands (progressive data)")
     ax.set_xticks(x)
     ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("share of action entries (%)", fontsize=9)
-    ax.set_ylim(0, 100)
+    # Headroom above 100% holds the legend, clear of the bars.
+    ax.set_ylim(0, 140 if own else 112)
+    ax.set_yticks(range(0, 101, 20))
     ax.set_title("Saturation: how often each policy sits on a boundary (test-set states, mean over seeds)",
                  fontsize=9)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7.5, loc="upper left", ncol=1 if own else 2, columnspacing=1.0, handlelength=1.2)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path)
