@@ -428,6 +428,20 @@ def test_sigterm_then_resume(tmp_path: Path) -> None:
     assert all(after[job] == mtime for job, mtime in before.items())
 
 
+def test_dry_run_lists_every_job_with_its_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mtf_bench.harness import cli
+
+    args = ["smoke", "--results-dir", str(tmp_path), "--dry-run", "--set", "slate.enabled=true",
+            "--set", "slate.seeds=[0, 1, 2]"]
+    assert cli.main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    kinds = {line.split()[1] for line in lines[:-1]}
+    assert kinds == {"dataset", "train", "slate"} and all(line.startswith("todo ") for line in lines[:-1])
+    assert any(" slate/tpgr/seed2 " in line for line in lines)
+    assert lines[-1] == f"{len(lines) - 1} of {len(lines) - 1} job(s) to run"
+    assert not (tmp_path / "smoke" / "jobs").exists()  # nothing ran
+
+
 def test_slate_section_runs_beside_the_grid_in_its_own_process(tmp_path: Path) -> None:
     # With workers > 0 the serial slate section runs in a spawned process while the grid's jobs run; the main
     # process then finds every slate job done (skipped) and writes the section's table.

@@ -348,8 +348,15 @@ class _SlateProcess:
 
 
 def describe_plan(preset: Preset) -> list[dict[str, Any]]:
-    """One row per job (id, kind, directory, done?) for ``--dry-run``."""
+    """One row per job (id, kind, directory, done?) for ``--dry-run``, the slate section's jobs included."""
     grid = plan(preset)
     validation, searches = tuning_jobs(preset, agent_kinds(preset.agents.names))
-    return [{"job": j.job_id, "kind": j.job_kind, "done": is_done(j), "dir": str(j.directory)}
+    rows = [{"job": j.job_id, "kind": j.job_kind, "done": is_done(j), "dir": str(j.directory)}
             for j in [*validation, *searches, *grid.datasets, *grid.trains]]
+    if preset.slate.enabled:
+        from mtf_bench.harness.slate import slate_job_status
+
+        out = preset.run_dir / "slate"
+        rows += [{"job": f"slate/{name}", "kind": "slate", "done": done, "dir": str(out / name)}
+                 for name, done in slate_job_status(preset.slate, out)]
+    return rows

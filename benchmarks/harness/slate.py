@@ -56,7 +56,8 @@ from mtf_gym.atomic import atomic_write_json, atomic_write_text, read_json
 from mtf_gym.metrics import ConfidenceInterval, bootstrap_ci, paired_lift_ci
 from mtf_gym.validation import must_be
 
-__all__ = ["SLATE_ENV", "SlateRun", "SlateSection", "load_section", "main", "run_slate_section", "summarise"]
+__all__ = ["SLATE_ENV", "SlateRun", "SlateSection", "load_section", "main", "run_slate_section", "slate_job_status",
+           "summarise"]
 
 SLATE_ENV = "MTFSlate-v0"
 RESULT_FILE = "result.json"
@@ -501,6 +502,12 @@ class SlateRun:
     markdown: Path | None
     failed: dict[str, str]
     skipped: tuple[str, ...]
+
+
+def slate_job_status(section: SlateSection, results_dir: str | Path) -> list[tuple[str, bool]]:
+    """``(job name, done?)`` of every job of ``section`` under ``results_dir`` (``mtf-bench --dry-run``)."""
+    out = Path(results_dir)
+    return [(job.name, _done(out / job.name / RESULT_FILE, job.identity) is not None) for job in plan_jobs(section)]
 
 
 def run_slate_section(section: SlateSection, results_dir: str | Path, *,
