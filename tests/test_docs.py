@@ -7,7 +7,7 @@ The rule, applied to every Markdown file and to every Python docstring and comme
 * a **repository path**, a word whose first part is a top-level folder of the repository (``docs/x.md``,
   ``mtf_gym/y.py``, ``agents/integrated_rl/``), must exist, relative to the repository root or to the citing file's
   folder (``agents/es.md`` from ``docs/``), and so must its ``#anchor`` on a Markdown page;
-* a **bare Markdown name** in capitals (``DESIGN.md``, ``README.md``) must exist beside the citing file, at the
+* a **bare Markdown name** in capitals (``NOTES.md``, ``README.md``) must exist beside the citing file, at the
   root, or in ``docs/``.
 
 Not checked, by design: URLs; words with glob or placeholder characters (``perf_*.py``, ``<name>``, ``{seed}``);
@@ -167,7 +167,7 @@ def test_pending_exemptions_are_still_needed() -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("see DESIGN.md 3", ["DESIGN.md: no such file"]),
+    ("see NOTES.md 3", ["NOTES.md: no such file"]),
     ("details in docs/no_such_page.md.", ["docs/no_such_page.md: no such file"]),
     ("`mtf_gym/gone.py` does it", ["mtf_gym/gone.py: no such file"]),
     ("docs/design.md#no-such-section", ["docs/design.md#no-such-section: no heading with anchor #no-such-section in "
@@ -184,7 +184,7 @@ def test_a_planted_bad_citation_is_caught(text: str, expected: list[str]) -> Non
     "docs/design.md#exploration and mtf_gym/evaluation.py and agents/integrated_rl/",
     "[the card](environment.md#action-space), [zoo](agents/README.md), [up](../README.md)",
     "written to results/quick/report.md and runs/iql/agent.json",           # outputs: not repository paths
-    "https://github.com/x/y/blob/main/DESIGN.md and www.example.org/a.md",  # URLs
+    "https://github.com/x/y/blob/main/NOTES.md and www.example.org/a.md",  # URLs
     "benchmarks/perf_*.py, datasets/<id>/data, mtf_gym/{a,b}.py",              # globs and placeholders
     "SB3's common/evaluation.py and Gymnasium's cartpole.py",               # other projects' files
 ])

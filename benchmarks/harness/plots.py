@@ -384,13 +384,13 @@ def plot_performance_profiles(profiles: Mapping[str, tuple[np.ndarray, np.ndarra
     return save_figure(fig, path)
 
 
-def plot_saturation(saturation: Mapping[str, tuple[float, ...]], path: str | Path) -> list[Path]:
-    """Per arm, the share of action entries at the action-space edge and at the band edge around the baseline (bang-bang
-    check), and, where given (progressive training data), at the edge of its own training transitions' bands."""
+def plot_saturation(saturation: Mapping[str, tuple[float, float, float | None]], path: str | Path) -> list[Path]:
+    """Per arm, the shares of action entries at the action-space edge, at the band edge around the baseline (the
+    bang-bang check) and, where not None (progressive training data), at the edge of its own training bands."""
     names = list(saturation)
     fig, ax = plt.subplots(figsize=(max(7.0, 0.6 * len(names)), 3.8))
     x = np.arange(len(names))
-    own = [n for n in names if len(saturation[n]) > 2 and saturation[n][2] is not None]
+    own = [n for n in names if saturation[n][2] is not None]
     width = 0.27 if own else 0.4
     ax.bar(x - width / (1 if own else 2), [100 * saturation[n][0] for n in names], width=width,
            label="action-space edge |a| = 1")

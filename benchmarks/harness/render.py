@@ -23,7 +23,7 @@ from mtf_bench.harness.curves import CONVERGED_RULE
 from mtf_bench.harness.grid import TEST_DATASET, Grid
 from mtf_bench.harness.plots import Estimate
 from mtf_bench.harness.presets import Preset
-from mtf_bench.harness.results import LoadedResults
+from mtf_bench.harness.results import TRAINING_SATURATION_ROWS, LoadedResults
 from mtf_gym.atomic import jsonable
 from mtf_gym.evaluation import ONLINE_METRICS, lift_ci
 
@@ -210,8 +210,8 @@ def _saturation_md(agg: Aggregates, figures: Mapping[str, list[Path]]) -> list[s
              "0.001). A policy with most entries at a boundary is bang-bang. For progressive training data the "
              "baseline is only round 0's centre: rounds ≥ 1 explore around the previous round's policy, so the last "
              "column measures the band each training transition was actually explored in (its recorded centre and "
-             "offsets; up to 4,096 of the transitions the final model trained on) — the band the IntegratedRL "
-             "actor's penalty measures.", "",
+             f"offsets; up to {TRAINING_SATURATION_ROWS:,} of the transitions the final model trained on) — the "
+             "band the IntegratedRL actor's penalty measures.", "",
              "| agent | training data | at the action edge | at the band edge around the baseline (± band) | "
              "at the band edge of its own training transitions |", "|---|---|---|---|---|"]
     lines += [f"| {c.agent} | {c.dataset} | {100 * c.saturation['action_edge']:.1f}% | "

@@ -34,8 +34,8 @@ from mtf_bench.harness.jobs import (
 from mtf_gym.atomic import atomic_write_json, read_json
 from mtf_gym.evaluation import SessionOutcomes
 
-__all__ = ["TRAINING_SATURATION_FILE", "Curve", "LoadedResults", "Run", "load_datasets", "load_results",
-           "training_saturation"]
+__all__ = ["TRAINING_SATURATION_FILE", "TRAINING_SATURATION_ROWS", "Curve", "LoadedResults", "Run", "load_datasets",
+           "load_results", "training_saturation"]
 
 # A run's saturation around its own training data's centres (:func:`training_saturation`), cached in its directory.
 TRAINING_SATURATION_FILE = "saturation_training.json"
@@ -104,21 +104,21 @@ def training_saturation(job: TrainJob) -> dict[str, Any] | None:
     recorded band (``centres + [lower, upper]``): the band the actor's penalty is measured against. Computed from the
     saved model once and cached in ``TRAINING_SATURATION_FILE``.
     """
+    # Progressive data: its dataset job recorded the centre of every round (no need to load the data to know).
+    dataset_result = read_json(Path(job.run_dir) / "datasets" / f"seed{job.seed}" / job.dataset / RESULT_FILE)
+    if not dataset_result or "round_centres" not in dataset_result:
+        return None
     cached = job.directory / TRAINING_SATURATION_FILE
     # The cache belongs to one finished run: a rerun of the job writes a new result, which invalidates it.
     fingerprint = hashlib.sha256((job.directory / RESULT_FILE).read_bytes()).hexdigest()[:16]
     saved = read_json(cached) if cached.is_file() else None
     if saved is not None and saved.get("result_sha256") == fingerprint:
         return saved.get("saturation")
-    data = load_job_dataset(job.run_dir, job.dataset, job.seed)
-    if "rounds" not in data.metadata:
-        atomic_write_json(cached, {"result_sha256": fingerprint, "saturation": None})
-        return None
     from mtf_agents.progressive import progressive_options, round_training_data
     from mtf_agents.registry import load_agent
 
     agent = load_agent(job.directory / MODEL_DIR, device="cpu")
-    data = round_training_data(data, progressive_options(agent)[0])
+    data = round_training_data(load_job_dataset(job.run_dir, job.dataset, job.seed), progressive_options(agent)[0])
     rng = np.random.default_rng(job.seed)
     rows = np.sort(rng.choice(len(data), size=min(TRAINING_SATURATION_ROWS, len(data)), replace=False))
     actions = agent.act(np.asarray(data.observations[rows]))

@@ -281,15 +281,17 @@ def _tune_and_run_grid(preset: Preset, summary: RunSummary, job_filter: Callable
         summary.stage_seconds["tuning_wall_s"] = time.perf_counter() - tuning_start
         grid = plan(preset)  # with the winners
     grid = grid or plan(preset)
+    def datasets_for(trains: list[TrainJob]) -> list[DatasetJob]:
+        needed = {need for j in trains for need in j.needs}
+        return [d for d in grid.datasets if job_filter is None or job_filter(d) or d.job_id in needed]
+
     trains = [j for j in grid.trains if job_filter is None or job_filter(j)]
-    needed = {need for j in trains for need in j.needs}
-    datasets = [d for d in grid.datasets if job_filter is None or job_filter(d) or d.job_id in needed]
-    # A dataset explored around a trained policy needs that policy's training job (and its datasets).
+    datasets = datasets_for(trains)
+    # A dataset explored around a trained policy needs that policy's training job (and, in turn, its datasets).
     centre_jobs = {need for d in datasets for need in d.needs} - {j.job_id for j in trains}
     if centre_jobs:
         trains = [j for j in grid.trains if j.job_id in centre_jobs] + trains
-        needed = {need for j in trains for need in j.needs}
-        datasets = [d for d in grid.datasets if job_filter is None or job_filter(d) or d.job_id in needed]
+        datasets = datasets_for(trains)
     grid_start = time.perf_counter()
     _run_jobs(preset, [*datasets, *trains], summary, progress=progress, echo=echo, stage="grid")
     summary.stage_seconds["grid_wall_s"] = time.perf_counter() - grid_start

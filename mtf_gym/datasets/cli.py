@@ -53,20 +53,20 @@ def _floats(text: str) -> float | tuple[float, ...]:
     return values[0] if len(values) == 1 else values
 
 
-def _agent_override(text: str) -> tuple[str, Any]:
-    """``--agent-set KEY=VALUE``: a field of the progressive agent's config (lists become tuples)."""
-    key, value = parse_key_value(text, option="--agent-set",
-                                 hint="a field of the --agent's config, e.g. progressive_data=current_round",
-                                 error=argparse.ArgumentTypeError)
-    return key, tuple(value) if isinstance(value, list) else value
+def _key_value(option: str, hint: str) -> Callable[[str], tuple[str, Any]]:
+    """The argparse type of a repeatable ``option KEY=VALUE`` (values parsed as TOML; lists become tuples, the
+    configs' sequence type)."""
+    def parse(text: str) -> tuple[str, Any]:
+        key, value = parse_key_value(text, option=option, hint=hint, error=argparse.ArgumentTypeError)
+        return key, tuple(value) if isinstance(value, list) else value
+
+    return parse
 
 
-def _env_override(text: str) -> tuple[str, Any]:
-    """``--env KEY=VALUE``: a field of the env version's config (dotted for nested ones: ``dynamics.leave_bias``);
-    lists become tuples (the config's sequence type)."""
-    key, value = parse_key_value(text, option="--env", hint="a field of the env config, e.g. max_requests=20",
-                                 error=argparse.ArgumentTypeError)
-    return key, tuple(value) if isinstance(value, list) else value
+# --env: a field of the env version's config (dotted for nested ones: dynamics.leave_bias); --agent-set: a field of
+# the progressive agent's config.
+_env_override = _key_value("--env", "a field of the env config, e.g. max_requests=20")
+_agent_override = _key_value("--agent-set", "a field of the --agent's config, e.g. progressive_data=current_round")
 
 
 def _nested(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="progressive rounds R; each collects sessions/R sessions (default 5)")
     parser.add_argument("--agent",
                         help="progressive only: offline agent (mtf_agents.registry name, e.g. integrated_rl) trained "
-                             "from scratch on all previous rounds to give each round's exploration centre")
+                             "on the previous rounds to give each round's exploration centre (from scratch on all of "
+                             "them unless --agent-set says otherwise)")
     parser.add_argument("--agent-set", type=_agent_override, action="append", default=[], metavar="KEY=VALUE",
                         help="progressive only: a field of --agent's config, repeatable (values parsed as TOML), "
                              "e.g. --agent-set progressive_data=current_round (train each round on the newest round "
