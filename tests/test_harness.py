@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -199,6 +200,33 @@ def test_grid_layout_and_identity(tmp_path: Path) -> None:
                        KINDS)
     twin = next(j for j in other.trains if j.job_id == job.job_id)
     assert twin.config_hash != job.config_hash
+
+
+def test_per_agent_budgets_reach_the_grid_tuning_and_report_selection(tmp_path: Path) -> None:
+    from mtf_bench.harness.aggregate import main_runs
+    from mtf_bench.harness.grid import tuning_jobs
+
+    preset = load_preset("quick", assignments=(f'results_dir="{tmp_path}"', "agents.agent_steps.ddpg_va=777",
+                                               "agents.agent_steps.ppo=4321", "tuning.enabled=true", "tuning.n_steps=0",
+                                               "tuning.online_steps=0"))
+    trains = build_grid(preset, KINDS).trains
+    steps = {j.job_id: j.n_steps for j in trains}
+    assert steps["ddpg_va__uniform__seed0"] == 777 and steps["ppo__online__seed1"] == 4321
+    assert steps["iql__uniform__seed0"] == preset.agents.n_steps
+    assert steps["sac__online__seed0"] == preset.agents.online_steps and steps["es__online__seed0"] == preset.es_steps
+    # Tuning without budgets of its own uses each agent's grid budget.
+    tune = {j.agent: j.n_steps for j in tuning_jobs(preset, KINDS)[1]}
+    assert tune["ddpg_va"] == 777 and tune["ppo"] == 4321 and tune["iql"] == preset.agents.n_steps
+
+    runs = [types.SimpleNamespace(job=j) for j in trains]  # main_runs reads only the job
+    picked = main_runs(preset, runs, "ddpg_va", "uniform")
+    assert picked and {r.job.n_steps for r in picked} == {777}
+    with pytest.raises(PresetError, match=r"agents.agent_steps.es"):
+        load_preset("quick", assignments=("agents.agent_steps.es=10",))
+    with pytest.raises(PresetError, match=r"agents.agent_steps.nope"):
+        load_preset("quick", assignments=("agents.agent_steps.nope=10",))
+    with pytest.raises(PresetError, match=r"agents.agent_steps.iql"):
+        load_preset("quick", assignments=("agents.agent_steps.iql=0",))
 
 
 def test_atomic_writes_leave_nothing_half_written(tmp_path: Path) -> None:

@@ -119,6 +119,20 @@ def test_tiny_ablation_run_reports_every_group(tmp_path: Path) -> None:
     sets = summary["ablation"]["critic_sets"]
     assert [e["setting"] for e in sets] == ["q=1, m=2", "q=1, m=4", "q=3, m=2", "q=3, m=4"]
     assert sets[1]["reference"] and sets[2]["updates_per_s"] > 0 and sets[2]["fit_s"] > 0 and sets[2]["vs_reference"]
+    # Simultaneous (Bonferroni) intervals: one per distinct comparison, wider than the plain 95% ones; the q = 1
+    # settings of critic_sets are the critics group's comparisons, counted once.
+    compared = [e for es in summary["ablation"].values() for e in es if e["vs_reference"]]
+    k = compared[0]["comparisons"]
+    assert all(e["comparisons"] == k for e in compared) and k < len(compared)
+    assert compared[0]["simultaneous_confidence"] == pytest.approx(1 - 0.05 / k)
+    widths = [(e["vs_reference_simultaneous"]["high"] - e["vs_reference_simultaneous"]["low"],
+               e["vs_reference"]["high"] - e["vs_reference"]["low"]) for e in compared]
+    assert all(wide >= plain for wide, plain in widths)  # equal only where a setting changed nothing (0 wide)
+    assert any(wide > plain > 0 for wide, plain in widths)
+    critics = {e["setting"]: e for e in summary["ablation"]["critics"]}
+    assert sets[0]["vs_reference_simultaneous"] == critics["2"]["vs_reference_simultaneous"]
+    assert f"Bonferroni level {100 * (1 - 0.05 / k):.2f}% (= 1 − 0.05/{k}" in report
+    assert "| vs reference, simultaneous |" in report
     rows = {r["job_id"]: r for r in csv.DictReader((run_dir / "runs.csv").open())}
     assert float(rows["integrated_rl+sets3x2__uniform__seed0"]["updates_per_s"]) > 0
     assert float(rows["integrated_rl+sets3x2__uniform__seed0"]["updates_per_cpu_s"]) > 0
@@ -135,3 +149,13 @@ def test_tiny_ablation_run_reports_every_group(tmp_path: Path) -> None:
     assert (run_dir / "datasets/seed0/progressive_warm_start/centre_model/agent.json").is_file()
     rounds = json.loads((run_dir / "datasets/seed0/progressive_warm_start/result.json").read_text())
     assert [r.get("warm_started", False) for r in rounds["progressive_rounds"]] == [False, False, True]
+
+
+def test_simultaneous_confidence_is_bonferroni() -> None:
+    from mtf_bench.harness.aggregate import simultaneous_confidence
+
+    assert simultaneous_confidence(0.95, 1) == pytest.approx(0.95)
+    assert simultaneous_confidence(0.95, 5) == pytest.approx(0.99)
+    assert simultaneous_confidence(0.9, 20) == pytest.approx(0.995)
+    with pytest.raises(ValueError, match="comparisons"):
+        simultaneous_confidence(0.95, 0)

@@ -69,6 +69,9 @@ def test_search_runs_and_its_winners_reach_the_grid(tmp_path: Path, capsys: pyte
     report = (run_dir / "report.md").read_text()
     assert "## Hyperparameter search (equal for every agent)" in report
     assert "| iql | lr_scale ∈ {0.3, 1, 3}; expectile ∈ {0.7, 0.9} |" in report
+    iql_row = next(line for line in report.splitlines() if line.startswith("| iql | lr_scale"))
+    seconds = json.loads((run_dir / "tuning" / "iql" / "result.json").read_text())["timings"]["total_s"]
+    assert iql_row.endswith(f"| {seconds:.0f} |")  # the search's time, the tuning stage of the wall time
     # The control's return on the validation users, the yardstick of the trials' returns, is the simulated value.
     from mtf_gym.evaluation import simulate_sessions
     from mtf_gym.policies import BaselinePolicy

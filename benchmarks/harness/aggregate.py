@@ -137,10 +137,7 @@ class Aggregates:
 
 def main_runs(preset: Preset, runs: Sequence[Run], label: str, dataset: str) -> list[Run]:
     """The runs of ``label`` on ``dataset`` at the main budget (ablation variants at other budgets excluded)."""
-    if dataset == ONLINE:
-        steps = preset.es_steps if label == ES else preset.agents.online_steps
-    else:
-        steps = preset.agents.n_steps
+    steps = preset.train_steps(label, dataset == ONLINE)
     return [r for r in runs if r.job.label == label and r.job.dataset == dataset and r.job.n_steps == steps]
 
 
@@ -315,6 +312,7 @@ def _ablation(grid: Grid, runs: Sequence[Run], baseline: SessionOutcomes, boot: 
     by_id = {r.job.job_id: r for r in runs}
     out: dict[str, list[dict[str, Any]]] = {}
     references: dict[str, list[Run]] = {}
+    entries: list[dict[str, Any]] = []  # one per point of grid.ablations, in its order
     for point in grid.ablations:
         if point.reference:
             references.setdefault(point.group, [by_id[j] for j in point.job_ids if j in by_id and by_id[j].ok])
@@ -323,7 +321,7 @@ def _ablation(grid: Grid, runs: Sequence[Run], baseline: SessionOutcomes, boot: 
         reference = references.get(point.group)
         speeds = [u for u in (updates_per_second(r) for r in group) if u is not None]
         cpu_speeds = [u for u in (updates_per_second(r, "fit_cpu_s") for r in group) if u is not None]
-        out.setdefault(point.group, []).append({
+        entries.append({
             "setting": point.setting or f"{point.value:g}", "value": point.value, "series": point.series,
             "reference": point.reference, "dataset": point.dataset, "n": len(group),
             "lift": boot.lift(group, "return", baseline) if group else None,
@@ -333,8 +331,46 @@ def _ablation(grid: Grid, runs: Sequence[Run], baseline: SessionOutcomes, boot: 
             "steps": group[0].job.n_steps if group else None,
             "fit_s": float(np.mean([r.result["timings"]["fit_s"] for r in group])) if speeds else None,
             "updates_per_s": float(np.mean(speeds)) if speeds else None,
-            "updates_per_cpu_s": float(np.mean(cpu_speeds)) if cpu_speeds else None})
+            "updates_per_cpu_s": float(np.mean(cpu_speeds)) if cpu_speeds else None,
+            "vs_reference_simultaneous": None})
+        out.setdefault(point.group, []).append(entries[-1])
+    _simultaneous_intervals(grid, by_id, references, entries, boot)
     return out
+
+
+def simultaneous_confidence(confidence: float, comparisons: int) -> float:
+    """Bonferroni: each of ``comparisons`` intervals at ``1 - (1 - confidence) / comparisons``, so that all of them
+    cover their true values together with probability >= ``confidence``."""
+    if comparisons < 1:
+        raise ValueError(f"comparisons must be an integer >= 1, got {comparisons!r}")
+    return 1.0 - (1.0 - confidence) / comparisons
+
+
+def _simultaneous_intervals(grid: Grid, by_id: dict[str, Run], references: dict[str, list[Run]],
+                            entries: list[dict[str, Any]], boot: _Bootstrap) -> None:
+    """Each ablation setting vs its group's reference again, at a Bonferroni-corrected level over the ablation's
+    distinct comparisons (``entries`` follow ``grid.ablations``; a setting shared by two groups, e.g. ``critics`` and
+    ``critic_sets`` at q = 1, counts once): the interval that decides whether the evidence favours a setting over
+    the default. A generator of its own, so every other interval of the report stays as it is."""
+    comparisons: dict[tuple[tuple[str, ...], tuple[str, ...]], list[tuple[Any, dict[str, Any]]]] = {}
+    for point, entry in zip(grid.ablations, entries):
+        if entry["vs_reference"] is not None:
+            key = (tuple(sorted(point.job_ids)), tuple(sorted(r.job.job_id for r in references[point.group])))
+            comparisons.setdefault(key, []).append((point, entry))
+    if not comparisons:
+        return
+    confidence = simultaneous_confidence(boot.confidence, len(comparisons))
+    reps = max(boot.reps, math.ceil(40 / (1.0 - confidence)))  # ~20 resamples beyond each interval end
+    rng = np.random.default_rng(REPORT_SEED + 1)
+    for shared in comparisons.values():
+        point = shared[0][0]
+        group = [by_id[j] for j in point.job_ids if j in by_id and by_id[j].ok]
+        control = mean_outcomes([r.sessions for r in references[point.group]])
+        estimate = _estimate(lift_ci([r.sessions for r in group], control, "return", rng=rng,
+                                     confidence=confidence, num_resamples=reps))
+        for _, entry in shared:
+            entry.update(vs_reference_simultaneous=estimate, simultaneous_confidence=confidence,
+                         comparisons=len(comparisons))
 
 
 def _centre_text(record: dict[str, Any] | None) -> str:

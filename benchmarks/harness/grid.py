@@ -334,8 +334,7 @@ def tuning_jobs(preset: Preset, agent_kinds: dict[str, str]) -> tuple[tuple[Data
         if agent not in SEARCH_SPACES:
             continue
         kind = agent_kinds[agent]
-        budget = (tu.n_steps or ag.n_steps) if kind == "offline" else (
-            tu.online_steps or (preset.es_steps if agent == ES else ag.online_steps))
+        budget = (tu.n_steps if kind == "offline" else tu.online_steps) or preset.train_steps(agent, kind == "online")
         job = TuneJob(agent, kind, tu.seed, budget, SEARCH_SPACES[agent], dict(ag.overrides.get(agent, {})),
                       _common(preset), env, tu.sessions, tu.user_seed, run_dir, env_id=preset.env_id)
         if kind == "offline":
@@ -412,14 +411,16 @@ def build_grid(preset: Preset, agent_kinds: dict[str, str],
     for seed in preset.seeds:
         for agent in ag.names:
             if agent_kinds[agent] == "online":
-                trains.append(train(agent, agent, ONLINE, seed, preset.es_steps if agent == ES else ag.online_steps))
+                trains.append(train(agent, agent, ONLINE, seed, preset.train_steps(agent, True)))
             else:
-                trains.extend(train(agent, agent, ds, seed, ag.n_steps) for ds in offline_datasets)
+                trains.extend(train(agent, agent, ds, seed, preset.train_steps(agent, False))
+                              for ds in offline_datasets)
 
     # Ablation variants all get the ablation budget; a variant identical to an existing job reuses it.
     points: list[AblationPoint] = []
+    main_irl_steps = preset.train_steps("integrated_rl", False)
     if ab.enabled and "integrated_rl" in ag.names and "uniform" in col.recipes:
-        steps = ab.n_steps or ag.n_steps
+        steps = ab.n_steps or main_irl_steps
         main_critics = int(overrides_for("integrated_rl").get("n_critics", -1))
         variants: list[tuple[str, float, str, dict[str, Any]]] = []
         for width in ab.band_widths:
@@ -430,7 +431,7 @@ def build_grid(preset: Preset, agent_kinds: dict[str, str],
                              {"n_critics": count}))
         index = {(j.dataset, j.seed, j.n_steps, json.dumps(j.overrides, sort_keys=True)): j for j in trains}
         for group, value, dataset, extra in variants:
-            label = "integrated_rl" if not extra and steps == ag.n_steps else (
+            label = "integrated_rl" if not extra and steps == main_irl_steps else (
                 f"integrated_rl+{group}{value:.2f}" if group == "band" else f"integrated_rl+critics{int(value)}")
             ids = []
             for seed in ablation_seeds:
@@ -446,7 +447,7 @@ def build_grid(preset: Preset, agent_kinds: dict[str, str],
     # Critic sets q x m and the paper readings (appended after every job above: those keep their ids and hashes).
     # A setting equal to the main config reuses whichever job already trains it at the ablation budget.
     if ab.enabled and "integrated_rl" in ag.names:
-        steps = ab.n_steps or ag.n_steps
+        steps = ab.n_steps or main_irl_steps
         main_critics = int(overrides_for("integrated_rl").get("n_critics", -1))
         variants2: list[tuple[AblationPoint, dict[str, Any]]] = []
         if "uniform" in col.recipes:
@@ -462,7 +463,7 @@ def build_grid(preset: Preset, agent_kinds: dict[str, str],
                 variants2.append((AblationPoint(group, value, (), setting, not extra, "", dataset), extra))
         index = {(j.dataset, j.seed, j.n_steps, json.dumps(j.overrides, sort_keys=True)): j for j in trains}
         for point, extra in variants2:
-            label = ("integrated_rl" if steps == ag.n_steps else "integrated_rl+reference") if not extra else (
+            label = ("integrated_rl" if steps == main_irl_steps else "integrated_rl+reference") if not extra else (
                 "integrated_rl+" + _variant_slug(point, extra))
             ids = []
             for seed in ablation_seeds:
@@ -479,7 +480,7 @@ def build_grid(preset: Preset, agent_kinds: dict[str, str],
     # seed around the ES control trained in this grid (same seed) and trains IntegratedRL on it. A setting whose
     # policy is not in the grid (``--agents`` without es) is left out.
     if ab.enabled and "integrated_rl" in ag.names and "uniform" in col.recipes and ab.exploration_centres:
-        steps = ab.n_steps or ag.n_steps
+        steps = ab.n_steps or main_irl_steps
         policies = {(j.agent, j.seed): j for j in trains if j.dataset == ONLINE and j.label == j.agent}
         index = {(j.dataset, j.seed, j.n_steps, json.dumps(j.overrides, sort_keys=True)): j for j in trains}
         for position, setting in enumerate(ab.exploration_centres):
@@ -496,7 +497,7 @@ def build_grid(preset: Preset, agent_kinds: dict[str, str],
                                                        "band": col.band, "centre_job": centre.job_id,
                                                        "centre_hash": centre.config_hash},
                             env, run_dir, env_id=preset.env_id))
-                label = ("integrated_rl" if steps == ag.n_steps else "integrated_rl+reference") \
+                label = ("integrated_rl" if steps == main_irl_steps else "integrated_rl+reference") \
                     if setting == "baseline" else f"integrated_rl+centre_{setting}"
                 job = train("integrated_rl", label, dataset, seed, steps)
                 key = (job.dataset, job.seed, job.n_steps, json.dumps(job.overrides, sort_keys=True))

@@ -108,6 +108,9 @@ class AgentSettings:
         online_steps: simulator requests of every online agent except ES.
         es_steps: simulator requests of ES, the control every "vs ES" verdict uses; it must be large enough for
             ES's learning curve to plateau (0: ``online_steps``).
+        agent_steps: per-agent budgets replacing ``n_steps`` (offline) or ``online_steps`` (online) for the named
+            agents, ``{agent: steps}``, for agents whose curves plateau later than the rest (``--set
+            agents.agent_steps.ddpg_va=15000``); ES's budget is ``es_steps``.
         checkpoints: learning-curve points per training run, log-spaced and including the last (1: the final
             policy only); each is evaluated on the same ``evaluation.curve_sessions`` users.
         hidden_units: MLP widths, applied to every agent whose config has ``hidden_units``.
@@ -120,6 +123,7 @@ class AgentSettings:
     n_steps: int = 2000
     online_steps: int = 5000
     es_steps: int = 0
+    agent_steps: dict[str, int] = field(default_factory=dict)
     checkpoints: int = 8
     hidden_units: tuple[int, ...] = (64, 64)
     batch_size: int = 256
@@ -138,6 +142,18 @@ class AgentSettings:
         for agent, values in self.overrides.items():
             if not isinstance(values, dict):
                 raise _fail("agents", f"overrides.{agent}", "a table {field: value}", values)
+        for agent, steps in self.agent_steps.items():
+            if agent == "es":
+                raise _fail("agents", "agent_steps.es", "absent (ES's budget is agents.es_steps)", steps)
+            if agent not in self.names:
+                raise _fail("agents", f"agent_steps.{agent}", f"an agent of agents.names {list(self.names)}", steps)
+            if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+                raise _fail("agents", f"agent_steps.{agent}", "an integer >= 1", steps)
+
+    def steps_for(self, agent: str, online: bool) -> int:
+        """``agent``'s training budget in the grid: ``agent_steps[agent]``, else ``online_steps`` (online) or
+        ``n_steps`` (offline). ES's is ``Preset.es_steps``."""
+        return self.agent_steps.get(agent, self.online_steps if online else self.n_steps)
 
 
 @dataclass(frozen=True)
@@ -356,6 +372,10 @@ class Preset:
     def es_steps(self) -> int:
         """ES's budget: ``agents.es_steps``, or ``agents.online_steps`` when that is 0."""
         return self.agents.es_steps or self.agents.online_steps
+
+    def train_steps(self, agent: str, online: bool) -> int:
+        """The grid's budget of ``agent``: ES's ``es_steps``, else ``AgentSettings.steps_for``."""
+        return self.es_steps if agent == "es" else self.agents.steps_for(agent, online)
 
     @property
     def run_dir(self) -> Path:

@@ -280,18 +280,20 @@ def _ablation_md(agg: Aggregates, figures: Mapping[str, list[Path]]) -> list[str
              "updates/s = gradient steps / wall time (jobs share the machine's cores, so compare within a run); "
              "updates/CPU-s = gradient steps / the job's CPU time (one torch thread per job: robust to other jobs). "
              "Progressive settings other than the main one collect their own progressive dataset (same seed: "
-             "round 0 is shared) and train the final model the same way.", ""]
+             "round 0 is shared) and train the final model the same way.", "", *_simultaneous_md(agg)]
     for group, entries in agg.ablation.items():
         timed = group in ("critics", "critic_sets")
         lines += ["", f"**{group}**: {ABLATION_TITLES.get(group, group)}", "",
-                  "| setting | training data | runs | steps | lift: return | vs reference | weighted GAUC"
+                  "| setting | training data | runs | steps | lift: return | vs reference | vs reference, "
+                  "simultaneous | weighted GAUC"
                   + (" | wall time (s) | updates/s | updates/CPU-s |" if timed else " |"),
-                  "|---|---|---|---|---|---|---|" + ("---|---|---|" if timed else "")]
+                  "|---|---|---|---|---|---|---|---|" + ("---|---|---|" if timed else "")]
         order = entries if group not in ("band", "critics") else sorted(entries, key=lambda e: e["value"])
         for e in order:
             row = (f"| {e['setting']}{' *' if e['reference'] else ''} | {e['dataset']} | {e['n']} | "
                    f"{e['steps'] or '–'} | {fmt_ci(e['lift'], True)} | "
                    f"{'reference' if e['reference'] else fmt_ci(e['vs_reference'], True)} | "
+                   f"{'reference' if e['reference'] else fmt_ci(e.get('vs_reference_simultaneous'), True)} | "
                    f"{fmt_ci(e['gauc'], digits=4)} |")
             if timed:
                 row += "".join(f" {'–' if e[k] is None else f'{e[k]:.1f}'} |"
@@ -301,6 +303,24 @@ def _ablation_md(agg: Aggregates, figures: Mapping[str, list[Path]]) -> list[str
     lines += _figure(figures, "ablation_readings", "Ablations: the paper readings")
     lines += _figure(figures, "ablation_critic_sets", "Ablation: critic sets q x critics per set m")
     return lines
+
+
+def _simultaneous_md(agg: Aggregates) -> list[str]:
+    """The decision rule for defaults, with the settings it favours (the "simultaneous" column)."""
+    compared = [(g, e) for g, es in agg.ablation.items() for e in es if e.get("vs_reference_simultaneous")]
+    if not compared:
+        return []
+    _, first = compared[0]
+    k, level = first["comparisons"], 100 * first["simultaneous_confidence"]
+    better = sorted({f"{g} = {e['setting']}" for g, e in compared if e["vs_reference_simultaneous"].low > 0})
+    worse = sorted({f"{g} = {e['setting']}" for g, e in compared if e["vs_reference_simultaneous"].high < 0})
+    return ["**Which setting does the evidence favour?** Many settings are compared with their group's reference "
+            f"at once ({k} distinct comparisons), so about one 95% interval in 20 excludes 0 by chance. The "
+            f"'simultaneous' column is each comparison's interval at the Bonferroni level {level:.2f}% "
+            f"(= 1 − 0.05/{k}; all {k} cover their true values together with probability ≥ 95%): a setting is "
+            "favoured over the main config's only if it lies above 0. "
+            f"Favoured: {', '.join(better) if better else 'none'}; worse than the reference: "
+            f"{', '.join(worse) if worse else 'none'}.", ""]
 
 
 def _centres_md(agg: Aggregates) -> list[str]:
@@ -356,7 +376,9 @@ def _timings_md(preset: Preset, grid: Grid, loaded: LoadedResults, wall: Mapping
     datasets = [(d, loaded.datasets.get((d.name, d.seed))) for d in grid.datasets]
     lines = ["", "## Wall time per stage", "",
              "Worker time is summed over jobs (jobs run in parallel, so it exceeds wall time). Timings of jobs "
-             "finished by an earlier invocation are kept from that invocation.", "",
+             "finished by an earlier invocation are kept from that invocation. The hyperparameter search's time "
+             "per agent is the last column of its section, the slate section's per agent and seed its 'train "
+             "s/seed' column.", "",
              "| stage | jobs | worker time (s) | mean per job (s) |", "|---|---|---|---|"]
 
     def row(label: str, values: Sequence[float | None]) -> str:
@@ -413,6 +435,13 @@ def _protocol_md(preset: Preset, agg: Aggregates) -> list[str]:
             "measured on GPU in this repository's runs.", ""]
 
 
+
+def _agent_steps_text(p: Preset) -> str:
+    """The budgets that differ per agent (``agents.agent_steps``), as the report's budgets line names them."""
+    if not p.agents.agent_steps:
+        return ""
+    return "; per agent: " + ", ".join(f"{a} {s}" for a, s in sorted(p.agents.agent_steps.items()))
+
 def markdown(preset: Preset, grid: Grid, loaded: LoadedResults, agg: Aggregates, claims: Sequence[Claim],
              figures: Mapping[str, list[Path]], *, command: str, wall: Mapping[str, float],
              stage: Mapping[str, float], tuning: Sequence[str] = (), slate: Sequence[str] = ()) -> str:
@@ -426,7 +455,8 @@ def markdown(preset: Preset, grid: Grid, loaded: LoadedResults, agg: Aggregates,
              f"- environment: `{p.env_id}`; generated {time.strftime('%Y-%m-%d %H:%M:%S')}; seeds {list(p.seeds)}; "
              f"{ok}/{len(loaded.runs)} training runs finished; device `{p.device}`",
              f"- budgets: offline {p.agents.n_steps} gradient steps, online {p.agents.online_steps} simulator "
-             f"requests, ES {p.es_steps} requests, MLP {list(p.agents.hidden_units)}, batch {p.agents.batch_size}; "
+             f"requests, ES {p.es_steps} requests{_agent_steps_text(p)}, MLP {list(p.agents.hidden_units)}, batch "
+             f"{p.agents.batch_size}; "
              f"datasets {p.collection.sessions} sessions each (test set {p.collection.test_sessions}); A/B "
              f"{p.evaluation.sessions} users per arm (common random numbers), learning curves on the first "
              f"{p.evaluation.curve_sessions}; {p.evaluation.bootstrap} bootstrap resamples",

@@ -136,16 +136,19 @@ def tuning_markdown(preset: Preset, jobs: tuple[TuneJob, ...]) -> list[str]:
              f"seed {tu.user_seed} (disjoint from the A/B users). `lr_scale` multiplies every learning rate of the "
              "agent's config. Rerun with `mtf-bench " + preset.name + " --tune`. "
              + _control_on_validation_users(preset), "",
-             "| agent | search space | winner | validation return (winner) | validation returns of all trials |",
-             "|---|---|---|---|---|"]
+             "| agent | search space | winner | validation return (winner) | validation returns of all trials | "
+             "search time (s) |",
+             "|---|---|---|---|---|---|"]
     for job in jobs:
         space = "; ".join(f"{k} ∈ {{{', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vals)}}}"
                           for k, vals in job.space.items())
         if not is_done(job):
-            lines.append(f"| {job.agent} | {space} | not run | – | – |")
+            lines.append(f"| {job.agent} | {space} | not run | – | – | – |")
             continue
         res = read_json(job.directory / RESULT_FILE)
         winner = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in res["winner"].items())
         trials = " ".join(f"{t['validation_return']:.3f}" for t in res["trials"])
-        lines.append(f"| {job.agent} | {space} | {winner} | {res['best_validation_return']:.3f} | {trials} |")
+        seconds = (res.get("timings") or {}).get("total_s")
+        lines.append(f"| {job.agent} | {space} | {winner} | {res['best_validation_return']:.3f} | {trials} | "
+                     f"{'–' if seconds is None else f'{seconds:.0f}'} |")
     return lines
