@@ -181,6 +181,11 @@ def test_pair_and_baseline_claims() -> None:
     assert claims.claim_vs_baseline({"uniform": E(0.02, 0.01, 0.03), "progressive": E(0, -1, 1)}).verdict \
         == "partially reproduces"
     assert claims.claim_vs_baseline({"uniform": None}).verdict == "not tested"
+    # The published case: one CI below 0, one containing it -> inconclusive; both below -> does not reproduce.
+    assert claims.claim_vs_baseline({"uniform": E(-0.007, -0.014, 0.0001), "progressive": E(-0.012, -0.019, -0.005)
+                                     }).verdict == "inconclusive"
+    assert claims.claim_vs_baseline({"uniform": E(-0.01, -0.02, -0.001), "progressive": E(-0.012, -0.019, -0.005)
+                                     }).verdict == "does not reproduce"
 
 
 def test_agreement_claim() -> None:

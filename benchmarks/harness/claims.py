@@ -213,7 +213,10 @@ def claim_ptm(lift: Estimate | None) -> Claim:
 
 def claim_vs_baseline(lifts: Mapping[str, Estimate | None]) -> Claim:
     """``lifts[dataset]``: IntegratedRL's return lift vs the control arm per training dataset."""
-    rule = "'reproduces' if the lift CI vs the baseline policy is above 0, 'inconclusive' if it contains 0"
+    rule = ("per training data, the return lift's CI vs the baseline policy: above 0 reproduces, below 0 does not; "
+            "'reproduces' if every CI is above 0, 'does not reproduce' if every CI is below 0, 'partially "
+            "reproduces' if some are above 0, else 'inconclusive' (the CIs contain 0, or some are below 0 and the "
+            "rest contain it)")
     statement = "IntegratedRL improves on the production fusion it explores around (the baseline policy)"
     present = {ds: lift for ds, lift in lifts.items() if lift is not None}
     if not present:
