@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mtf_bench.harness.presets import Preset
+from mtf_bench.harness.presets import ES, Preset
 from mtf_gym.envs.versions import DEFAULT_SESSION_ENV_ID
 
 __all__ = [
@@ -52,8 +52,6 @@ __all__ = [
 
 TEST_DATASET = "test"
 ONLINE = "online"
-# The online control of every "vs ES" verdict; it gets its own budget (``agents.es_steps``).
-ES = "es"
 
 
 def band_dataset_name(width: float) -> str:

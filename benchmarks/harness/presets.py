@@ -50,6 +50,10 @@ class PresetError(ValueError):
     """A bad preset name, TOML file or override; the message names the key and what is allowed."""
 
 
+# The ES agent's registry name: the control of every "vs ES" verdict, with a budget of its own (``es_steps``).
+ES = "es"
+
+
 def _fail(owner: str, name: str, allowed: str, value: object) -> PresetError:
     return must_be(name, allowed, value, owner=owner, error=PresetError)
 
@@ -143,17 +147,12 @@ class AgentSettings:
             if not isinstance(values, dict):
                 raise _fail("agents", f"overrides.{agent}", "a table {field: value}", values)
         for agent, steps in self.agent_steps.items():
-            if agent == "es":
-                raise _fail("agents", "agent_steps.es", "absent (ES's budget is agents.es_steps)", steps)
+            if agent == ES:
+                raise _fail("agents", f"agent_steps.{ES}", "absent (ES's budget is agents.es_steps)", steps)
             if agent not in self.names:
                 raise _fail("agents", f"agent_steps.{agent}", f"an agent of agents.names {list(self.names)}", steps)
             if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
                 raise _fail("agents", f"agent_steps.{agent}", "an integer >= 1", steps)
-
-    def steps_for(self, agent: str, online: bool) -> int:
-        """``agent``'s training budget in the grid: ``agent_steps[agent]``, else ``online_steps`` (online) or
-        ``n_steps`` (offline). ES's is ``Preset.es_steps``."""
-        return self.agent_steps.get(agent, self.online_steps if online else self.n_steps)
 
 
 @dataclass(frozen=True)
@@ -374,8 +373,10 @@ class Preset:
         return self.agents.es_steps or self.agents.online_steps
 
     def train_steps(self, agent: str, online: bool) -> int:
-        """The grid's budget of ``agent``: ES's ``es_steps``, else ``AgentSettings.steps_for``."""
-        return self.es_steps if agent == "es" else self.agents.steps_for(agent, online)
+        """The grid's budget of ``agent``: ``es_steps`` for ES, else ``agents.agent_steps[agent]``, else
+        ``agents.online_steps`` (online) or ``agents.n_steps`` (offline)."""
+        ag = self.agents
+        return self.es_steps if agent == ES else ag.agent_steps.get(agent, ag.online_steps if online else ag.n_steps)
 
     @property
     def run_dir(self) -> Path:

@@ -435,12 +435,12 @@ def _protocol_md(preset: Preset, agg: Aggregates) -> list[str]:
             "measured on GPU in this repository's runs.", ""]
 
 
-
 def _agent_steps_text(p: Preset) -> str:
     """The budgets that differ per agent (``agents.agent_steps``), as the report's budgets line names them."""
     if not p.agents.agent_steps:
         return ""
     return "; per agent: " + ", ".join(f"{a} {s}" for a, s in sorted(p.agents.agent_steps.items()))
+
 
 def markdown(preset: Preset, grid: Grid, loaded: LoadedResults, agg: Aggregates, claims: Sequence[Claim],
              figures: Mapping[str, list[Path]], *, command: str, wall: Mapping[str, float],

@@ -281,6 +281,7 @@ def _tune_and_run_grid(preset: Preset, summary: RunSummary, job_filter: Callable
         summary.stage_seconds["tuning_wall_s"] = time.perf_counter() - tuning_start
         grid = plan(preset)  # with the winners
     grid = grid or plan(preset)
+
     def datasets_for(trains: list[TrainJob]) -> list[DatasetJob]:
         needed = {need for j in trains for need in j.needs}
         return [d for d in grid.datasets if job_filter is None or job_filter(d) or d.job_id in needed]
