@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -397,11 +398,41 @@ def test_smoke_outputs_are_complete_and_finite(smoke_run: dict) -> None:
     for plot in PLOTS:
         assert f"(plots/{plot}.png)" in report
     assert "collection: progressive" in report and "training: iql" in report
+    # Exploring's cost vs the baseline (test) data: seeds pooled, with its interval (independent samples).
+    cost_rows = [line for line in report.splitlines() if line.startswith(("| gaussian | 1 | 60 |", "| uniform | 1 | 60 |"))]
+    assert len(cost_rows) == 2 and all(re.search(r"[+-]\d+\.\d\d% \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] \|$", row)
+                                       for row in cost_rows), cost_rows
     assert "- **Environment.** `MTFSession-v1` with its default config" in report
     data = load_job_dataset(run_dir, "uniform", 0)
     assert data.env_id == "MTFSession-v1" and data.obs_dim == 19
     assert data.env_config() == load_preset("smoke").env_config()
     assert not list(run_dir.rglob(".tmp-*"))
+
+
+def test_one_arms_intervals_do_not_depend_on_the_other_arms(smoke_run: dict) -> None:
+    """Every interval draws from a generator keyed by what it compares: aggregating without the IQL runs (a cell
+    in the middle of the report's order) leaves every other cell's lifts, GAUC interval and curve bit-identical, and
+    the keyed generators differ between comparisons (so they are not one stream in disguise)."""
+    from mtf_bench.harness.aggregate import aggregate, comparison_rng
+    from mtf_bench.harness.results import LoadedResults, load_datasets, load_results
+
+    preset = load_preset("smoke", assignments=(f'results_dir="{smoke_run["run_dir"].parent}"',))
+    grid = build_grid(preset, KINDS)
+    loaded = load_results(grid)
+    datasets = load_datasets(preset.run_dir, preset.collection.recipes, preset.seeds, loaded.datasets)
+    full = aggregate(preset, grid, loaded, datasets)
+    kept = tuple(r for r in loaded.runs if r.job.agent != "iql")
+    assert 0 < len(kept) < len(loaded.runs)
+    partial = aggregate(preset, grid, LoadedResults(kept, loaded.datasets), datasets)
+    dropped = {key for key in full.cells if key[0] == "iql"}
+    assert dropped and ("es", "online") in partial.cells  # ES comes after IQL in the report's order
+    assert set(partial.cells) == set(full.cells) - dropped
+    for key, cell in partial.cells.items():
+        assert cell.lifts == full.cells[key].lifts, key
+        assert cell.gauc == full.cells[key].gauc, key
+        assert cell.curve == full.cells[key].curve, key
+    draws = [comparison_rng(*key).random() for key in (("lift", "a"), ("lift", "b"), ("lift", "a"))]
+    assert draws[0] == draws[2] != draws[1]
 
 
 def test_publish_copies_report_and_plots(smoke_run: dict, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ uniformly random fusion, the 0 of the normalised score). Everything else is arit
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,7 @@ from mtf_gym.evaluation import ONLINE_METRICS, SessionOutcomes, lift_ci, simulat
 from mtf_gym.metrics import ConfidenceInterval, bootstrap_ci, paired_lift_ci
 
 __all__ = ["Aggregates", "Cell", "CellCurve", "ClaimInputs", "Normalisation", "OfflineAgreement", "SeedStats",
-           "aggregate", "exploration_centres", "main_runs", "updates_per_second"]
+           "aggregate", "comparison_rng", "exploration_centres", "main_runs", "updates_per_second"]
 
 # Seed of the report's bootstrap resamples and of the random reference arm (fixed: a report is reproducible).
 REPORT_SEED = 20240426
@@ -129,7 +130,7 @@ class Aggregates:
     seed_stats: SeedStats
     agreements: dict[str, OfflineAgreement]
     efficiency: Any | None
-    exploration_costs: dict[str, list[float]]
+    exploration_costs: dict[str, Any]  # per recipe: ExplorationCost vs the baseline (test) data, seeds pooled
     ablation: dict[str, list[dict[str, Any]]]
     centres: dict[str, dict[str, Any]]
     claim_inputs: ClaimInputs
@@ -141,26 +142,44 @@ def main_runs(preset: Preset, runs: Sequence[Run], label: str, dataset: str) -> 
     return [r for r in runs if r.job.label == label and r.job.dataset == dataset and r.job.n_steps == steps]
 
 
+def comparison_rng(*key: object) -> np.random.Generator:
+    """The bootstrap generator of one comparison, seeded by :data:`REPORT_SEED` and what is compared (``key``: job
+    ids, metric, the control's data), not by its place in the report: adding, removing or rerunning other agents
+    leaves every other interval bit-identical."""
+    digest = zlib.crc32(repr(key).encode())
+    return np.random.default_rng([REPORT_SEED, digest])
+
+
+def _arm_key(runs: Sequence[Run]) -> tuple[str, ...]:
+    return tuple(sorted(r.job.job_id for r in runs))
+
+
+def _outcomes_key(outcomes: SessionOutcomes) -> int:
+    return zlib.crc32(np.ascontiguousarray(outcomes.returns, dtype=np.float64).tobytes())
+
+
 class _Bootstrap:
-    """The report's resampling settings and its one generator (drawn from in a fixed order: reproducible)."""
+    """The report's resampling settings; every interval draws from a generator of its own
+    (:func:`comparison_rng`), so the report is reproducible and one arm's intervals do not depend on the others."""
 
     def __init__(self, preset: Preset) -> None:
-        self.rng = np.random.default_rng(REPORT_SEED)
         self.confidence = preset.evaluation.confidence
         self.reps = preset.evaluation.bootstrap
 
     def lift(self, runs: Sequence[Run], metric: str, control: SessionOutcomes) -> Estimate | None:
-        sessions = [r.sessions for r in runs if r.ok]
-        if not sessions:
+        ok = [r for r in runs if r.ok]
+        if not ok:
             return None
-        return _estimate(lift_ci(sessions, control, metric, rng=self.rng, confidence=self.confidence,
+        rng = comparison_rng("lift", metric, _arm_key(ok), _outcomes_key(control))
+        return _estimate(lift_ci([r.sessions for r in ok], control, metric, rng=rng, confidence=self.confidence,
                                  num_resamples=self.reps))
 
-    def mean(self, values: Sequence[float | None]) -> Estimate | None:
+    def mean(self, values: Sequence[float | None], *key: object) -> Estimate | None:
         vals = [v for v in values if v is not None and math.isfinite(v)]
         if not vals:
             return None
-        return _estimate(bootstrap_ci(vals, confidence=self.confidence, num_resamples=self.reps, rng=self.rng))
+        return _estimate(bootstrap_ci(vals, confidence=self.confidence, num_resamples=self.reps,
+                                      rng=comparison_rng("mean", *key)))
 
 
 def mean_outcomes(runs: Sequence[SessionOutcomes]) -> SessionOutcomes:
@@ -182,9 +201,12 @@ def _cell_curve(runs: Sequence[Run], baseline: SessionOutcomes, boot: _Bootstrap
     except ValueError:
         return None
     control = baseline.returns[: returns.shape[1]]
+    arm = _arm_key([r for r in runs if r.ok and r.curve is not None])
     lifts = tuple(_estimate(paired_lift_ci(row, control, confidence=boot.confidence, num_resamples=boot.reps,
-                                           rng=boot.rng)) for row in returns)
-    conv = convergence(steps, returns, rng=boot.rng, confidence=boot.confidence, num_resamples=boot.reps)
+                                           rng=comparison_rng("curve", arm, step)))
+                  for step, row in zip(steps, returns))
+    conv = convergence(steps, returns, rng=comparison_rng("convergence", arm), confidence=boot.confidence,
+                       num_resamples=boot.reps)
     return CellCurve(steps, lifts, conv, unit)
 
 
@@ -221,7 +243,8 @@ def _cells(preset: Preset, runs: Sequence[Run], baseline: SessionOutcomes, boot:
             cells[(agent, ds)] = Cell(
                 agent, ds, tuple(group), means,
                 {m: boot.lift(ok, m, baseline) for m in ONLINE_METRICS} if ok else {},
-                boot.mean([r.result["gauc"] for r in ok]), boot.mean([_fqe_value(r) for r in ok]),
+                boot.mean([r.result["gauc"] for r in ok], "gauc", _arm_key(ok)),
+                boot.mean([_fqe_value(r) for r in ok], "fqe", _arm_key(ok)),
                 float(np.mean([r.result["timings"].get("fit_s", np.nan) for r in ok])) if ok else float("nan"),
                 _saturation(ok), _cell_curve(ok, baseline, boot, "requests" if ds == ONLINE else "gradient steps"))
     return cells
@@ -288,14 +311,17 @@ def _exploration(preset: Preset, datasets: dict[tuple[str, int], Any], boot: _Bo
                                             TransitionData.concatenate([g for _, g in pairs], {}),
                                             lower=-col.band, upper=col.band, sigma=col.sigma,
                                             confidence=boot.confidence)
-    costs: dict[str, list[float]] = {}
-    for seed in preset.seeds:
-        test = datasets.get((TEST_DATASET, seed))
-        for name in col.recipes:
-            if test is not None and (name, seed) in datasets:
-                cost = exploration_cost(datasets[(name, seed)], test, rng=boot.rng, confidence=boot.confidence,
-                                        num_resamples=boot.reps)
-                costs.setdefault(name, []).append(cost.relative_change)
+    # Pooled over the seeds that have both datasets; the baseline (test) data's users are other users than the
+    # recipe's, so the interval is for independent samples (exploration_cost's delta method), not paired.
+    costs: dict[str, Any] = {}
+    for name in col.recipes:
+        seeds = [s for s in preset.seeds if (name, s) in datasets and (TEST_DATASET, s) in datasets]
+        if seeds:
+            costs[name] = exploration_cost(
+                TransitionData.concatenate([datasets[(name, s)] for s in seeds], {}),
+                TransitionData.concatenate([datasets[(TEST_DATASET, s)] for s in seeds], {}),
+                rng=comparison_rng("exploration", name, tuple(seeds)), confidence=boot.confidence,
+                num_resamples=boot.reps)
     return efficiency, costs
 
 
@@ -327,7 +353,7 @@ def _ablation(grid: Grid, runs: Sequence[Run], baseline: SessionOutcomes, boot: 
             "lift": boot.lift(group, "return", baseline) if group else None,
             "vs_reference": (boot.lift(group, "return", mean_outcomes([r.sessions for r in reference]))
                              if group and reference and not point.reference else None),
-            "gauc": boot.mean([r.result["gauc"] for r in group]) if group else None,
+            "gauc": boot.mean([r.result["gauc"] for r in group], "gauc", _arm_key(group)) if group else None,
             "steps": group[0].job.n_steps if group else None,
             "fit_s": float(np.mean([r.result["timings"]["fit_s"] for r in group])) if speeds else None,
             "updates_per_s": float(np.mean(speeds)) if speeds else None,
@@ -351,7 +377,7 @@ def _simultaneous_intervals(grid: Grid, by_id: dict[str, Run], references: dict[
     """Each ablation setting vs its group's reference again, at a Bonferroni-corrected level over the ablation's
     distinct comparisons (``entries`` follow ``grid.ablations``; a setting shared by two groups, e.g. ``critics`` and
     ``critic_sets`` at q = 1, counts once): the interval that decides whether the evidence favours a setting over
-    the default. A generator of its own, so every other interval of the report stays as it is."""
+    the default."""
     comparisons: dict[tuple[tuple[str, ...], tuple[str, ...]], list[tuple[Any, dict[str, Any]]]] = {}
     for point, entry in zip(grid.ablations, entries):
         if entry["vs_reference"] is not None:
@@ -361,13 +387,13 @@ def _simultaneous_intervals(grid: Grid, by_id: dict[str, Run], references: dict[
         return
     confidence = simultaneous_confidence(boot.confidence, len(comparisons))
     reps = max(boot.reps, math.ceil(40 / (1.0 - confidence)))  # ~20 resamples beyond each interval end
-    rng = np.random.default_rng(REPORT_SEED + 1)
-    for shared in comparisons.values():
+    for key, shared in comparisons.items():
         point = shared[0][0]
         group = [by_id[j] for j in point.job_ids if j in by_id and by_id[j].ok]
         control = mean_outcomes([r.sessions for r in references[point.group]])
-        estimate = _estimate(lift_ci([r.sessions for r in group], control, "return", rng=rng,
-                                     confidence=confidence, num_resamples=reps))
+        estimate = _estimate(lift_ci([r.sessions for r in group], control, "return",
+                                     rng=comparison_rng("simultaneous", key), confidence=confidence,
+                                     num_resamples=reps))
         for _, entry in shared:
             entry.update(vs_reference_simultaneous=estimate, simultaneous_confidence=confidence,
                          comparisons=len(comparisons))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mtf_bench.harness import stats
-from mtf_bench.harness.aggregate import REPORT_SEED, Aggregates, updates_per_second
+from mtf_bench.harness.aggregate import Aggregates, comparison_rng, updates_per_second
 from mtf_bench.harness.claims import Claim, fmt_ci
 from mtf_bench.harness.curves import CONVERGED_RULE
 from mtf_bench.harness.grid import TEST_DATASET, Grid
@@ -35,7 +35,6 @@ PLOTS_DIR = "plots"
 def run_rows(preset: Preset, loaded: LoadedResults, agg: Aggregates) -> list[dict[str, Any]]:
     """One row per training run: per-seed raw scores (online metrics), the normalised return, the paired lift
     vs the control, the offline estimates, saturation and timings."""
-    rng = np.random.default_rng(REPORT_SEED)
     ev, norm = preset.evaluation, agg.normalisation
     rows = []
     for r in loaded.runs:
@@ -44,8 +43,8 @@ def run_rows(preset: Preset, loaded: LoadedResults, agg: Aggregates) -> list[dic
         timings = res.get("timings", {})
         lift = None
         if r.ok:
-            ci = lift_ci(r.sessions, agg.baseline, "return", rng=rng, confidence=ev.confidence,
-                         num_resamples=ev.bootstrap)
+            ci = lift_ci(r.sessions, agg.baseline, "return", rng=comparison_rng("run lift", r.job.job_id),
+                         confidence=ev.confidence, num_resamples=ev.bootstrap)
             lift = Estimate(ci.estimate, ci.low, ci.high)
         sat = res.get("saturation") or {}
         curve = res.get("curve") or {}
@@ -226,7 +225,8 @@ def _exploration_md(preset: Preset, agg: Aggregates, loaded: LoadedResults,
                     figures: Mapping[str, list[Path]]) -> list[str]:
     lines = ["", "## Exploration datasets", "",
              "| dataset | seeds | sessions | transitions / seed | return / session (behaviour) | "
-             "actions inside the recorded band (joint) | return vs baseline data |", "|---|---|---|---|---|---|---|"]
+             "actions inside the recorded band (joint) | return vs baseline data [95% CI] |",
+             "|---|---|---|---|---|---|---|"]
     for name in (TEST_DATASET, *preset.collection.recipes):
         res = [loaded.datasets[(name, s)] for s in preset.seeds if (name, s) in loaded.datasets]
         if not res:
@@ -236,7 +236,7 @@ def _exploration_md(preset: Preset, agg: Aggregates, loaded: LoadedResults,
                      f"{np.mean([r['num_transitions'] for r in res]):.0f} | "
                      f"{np.mean([r['mean_return'] for r in res]):.3f} | "
                      f"{np.mean([r['coverage']['joint'] for r in res]):.4f} | "
-                     f"{'–' if not cost else f'{100 * np.mean(cost):+.2f}%'} |")
+                     f"{'–' if cost is None else fmt_ci(Estimate(cost.relative_change, *cost.relative_change_ci), pct=True)} |")
     eff = agg.efficiency
     if eff is not None:
         lines += ["", f"Exploration efficiency (pooled over seeds, band ±{preset.collection.band:g}, "
