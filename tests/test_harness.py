@@ -397,6 +397,16 @@ def test_smoke_outputs_are_complete_and_finite(smoke_run: dict) -> None:
         assert section in report
     for plot in PLOTS:
         assert f"(plots/{plot}.png)" in report
+    # The convergence table names each curve's highest checkpoint and counts the verdicts, with the number of
+    # false "improving"/"declining" verdicts expected by chance among all of the run's curves (5% of them).
+    curve_rows = [line for line in report.splitlines() if line.startswith("| ") and "**" in line
+                  and line.rstrip().endswith("%) |")]
+    cells = summary["cells"]
+    assert len(curve_rows) == len(cells)
+    verdicts = re.search(r"^Verdicts: (.*)\. Each verdict is a separate test at 95%: if every one of the (\d+) curves "
+                         r"had levelled off, about (\d+\.\d) would", report, re.M)
+    assert verdicts and int(verdicts.group(2)) == len(cells)
+    assert float(verdicts.group(3)) == pytest.approx(round(0.05 * len(cells), 1))
     assert "collection: progressive" in report and "training: iql" in report
     # Exploring's cost vs the baseline (test) data: seeds pooled, with its interval (independent samples).
     cost_rows = [line for line in report.splitlines() if line.startswith(("| gaussian | 1 | 60 |", "| uniform | 1 | 60 |"))]

@@ -181,20 +181,33 @@ def _stats_md(agg: Aggregates, figures: Mapping[str, list[Path]]) -> list[str]:
     return lines
 
 
-def _curves_md(agg: Aggregates, figures: Mapping[str, list[Path]]) -> list[str]:
+def _curves_md(preset: Preset, agg: Aggregates, figures: Mapping[str, list[Path]]) -> list[str]:
     cells = [c for c in agg.cells.values() if c.curve is not None]
     if not cells:
         return []
     lines = ["", "## Learning curves and convergence", "",
              f"Every run is evaluated at log-spaced checkpoints on the same users. Converged: {CONVERGED_RULE}.",
+             "The highest checkpoint is a diagnostic only (it is measured on evaluation users, so no budget or "
+             "policy is chosen by it): a peak before the last checkpoint with a 'declining' verdict is a curve that "
+             "levelled off and then lost return with more training.",
              "", "| agent | training data | checkpoints | lift at the last checkpoint | change from the second-last "
-             "| verdict |", "|---|---|---|---|---|---|"]
+             "| verdict | highest checkpoint (its lift) |", "|---|---|---|---|---|---|---|"]
+    counts: dict[str, int] = {}
     for c in cells:
         conv = c.curve.convergence
+        counts[conv.status] = counts.get(conv.status, 0) + 1
         change = fmt_ci(Estimate(conv.change.estimate, conv.change.low, conv.change.high), pct=True) if conv.change \
             else "–"
+        peak = int(np.argmax([e.value for e in c.curve.lifts]))
         lines.append(f"| {c.agent} | {c.dataset} | {', '.join(str(s) for s in c.curve.steps)} {c.curve.unit} | "
-                     f"{fmt_ci(c.curve.lifts[-1], pct=True)} | {change} | **{conv.status}** |")
+                     f"{fmt_ci(c.curve.lifts[-1], pct=True)} | {change} | **{conv.status}** | "
+                     f"{c.curve.steps[peak]} ({100 * c.curve.lifts[peak].value:+.2f}%) |")
+    confidence = preset.evaluation.confidence
+    tested = sum(n for status, n in counts.items() if status in ("converged", "still improving", "declining"))
+    lines += ["", "Verdicts: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) +
+              f". Each verdict is a separate test at {100 * confidence:g}%: if every one of the {tested} curves "
+              f"had levelled off, about {tested * (1 - confidence):.1f} would still be called improving or "
+              "declining by chance."]
     lines += _figure(figures, "curves", "Learning curves")
     return lines
 
@@ -470,7 +483,7 @@ def markdown(preset: Preset, grid: Grid, loaded: LoadedResults, agg: Aggregates,
     lines += _claims_md(p, claims)
     lines += _main_md(p, agg, figures)
     lines += _stats_md(agg, figures)
-    lines += _curves_md(agg, figures)
+    lines += _curves_md(preset, agg, figures)
     lines += list(tuning)
     lines += _saturation_md(agg, figures)
     lines += _exploration_md(p, agg, loaded, figures)
