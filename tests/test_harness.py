@@ -409,7 +409,8 @@ def test_smoke_outputs_are_complete_and_finite(smoke_run: dict) -> None:
     assert float(verdicts.group(3)) == pytest.approx(round(0.05 * len(cells), 1))
     assert "collection: progressive" in report and "training: iql" in report
     # Exploring's cost vs the baseline (test) data: seeds pooled, with its interval (independent samples).
-    cost_rows = [line for line in report.splitlines() if line.startswith(("| gaussian | 1 | 60 |", "| uniform | 1 | 60 |"))]
+    cost_rows = [line for line in report.splitlines()
+                 if line.startswith(("| gaussian | 1 | 60 |", "| uniform | 1 | 60 |"))]
     assert len(cost_rows) == 2 and all(re.search(r"[+-]\d+\.\d\d% \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] \|$", row)
                                        for row in cost_rows), cost_rows
     assert "- **Environment.** `MTFSession-v1` with its default config" in report

@@ -90,3 +90,33 @@ def test_exploit_search_script(capsys):
         assert float(requests) >= 1 and 0 <= float(cap) <= 100
         assert 0 <= float(long_view) <= float(valid) <= 1 and 0 <= float(like) <= float(valid)
     assert re.search(r"(nothing unrealistic|EXPLOIT FOUND)", out)
+
+
+def test_range_probe_script(tmp_path, capsys):
+    """The probes are the control's at-edge parameters moved outwards (two steps) and inwards (one), in an env whose
+    widened ranges leave the control's fusion unchanged (the script checks it against the default env's control)."""
+    from mtf_bench.range_probe import WIDE, main, probes
+    from mtf_gym.sim.config import MTFSessionV1Config
+
+    # CONTROL_FUSION_V1 at an edge of the default box (|a| >= 0.95): valid_view and watch_time biases at 1, the
+    # watch_time power at -2, the like (0.001138: a = -0.963) and follow biases at 0.001.
+    names = [p.name for p in probes(MTFSessionV1Config())]
+    assert names == ["valid_view bias 10", "valid_view bias 100", "valid_view bias 0.1",
+                     "watch_time power -3", "watch_time power -4", "watch_time power -1",
+                     "watch_time bias 10", "watch_time bias 100", "watch_time bias 0.1",
+                     "like bias 0.0001", "like bias 1e-05", "like bias 0.01",
+                     "follow bias 0.0001", "follow bias 1e-05", "follow bias 0.01"]
+    # Every probe's fusion fits inside the widened ranges (no clipping would change it).
+    for p in probes(MTFSessionV1Config()):
+        assert WIDE.power_low <= p.value <= WIDE.power_high if p.param == "power" else \
+            WIDE.bias_low <= p.value <= WIDE.bias_high
+    main(["--users", "64", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    record = json.loads((tmp_path / "range_probe.json").read_text())
+    assert [r["name"] for r in record["probes"]] == names
+    for row in record["probes"]:
+        lift = row["lift"]
+        assert lift["low"] <= lift["estimate"] <= lift["high"]
+        assert sum(s["users"] for s in row["per_segment"].values()) == 64
+        assert f"| {row['name']} | {row['side']} |" in out
+    assert (tmp_path / "range_probe.png").stat().st_size > 10_000

@@ -245,11 +245,12 @@ def _exploration_md(preset: Preset, agg: Aggregates, loaded: LoadedResults,
         if not res:
             continue
         cost = agg.exploration_costs.get(name)
+        cost_text = "–" if cost is None else fmt_ci(Estimate(cost.relative_change, *cost.relative_change_ci), pct=True)
         lines.append(f"| {name} | {len(res)} | {res[0]['num_episodes']} | "
                      f"{np.mean([r['num_transitions'] for r in res]):.0f} | "
                      f"{np.mean([r['mean_return'] for r in res]):.3f} | "
                      f"{np.mean([r['coverage']['joint'] for r in res]):.4f} | "
-                     f"{'–' if cost is None else fmt_ci(Estimate(cost.relative_change, *cost.relative_change_ci), pct=True)} |")
+                     f"{cost_text} |")
     eff = agg.efficiency
     if eff is not None:
         lines += ["", f"Exploration efficiency (pooled over seeds, band ±{preset.collection.band:g}, "
