@@ -230,3 +230,10 @@ def test_the_slate_section_becomes_a_section_of_the_report(tmp_path) -> None:
                      "![b](plots/slate_section_latency.png)"]
     assert (tmp_path / "plots" / "slate_section_latency.png").read_bytes() == b"png"
     assert (tmp_path / "plots" / "slate_section_normalised.png").read_bytes() == b"png2"
+
+
+def test_compact_step_labels_for_log_axes() -> None:
+    from mtf_bench.harness.plots import compact_count
+
+    assert [compact_count(v) for v in (39, 469, 1250, 7500, 14336, 160000, 200704, 1600000)] == [
+        "39", "469", "1.25k", "7.5k", "14k", "160k", "201k", "1.6M"]

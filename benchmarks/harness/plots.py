@@ -301,6 +301,15 @@ def plot_offline_vs_online(points: Sequence[tuple[str, float, float]], estimator
     return save_figure(fig, path)
 
 
+def compact_count(value: float) -> str:
+    """A step count as a short tick label: 469, 7.5k, 14k, 1.6M (full numbers overlap on a log axis)."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            scaled = value / scale
+            return f"{scaled:.3g}{suffix}" if scaled < 10 else f"{scaled:.0f}{suffix}"
+    return f"{value:g}"
+
+
 def plot_learning_curves(curves: Mapping[str, tuple[Sequence[int], Sequence[Estimate], str, str]],
                          path: str | Path) -> list[Path]:
     """Lift of session return vs the control at each checkpoint, one panel per cell: ``curves[label] = (steps,
@@ -317,8 +326,9 @@ def plot_learning_curves(curves: Mapping[str, tuple[Sequence[int], Sequence[Esti
         ax.axhline(0.0, color="black", linewidth=0.7)
         ax.set_xscale("log")
         ax.set_xticks(list(steps))
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: compact_count(v)))
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.tick_params(axis="x", labelrotation=45)
         ax.set_xlabel(unit, fontsize=8)
         ax.set_ylabel("lift vs control (%)", fontsize=8)
         ax.set_title(f"{label}: {status}", fontsize=8)
