@@ -29,7 +29,7 @@ import numpy as np
 from mtf_gym.evaluation import SessionRunner
 from mtf_gym.fusion import FusionRanges, fusion_params_to_action
 from mtf_gym.metrics import paired_lift_ci
-from mtf_gym.policies import BaselinePolicy
+from mtf_gym.policies import BaselinePolicy, ConstantPolicy
 from mtf_gym.sim.config import MTFSessionV1Config
 
 __all__ = ["Probe", "main", "probes", "run_probes"]
@@ -90,31 +90,18 @@ def run_probes(users: int, *, log=print) -> dict:
     config = MTFSessionV1Config()
     wide = dataclasses.replace(config, fusion=WIDE, item_logs=False)
     runner = SessionRunner(users, wide)
-    segments: list[np.ndarray] = []
-
-    def play(action: np.ndarray) -> np.ndarray:
-        action = action.astype(np.float32)
-
-        def act(obs: np.ndarray) -> np.ndarray:
-            if not segments:  # the first call sees every user of the batch, right after the reset
-                segments.append(runner.env.unwrapped.sim.users.segment.copy())
-            return np.broadcast_to(action, (obs.shape[0], action.shape[0])).copy()
-
-        return runner.run(act, VALIDATION_SEED).returns
-
     # The control played in the wide env is the control of the default env (same fusion, same users): checked.
-    control = play(_action(config, None))
-    default = SessionRunner(users, dataclasses.replace(config, item_logs=False)).run(
-        lambda obs: np.broadcast_to(BaselinePolicy(config).action, (obs.shape[0], config.action_dim)).copy(),
-        VALIDATION_SEED).returns
+    control_run = runner.run(ConstantPolicy(_action(config, None)), VALIDATION_SEED)
+    control, segment = control_run.returns, control_run.segments
+    default = SessionRunner(users, dataclasses.replace(config, item_logs=False)).run(BaselinePolicy(config),
+                                                                                     VALIDATION_SEED).returns
     if not np.allclose(control, default, rtol=1e-5, atol=1e-4):
         raise RuntimeError("the control played in the widened env differs from the default env's control")
-    segment = segments[0]
     rng = np.random.default_rng(0)
     rows = []
     for probe in probes(config):
         start = time.perf_counter()
-        returns = play(_action(config, probe))
+        returns = runner.run(ConstantPolicy(_action(config, probe)), VALIDATION_SEED).returns
         ci = paired_lift_ci(returns, control, rng=rng)
         per_segment = {}
         for g, name in enumerate(SEGMENTS):

@@ -18,7 +18,7 @@ import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from mtf_bench.harness.presets import Preset
 from mtf_bench.harness.results import LoadedResults, Run
 from mtf_gym.evaluation import ONLINE_METRICS, SessionOutcomes, lift_ci, simulate_sessions
 from mtf_gym.metrics import ConfidenceInterval, bootstrap_ci, paired_lift_ci
+
+if TYPE_CHECKING:
+    from mtf_gym.datasets.analysis import ExplorationCost
 
 __all__ = ["Aggregates", "Cell", "CellCurve", "ClaimInputs", "Normalisation", "OfflineAgreement", "SeedStats",
            "aggregate", "comparison_rng", "exploration_centres", "main_runs", "updates_per_second"]
@@ -51,6 +54,11 @@ class CellCurve:
     lifts: tuple[Estimate, ...]
     convergence: Convergence
     unit: str  # "gradient steps" or "requests"
+
+    @property
+    def highest(self) -> int:
+        """Index of the checkpoint with the highest lift (a diagnostic: measured on evaluation users)."""
+        return int(np.argmax([e.value for e in self.lifts]))
 
 
 @dataclass(frozen=True)
@@ -130,7 +138,7 @@ class Aggregates:
     seed_stats: SeedStats
     agreements: dict[str, OfflineAgreement]
     efficiency: Any | None
-    exploration_costs: dict[str, Any]  # per recipe: ExplorationCost vs the baseline (test) data, seeds pooled
+    exploration_costs: dict[str, ExplorationCost]  # per recipe, vs the baseline (test) data, seeds pooled
     ablation: dict[str, list[dict[str, Any]]]
     centres: dict[str, dict[str, Any]]
     claim_inputs: ClaimInputs
@@ -313,7 +321,7 @@ def _exploration(preset: Preset, datasets: dict[tuple[str, int], Any], boot: _Bo
                                             confidence=boot.confidence)
     # Pooled over the seeds that have both datasets; the baseline (test) data's users are other users than the
     # recipe's, so the interval is for independent samples (exploration_cost's delta method), not paired.
-    costs: dict[str, Any] = {}
+    costs: dict[str, ExplorationCost] = {}
     for name in col.recipes:
         seeds = [s for s in preset.seeds if (name, s) in datasets and (TEST_DATASET, s) in datasets]
         if seeds:

@@ -10,6 +10,7 @@ import io
 import json
 import math
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -192,13 +193,12 @@ def _curves_md(preset: Preset, agg: Aggregates, figures: Mapping[str, list[Path]
              "levelled off and then lost return with more training.",
              "", "| agent | training data | checkpoints | lift at the last checkpoint | change from the second-last "
              "| verdict | highest checkpoint (its lift) |", "|---|---|---|---|---|---|---|"]
-    counts: dict[str, int] = {}
+    counts = Counter(c.curve.convergence.status for c in cells)
     for c in cells:
         conv = c.curve.convergence
-        counts[conv.status] = counts.get(conv.status, 0) + 1
         change = fmt_ci(Estimate(conv.change.estimate, conv.change.low, conv.change.high), pct=True) if conv.change \
             else "–"
-        peak = int(np.argmax([e.value for e in c.curve.lifts]))
+        peak = c.curve.highest
         lines.append(f"| {c.agent} | {c.dataset} | {', '.join(str(s) for s in c.curve.steps)} {c.curve.unit} | "
                      f"{fmt_ci(c.curve.lifts[-1], pct=True)} | {change} | **{conv.status}** | "
                      f"{c.curve.steps[peak]} ({100 * c.curve.lifts[peak].value:+.2f}%) |")
