@@ -151,12 +151,15 @@ class SharedSettings:
         batch_size: minibatch size of each gradient step.
         gamma: discount factor.
         device: torch device (``cpu``, ``auto``, ``cuda``, ``cuda:N``).
+        compile_graph: d3rlpy's ``compile_graph`` (torch.compile + CUDA-graph replay of each update); d3rlpy uses it
+            on CUDA devices only and ignores it on the CPU.
     """
 
     hidden_units: tuple[int, ...] | None = None
     batch_size: int | None = None
     gamma: float | None = None
     device: str | None = None
+    compile_graph: bool | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SharedSettings:

@@ -71,7 +71,7 @@ def _check_shared_settings(config_class: type[AgentConfig]) -> None:
         if name not in fields:
             raise _fail("shared settings", f"{config_class.__name__}.shared_settings names {name!r}, which is not "
                                            "a field of the config")
-    typical = SharedSettings(hidden_units=(32, 32), batch_size=32, gamma=0.95, device="cpu")
+    typical = SharedSettings(hidden_units=(32, 32), batch_size=32, gamma=0.95, device="cpu", compile_graph=True)
     config = config_class.sharing(typical)
     for name in config_class.shared_settings:
         if getattr(config, name) != getattr(typical, name):

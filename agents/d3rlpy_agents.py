@@ -72,9 +72,11 @@ class D3rlpyAgentConfig(AgentConfig):
         n_critics: size of the critic ensemble.
         device: torch device, ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (``mtf_agents.base.resolve_device``: asking
             for CUDA without it is an error, never a silent CPU run).
+        compile_graph: d3rlpy's flag: on a CUDA device each update runs as a torch.compile'd CUDA graph (about 4x
+            IntegratedRL's updates/s on an H200, ``docs/agents/integrated_rl.md``); ignored on the CPU, as d3rlpy does.
     """
 
-    shared_settings: ClassVar[tuple[str, ...]] = ("hidden_units", "batch_size", "gamma", "device")
+    shared_settings: ClassVar[tuple[str, ...]] = ("hidden_units", "batch_size", "gamma", "device", "compile_graph")
 
     # The d3rlpy config class the fields are passed to, and whether the data must carry exploration bands.
     d3rlpy_config_class: ClassVar[type[LearnableConfig]]
@@ -88,6 +90,7 @@ class D3rlpyAgentConfig(AgentConfig):
     tau: float = 0.005
     n_critics: int = 2
     device: str = "cpu"
+    compile_graph: bool = False
 
     def validate(self) -> None:
         self.check_device()
@@ -128,6 +131,9 @@ class BCQAgentConfig(D3rlpyAgentConfig):
     """
 
     d3rlpy_config_class: ClassVar[type[LearnableConfig]] = BCQConfig
+    # d3rlpy 2.8.1's BCQ update fails under compile_graph ("Unable to cast 0.5 to Tensor", seen on an H200), so a
+    # preset's compile_graph does not reach BCQ, and asking for it directly is an error.
+    shared_settings: ClassVar[tuple[str, ...]] = ("hidden_units", "batch_size", "gamma", "device")
 
     actor_learning_rate: float = 1e-3
     critic_learning_rate: float = 1e-3
@@ -141,6 +147,9 @@ class BCQAgentConfig(D3rlpyAgentConfig):
 
     def validate(self) -> None:
         super().validate()
+        if self.compile_graph:
+            raise ValueError("BCQAgentConfig.compile_graph must be false: d3rlpy 2.8.1's BCQ update fails under "
+                             "compile_graph ('Unable to cast 0.5 to Tensor')")
         self.check_range("lam", 0.0, 1.0)
         self.check_min("n_action_samples", 1)
         self.check_positive("action_flexibility", "beta")

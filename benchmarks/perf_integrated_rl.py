@@ -16,7 +16,7 @@ Acceptance: IntegratedRL(24) is no slower than TD3PlusBC(24), and IntegratedRL(3
 Usage (from the repository root)::
 
     python -m mtf_bench.perf_integrated_rl [--steps 20] [--rounds 3] [--device cpu:0] [--threads N] [--clock wall|cpu]
-        [--only-integrated]
+        [--only-integrated] [--compile-graph]
 """
 
 from __future__ import annotations
@@ -82,6 +82,11 @@ def main(argv: list[str] | None = None) -> None:
         "meaningful with --threads 1 (idle worker threads spin and would be counted)",
     )
     parser.add_argument("--only-integrated", action="store_true", help="skip the TD3PlusBC runs")
+    parser.add_argument(
+        "--compile-graph",
+        action="store_true",
+        help="d3rlpy's compile_graph=True for every algorithm (torch.compile + CUDA graphs; CUDA devices only)",
+    )
     args = parser.parse_args(argv)
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     if args.threads:
@@ -92,14 +97,17 @@ def main(argv: list[str] | None = None) -> None:
 
     def td3bc(n_critics: int) -> QLearningAlgoBase:
         return TD3PlusBCConfig(
-            batch_size=BATCH, n_critics=n_critics, actor_encoder_factory=encoder, critic_encoder_factory=encoder
+            batch_size=BATCH, n_critics=n_critics, actor_encoder_factory=encoder, critic_encoder_factory=encoder,
+            compile_graph=args.compile_graph,
         ).create(device=args.device)
 
     integrated = IntegratedRLConfig(
-        batch_size=BATCH, n_critics=24, actor_encoder_factory=encoder, critic_encoder_factory=encoder
+        batch_size=BATCH, n_critics=24, actor_encoder_factory=encoder, critic_encoder_factory=encoder,
+        compile_graph=args.compile_graph,
     ).create(device=args.device)
     integrated_sets = IntegratedRLConfig(
-        batch_size=BATCH, n_critics=8, num_critic_sets=3, actor_encoder_factory=encoder, critic_encoder_factory=encoder
+        batch_size=BATCH, n_critics=8, num_critic_sets=3, actor_encoder_factory=encoder, critic_encoder_factory=encoder,
+        compile_graph=args.compile_graph,
     ).create(device=args.device)
     runs: list[tuple[str, QLearningAlgoBase, ReplayBufferBase]] = [
         ("IntegratedRL(24)", integrated, banded),
@@ -132,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"device={args.device} torch_threads={torch.get_num_threads()} batch={BATCH} obs_dim={OBS_DIM} "
         f"action_dim={ACTION_DIM} hidden=256x256 steps={args.steps}x{args.rounds} rounds (median round) "
-        f"clock={args.clock}"
+        f"clock={args.clock} compile_graph={args.compile_graph}"
     )
     # Other processes on the cores distort CPU timings badly (OpenMP threads wait on each other): show the load.
     print(f"cpus={os.cpu_count()} load average before/after: {load_before:.2f}/{os.getloadavg()[0]:.2f}")

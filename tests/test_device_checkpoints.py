@@ -87,6 +87,42 @@ def test_a_model_saved_for_cuda_loads_on_the_cpu_when_asked(name: str, tiny_data
     np.testing.assert_array_equal(loaded.act(obs), agent.act(obs))
 
 
+COMPILED_AGENTS = ("cql", "iql", "ddpg", "td3bc", "integrated_rl")
+
+
+def test_compile_graph_reaches_the_d3rlpy_agents_but_not_bcq() -> None:
+    """A preset's ``compile_graph`` (d3rlpy's torch.compile + CUDA graphs, ``paper``) reaches every d3rlpy agent's
+    d3rlpy config except BCQ's, whose d3rlpy update fails under it; the other agents are told it does not apply."""
+    from mtf_agents.d3rlpy_agents import BCQAgentConfig
+    from mtf_bench.harness.jobs import build_agent_for
+
+    common = {"hidden_units": [16], "device": "cpu", "compile_graph": True}
+    for name in COMPILED_AGENTS:
+        agent = build_agent_for(name, {}, common)
+        assert agent.config.compile_graph and agent.config.to_d3rlpy().compile_graph, name
+        assert not build_agent_for(name, {}, {**common, "compile_graph": False}).config.to_d3rlpy().compile_graph
+    for name in ("bcq", "ddpg_va", "sac", "es"):
+        notes: list[str] = []
+        agent = build_agent_for(name, {}, common, notes.append)
+        assert not getattr(agent.config, "compile_graph", False), name
+        assert "compile_graph" in notes[0] and "do not apply" in notes[0], (name, notes)
+    with pytest.raises(ValueError, match=r"BCQAgentConfig\.compile_graph must be false"):
+        BCQAgentConfig(compile_graph=True)
+
+
+def test_only_a_preset_with_compile_graph_records_it_in_job_identities() -> None:
+    """Off (every preset but ``paper``), ``compile_graph`` is absent from the jobs' shared settings, so runs that
+    finished before the setting existed keep their hashes; on, it is part of every job's identity."""
+    from mtf_bench.harness.grid import build_grid
+    from mtf_bench.harness.presets import load_preset
+    from tests.test_harness import KINDS
+
+    quick, paper = load_preset("quick"), load_preset("paper")
+    assert paper.agents.compile_graph and not quick.agents.compile_graph
+    assert all("compile_graph" not in job.common for job in build_grid(quick, KINDS).trains)
+    assert all(job.common["compile_graph"] is True for job in build_grid(paper, KINDS).trains)
+
+
 def test_resolve_device() -> None:
     assert resolve_device("cpu") == "cpu"
     assert resolve_device("auto") == ("cuda:0" if torch.cuda.is_available() else "cpu")

@@ -311,7 +311,12 @@ class Grid:
 
 def _common(preset: Preset) -> dict[str, Any]:
     ag = preset.agents
-    return {"hidden_units": list(ag.hidden_units), "batch_size": ag.batch_size, "device": preset.device}
+    common: dict[str, Any] = {"hidden_units": list(ag.hidden_units), "batch_size": ag.batch_size,
+                              "device": preset.device}
+    # Only when on: runs finished before the setting existed (all with it off) keep their hashes.
+    if ag.compile_graph:
+        common["compile_graph"] = True
+    return common
 
 
 def tuning_jobs(preset: Preset, agent_kinds: dict[str, str]) -> tuple[tuple[DatasetJob, ...], tuple[TuneJob, ...]]:

@@ -119,6 +119,9 @@ class AgentSettings:
             policy only); each is evaluated on the same ``evaluation.curve_sessions`` users.
         hidden_units: MLP widths, applied to every agent whose config has ``hidden_units``.
         batch_size: applied to every agent whose config has ``batch_size``.
+        compile_graph: d3rlpy's ``compile_graph`` for every agent whose config has it (the d3rlpy agents and
+            IntegratedRL): each update runs as a torch.compile'd CUDA graph on a CUDA device (``paper``); ignored on
+            the CPU.
         overrides: per-agent config overrides, ``{agent: {field: value}}`` (``--set
             agents.overrides.integrated_rl.n_critics=8``); they win over the common settings above.
     """
@@ -131,9 +134,12 @@ class AgentSettings:
     checkpoints: int = 8
     hidden_units: tuple[int, ...] = (64, 64)
     batch_size: int = 256
+    compile_graph: bool = False
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.compile_graph, bool):
+            raise _fail("agents", "compile_graph", "true or false", self.compile_graph)
         if not self.names or len(set(self.names)) != len(self.names):
             raise _fail("agents", "names", "a non-empty tuple of distinct agent names", self.names)
         for name in ("n_steps", "online_steps", "batch_size", "checkpoints"):

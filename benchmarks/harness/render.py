@@ -445,8 +445,10 @@ def _protocol_md(preset: Preset, agg: Aggregates) -> list[str]:
             f"- **Tuning.** {tuned}.",
             "- **Offline estimators.** Weighted GAUC and FQE for every trained policy, with their rank agreement with "
             "online return and the regret of the policy each would select.",
-            f"- **Device.** `{p.device}`; asking for CUDA where torch has none stops the run. GPU throughput: not "
-            "measured on GPU in this repository's runs.", ""]
+            f"- **Device.** `{p.device}`"
+            f"{' with compile_graph (d3rlpy agents but BCQ)' if p.agents.compile_graph else ''}; asking for CUDA "
+            "where torch has none stops the run. GPU throughput (IntegratedRL at the paper's sizes, one H200): "
+            "`docs/agents/integrated_rl.md`, section \"GPU\".", ""]
 
 
 def _agent_steps_text(p: Preset) -> str:
