@@ -332,6 +332,35 @@ def test_smoke_resume_skips_finished_jobs(smoke_run: dict) -> None:
         assert path.stat().st_mtime_ns == mtime and path.read_text() == text
 
 
+def test_a_run_finished_with_another_code_default_is_stale(smoke_run: dict, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A job's hash covers its settings, not the agent's code defaults: a finished run whose recorded config differs
+    from what the code builds now (a changed default) is not done, and --dry-run names the field; a field the record
+    lacks (added to the config later) is not compared."""
+    import shutil
+
+    from mtf_bench.harness.jobs import is_done, stale_config_fields
+
+    shutil.copytree(smoke_run["run_dir"], tmp_path / "smoke")  # the module's run stays untouched
+    preset = load_preset("smoke", assignments=(f'results_dir="{tmp_path}"',))
+    job = next(j for j in build_grid(preset, KINDS).trains if j.agent == "iql")
+    path = job.directory / "result.json"
+    result = json.loads(path.read_text())
+    assert is_done(job) and not stale_config_fields(job, result)
+    expectile = result["config"]["expectile"]
+    del result["config"]["batch_size"]  # as if the field did not exist when the job ran
+    path.write_text(json.dumps(result))
+    assert is_done(job)
+    result["config"]["expectile"] = 0.5  # as if the code default had been 0.5 when the job ran
+    path.write_text(json.dumps(result))
+    assert not is_done(job) and stale_config_fields(job, result) == {"expectile": (0.5, expectile)}
+    assert cli.main(["smoke", "--results-dir", str(tmp_path), "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    row = next(i for i, line in enumerate(out) if f" {job.job_id} " in line)
+    assert out[row].startswith("stale ") and out[row + 1].strip() == f"expectile: 0.5 -> {expectile!r}"
+    assert out[-1].startswith("1 of ")
+
+
 def test_smoke_outputs_are_complete_and_finite(smoke_run: dict) -> None:
     run_dir = smoke_run["run_dir"]
     for name in ("config.json", "runs.csv", "runs.json", "summary.json", "report.md"):

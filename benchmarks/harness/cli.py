@@ -121,7 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.dry_run:
             rows = describe_plan(preset)
             for row in rows:
-                print(f"{'done' if row['done'] else 'todo':<5} {row['kind']:<8} {row['job']:<48} {row['dir']}")
+                status = "done" if row["done"] else "stale" if row.get("stale") else "todo"
+                print(f"{status:<5} {row['kind']:<8} {row['job']:<48} {row['dir']}")
+                if row.get("stale"):  # finished with an agent config the current code no longer builds
+                    print("      " + ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in row["stale"].items()))
             print(f"{sum(not r['done'] for r in rows)} of {len(rows)} job(s) to run")
             return 0
         grid = plan(preset)  # checks agent names and every agent's settings before anything runs

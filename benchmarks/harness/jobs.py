@@ -36,10 +36,12 @@ __all__ = [
     "at_band_edge",
     "build_agent_for",
     "dataset_seed",
+    "finished_result",
     "is_done",
     "load_job_dataset",
     "run_job",
     "saturation",
+    "stale_config_fields",
 ]
 
 RESULT_FILE = "result.json"
@@ -72,9 +74,37 @@ class JobOutcome:
 
 
 def is_done(job: DatasetJob | TrainJob | TuneJob) -> bool:
-    """Whether ``job`` finished before with the same identity (a valid ``result.json`` with a matching hash)."""
+    """Whether ``job`` finished before with the same identity (a valid ``result.json`` with a matching hash) and,
+    for a training job, with the agent config the current code builds (:func:`stale_config_fields`)."""
+    result = finished_result(job)
+    return result is not None and (not isinstance(job, TrainJob) or not stale_config_fields(job, result))
+
+
+def finished_result(job: DatasetJob | TrainJob | TuneJob) -> dict[str, Any] | None:
+    """``job``'s ``result.json`` if it finished ok with the job's current hash, else ``None``."""
     result = read_json(job.directory / RESULT_FILE)
-    return isinstance(result, dict) and result.get("status") == "ok" and result.get("config_hash") == job.config_hash
+    ok = isinstance(result, dict) and result.get("status") == "ok" and result.get("config_hash") == job.config_hash
+    return result if ok else None
+
+
+def stale_config_fields(job: TrainJob, result: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The agent-config fields of a finished training job whose recorded value differs from the one the current
+    code builds from the same settings, ``{field: (recorded, now)}``.
+
+    A job's hash covers its settings, not the agent's code defaults, so a changed default (say IntegratedRL's
+    ``target_noise``) shows only here; such a job is run again rather than reported with its old config. Fields
+    missing from the record were added to the config later and are not compared: a new field's default keeps the
+    behaviour the code had before it existed.
+    """
+    import json
+
+    recorded = result.get("config")
+    if not isinstance(recorded, dict):
+        return {}
+    now = json.loads(json.dumps(build_agent_for(job.agent, job.overrides, job.common).config.to_dict()))
+    missing = object()
+    return {name: (value, now.get(name, "<removed>")) for name, value in recorded.items()
+            if now.get(name, missing) != value}
 
 
 def dataset_seed(name: str, seed: int) -> int:
