@@ -427,6 +427,7 @@ def _protocol_md(preset: Preset, agg: Aggregates) -> list[str]:
     overrides = (f"with the preset's `[env]` overrides {json.dumps(p.env, sort_keys=True)}" if p.env else
                  "with its default config")
     other = "MTFSession-v0" if p.env_id != "MTFSession-v0" else "MTFSession-v1"
+    compiled = ", compile_graph on (d3rlpy agents but BCQ; used on CUDA only)" if p.agents.compile_graph else ""
     return ["## Protocol", "",
             f"- **Environment.** `{p.env_id}` {overrides}; every dataset, A/B test and online agent uses it. "
             f"`mtf-bench {p.name} --env-id {other}` runs the same protocol on `{other}` (`--set env_id=...`; each "
@@ -445,9 +446,8 @@ def _protocol_md(preset: Preset, agg: Aggregates) -> list[str]:
             f"- **Tuning.** {tuned}.",
             "- **Offline estimators.** Weighted GAUC and FQE for every trained policy, with their rank agreement with "
             "online return and the regret of the policy each would select.",
-            f"- **Device.** `{p.device}`"
-            f"{' with compile_graph (d3rlpy agents but BCQ)' if p.agents.compile_graph else ''}; asking for CUDA "
-            "where torch has none stops the run. GPU throughput (IntegratedRL at the paper's sizes, one H200): "
+            f"- **Device.** `{p.device}`{compiled}; asking for CUDA where torch has none stops the run. GPU "
+            "throughput (IntegratedRL at the paper's sizes, one H200): "
             "`docs/agents/integrated_rl.md`, section \"GPU\".", ""]
 
 
