@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from gymnasium.utils import seeding
 
 from mtf_gym.evaluation import SessionOutcomes, SessionRunner
 from mtf_gym.metrics import paired_lift_ci
+from mtf_gym.rng import seed_keys
 from mtf_gym.sim.config import MTFSessionV1Config
 from mtf_gym.sim.layout import STATE_NAMES, TRAIT_NAMES
 from mtf_gym.sim.simulator import UserSimulator
@@ -51,8 +51,7 @@ EVAL_SEED = 0
 
 def user_keys(first_seed: int, count: int) -> np.ndarray:
     """Session keys of the users of ``reset(seed=first_seed + i)``: exactly what the envs draw (CRN with them)."""
-    return np.array([seeding.np_random(first_seed + i)[0].bit_generator.random_raw() for i in range(count)],
-                    dtype=np.uint64)
+    return seed_keys(range(first_seed, first_seed + count))
 
 
 def rollout(runner: SessionRunner, seeds: int | np.ndarray,

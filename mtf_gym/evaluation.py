@@ -38,6 +38,7 @@ from mtf_gym.metrics import (
     weighted_gauc,
 )
 from mtf_gym.policies import BatchPolicy
+from mtf_gym.rng import seed_keys
 from mtf_gym.validation import check_int
 
 __all__ = [
@@ -238,7 +239,8 @@ class SessionRunner:
 
     def run(self, policy: BatchPolicy, seed: int | Sequence[int], max_requests: int | None = None, *,
             before_step: Callable[[np.ndarray], None] | None = None,
-            after_step: Callable[[np.ndarray, dict], None] | None = None) -> SessionOutcomes:
+            after_step: Callable[[np.ndarray, dict], None] | None = None,
+            session_seed: int | Sequence[int] | None = None) -> SessionOutcomes:
         """Run every session to its end, or for at most ``max_requests`` requests (``1``: first request only).
 
         Args:
@@ -248,18 +250,30 @@ class SessionRunner:
             before_step: called with the rows still in their session before each step (e.g. to read the
                 simulator's state the step starts from).
             after_step: called with those rows and the step's ``info`` after each step.
+            session_seed: the same users (``seed``) in other sessions: each session's draws (retrieval, responses,
+                leaving) come from session seed ``session_seed + i`` (or one per session) instead of the user's
+                own seed (:meth:`mtf_gym.sim.UserSimulator.reseed_sessions`; the project's user simulator only).
         """
         return self.run_with_context(lambda obs, info, live: policy(obs), seed, max_requests,
-                                     before_step=before_step, after_step=after_step)
+                                     before_step=before_step, after_step=after_step, session_seed=session_seed)
 
     def run_with_context(self, policy: ContextPolicy, seed: int | Sequence[int], max_requests: int | None = None, *,
                          before_step: Callable[[np.ndarray], None] | None = None,
-                         after_step: Callable[[np.ndarray, dict], None] | None = None) -> SessionOutcomes:
+                         after_step: Callable[[np.ndarray, dict], None] | None = None,
+                         session_seed: int | Sequence[int] | None = None) -> SessionOutcomes:
         """:meth:`run` for a policy that also reads the step's ``info`` and the live rows (``(S,)`` bool)."""
         env, n = self.env, self.num_sessions
         logs = self._item_logs
         obs, info = env.reset(seed=seed if isinstance(seed, (int, np.integer)) else [int(s) for s in seed])
         sim = getattr(env.unwrapped, "sim", None)
+        if session_seed is not None:
+            if not hasattr(sim, "reseed_sessions"):
+                raise ValueError(f"session_seed needs the project's user simulator; {type(env).__name__} has none")
+            seeds = (range(int(session_seed), int(session_seed) + n) if isinstance(session_seed, (int, np.integer))
+                     else [int(s) for s in session_seed])
+            if len(seeds) != n:
+                raise ValueError(f"session_seed must be an int or {n} seeds, got {len(seeds)}")
+            sim.reseed_sessions(np.arange(n), seed_keys(seeds))
         segments = sim.segment.copy() if self._user_state else None
         alive = np.ones(n, dtype=bool)
         returns = np.zeros(n)

@@ -11,11 +11,12 @@ directly; :func:`counter_uniforms` is the same function over a batch, for tests 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 from numba import njit
 
-__all__ = ["PROFILE_STREAM", "counter_normals", "counter_uniform", "counter_uniforms"]
+__all__ = ["PROFILE_STREAM", "counter_normals", "counter_uniform", "counter_uniforms", "seed_keys"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -72,3 +73,11 @@ def counter_uniforms(keys: np.ndarray, counters: np.ndarray, width: int) -> np.n
     out = np.empty((keys.shape[0], int(width)), dtype=np.float32)
     _fill_uniforms(keys, counters, out)
     return out
+
+
+def seed_keys(seeds: Iterable[int]) -> np.ndarray:
+    """The session key ``reset(seed=s)`` gives a (sub-)env for each seed: the first 64-bit draw of Gymnasium's
+    ``np_random(s)`` (so a batch of keys is the users of those seeds, for common random numbers with the envs)."""
+    from gymnasium.utils import seeding
+
+    return np.array([seeding.np_random(int(s))[0].bit_generator.random_raw() for s in seeds], dtype=np.uint64)

@@ -240,3 +240,51 @@ def test_action_deviation_and_agreement() -> None:
     np.testing.assert_allclose(shifted, 0.25, rtol=1e-6)
     agreement = gauc_online_agreement({"a": 0.1, "b": 0.2, "c": 0.3, "x": 9.0}, {"a": 1.0, "b": 2.0, "c": 3.0})
     assert agreement.n == 3 and agreement.spearman_rho == pytest.approx(1.0)
+
+
+def test_session_seed_plays_the_same_users_in_other_sessions() -> None:
+    """``session_seed`` keeps the users of ``seed`` (segment, traits, first observation) and redraws their sessions,
+    the starting satisfaction included (that of the session seed's own user); ``session_seed == seed`` is the plain
+    run, bit for bit; a row past its session's start cannot be reseeded."""
+    from mtf_gym.evaluation import SessionRunner
+    from mtf_gym.rng import seed_keys
+    from mtf_gym.sim.config import MTFSessionV1Config
+
+    config = MTFSessionV1Config(max_requests=8)
+    runner = SessionRunner(32, config)
+    policy = BaselinePolicy(config)
+    traits: list[np.ndarray] = []
+    first_obs: list[np.ndarray] = []
+    start_satisfaction: list[np.ndarray] = []
+
+    def record(obs: np.ndarray) -> np.ndarray:
+        if runner.env.unwrapped.sim.request_index.max() == 0:
+            traits.append(runner.env.unwrapped.sim.users.traits.copy())
+            first_obs.append(np.array(obs, copy=True))
+            start_satisfaction.append(runner.env.unwrapped.sim.satisfaction.copy())
+        return policy(obs)
+
+    own = runner.run(record, 100)
+    same = runner.run(record, 100, session_seed=100)
+    other = runner.run(record, 100, session_seed=5000)
+    others_users = runner.run(record, 5000)
+    np.testing.assert_array_equal(start_satisfaction[2], start_satisfaction[3])
+    assert not np.array_equal(start_satisfaction[0], start_satisfaction[2])
+    np.testing.assert_array_equal(own.returns, same.returns)
+    np.testing.assert_array_equal(own.segments, other.segments)
+    np.testing.assert_array_equal(traits[0], traits[2])
+    np.testing.assert_array_equal(first_obs[0], first_obs[2])
+    assert not np.array_equal(own.returns, other.returns)
+    assert not np.array_equal(own.segments, others_users.segments)
+    # The session of user 100 + i under session seed 5000 + i draws from seed 5000 + i's key.
+    sim = runner.env.unwrapped.sim
+    runner.env.reset(seed=100)
+    sim.reseed_sessions(np.arange(32), seed_keys(range(5000, 5032)))
+    np.testing.assert_array_equal(sim.keys, seed_keys(range(5000, 5032)))
+    runner.env.step(np.broadcast_to(policy.action, (32, config.action_dim)).copy())
+    with pytest.raises(ValueError, match="past their session's start"):
+        sim.reseed_sessions(np.arange(32), seed_keys(range(5000, 5032)))
+    with pytest.raises(ValueError, match="session_seed must be an int or 32 seeds"):
+        runner.run(policy, 100, session_seed=[1, 2])
+    with pytest.raises(ValueError, match="session_seed needs the project's user simulator"):
+        SessionRunner(4, SMALL).run(BaselinePolicy(SMALL), 0, session_seed=1)

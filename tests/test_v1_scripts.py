@@ -120,3 +120,25 @@ def test_range_probe_script(tmp_path, capsys):
         assert sum(s["users"] for s in row["per_segment"].values()) == 64
         assert f"| {row['name']} | {row['side']} |" in out
     assert (tmp_path / "range_probe.png").stat().st_size > 10_000
+
+
+def test_per_user_oracle_script(tmp_path, capsys):
+    from mtf_bench.per_user_oracle import main, menu_of_constants, select_and_score
+    from mtf_gym.policies import BaselinePolicy
+    from mtf_gym.sim.config import MTFSessionV1Config
+
+    config = MTFSessionV1Config()
+    control = BaselinePolicy(config).action
+    menu = menu_of_constants(control, 5)
+    assert menu.shape == (5, config.action_dim) and np.array_equal(menu[0], control)
+    assert np.all(np.abs(menu) <= 1.0)
+    # A menu of the control alone: every user keeps it, so every lift is exactly zero.
+    alone = select_and_score(config, 16, menu[:1], 2, [1, 2], progress=False)
+    assert [c["lift"]["estimate"] for c in alone["curve"]] == [0.0, 0.0]
+    assert alone["curve"][-1]["users_keeping_control"] == 1.0 and alone["best_menu_constant"]["index"] == 0
+    main(["--users", "24", "--menu", "3", "--sessions", "2", "--out", str(tmp_path), "--no-progress"])
+    out = capsys.readouterr().out
+    assert "| 1 |" in out and "| 2 |" in out and "best menu constant for everyone" in out
+    record = json.loads((tmp_path / "per_user_oracle.json").read_text())
+    assert [c["sessions"] for c in record["curve"]] == [1, 2] and len(record["menu"]) == 3
+    assert (tmp_path / "per_user_oracle.png").stat().st_size > 10_000

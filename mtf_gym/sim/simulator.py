@@ -13,6 +13,7 @@ import numpy as np
 from numba import typeof
 
 from mtf_gym.config import PREDICTABLE_TASKS
+from mtf_gym.rng import PROFILE_STREAM, counter_normals
 from mtf_gym.sim.catalogue import Catalogue
 from mtf_gym.sim.config import MTFSessionV1Config, segment_table
 from mtf_gym.sim.items import GLANCE_MEAN_FRACTION, build_item_table
@@ -24,7 +25,9 @@ from mtf_gym.sim.layout import (
     NUM_PROFILE_OBS,
     NUM_RESPONSES,
     OBS_DIM,
+    P_SAT_STD,
     PROFILE_SCALARS,
+    S_SATISFACTION,
     STATE_NAMES,
     STATE_WIDTH,
     TOPIC_TABLE_SIZE,
@@ -189,6 +192,29 @@ class UserSimulator:
         keys = self._rows_array("keys", keys, keys.shape, np.uint64)
         args = (rows, keys, self.model, self.users, self.scratch.normals[0])
         self._compiled(start_rows, args)(*args)
+
+    def reseed_sessions(self, rows: np.ndarray, keys: np.ndarray) -> None:
+        """The sessions of ``rows``, just started, keep their users and draw the rest of the session from ``keys``.
+
+        A user (segment, traits, interests, history statistics, ranker error) is drawn from its key's profile
+        counter at the start, with the session's starting satisfaction. The session's draws (retrieval,
+        responses, leaving) use the same key at the request counters. This replaces the key and the starting
+        satisfaction with those ``keys`` give (the satisfaction the session key's own user would start with), so
+        each row plays the same user in another session: "returning users", for per-user oracles that learn from
+        other sessions of a user and must not know the starting state of the one they are scored on.
+        """
+        rows, keys = rows_and_keys(rows, keys, self.num_rows)
+        started = self.users.request_index[rows]
+        if np.any(started != 0):
+            raise ValueError(f"reseed_sessions: rows {rows[started != 0][:5].tolist()} are past their session's "
+                             "start (request_index > 0); reseed right after start_sessions")
+        normals = np.empty(self.scratch.normals.shape[1], np.float32)
+        satisfaction_normal = self.users.boredom.shape[1] + 1  # start_row's draw: normals[num_topics + 1]
+        sat_std = self.model.profile[P_SAT_STD]
+        for row, key in zip(rows, keys, strict=True):
+            counter_normals(key, np.uint64(PROFILE_STREAM), normals)
+            self.users.state[row, S_SATISFACTION] = sat_std * normals[satisfaction_normal]
+        self.users.keys[rows] = keys
 
     def observations(self) -> np.ndarray:
         obs = np.empty((self.num_rows, OBS_DIM), np.float32)

@@ -1,0 +1,183 @@
+"""How much does a per-user constant fusion gain when it is chosen per user, not as a linear function of traits?
+
+    python -m mtf_bench.per_user_oracle [--users 2048] [--menu 128] [--sessions 16] [--out results/per_user_oracle]
+
+The headroom ladder's "oracle per-user" rung (``mtf_bench.headroom``) is *linear* in the user's latent traits, a
+lower bound on what knowing the user allows. This probe drops the linear form. Every user picks, from a fixed menu
+of constant fusions, the one with the highest mean return over ``--sessions`` *other* sessions of that same user
+(``SessionRunner.run(..., session_seed=...)``: same user, other session draws; every menu entry plays the same
+selection sessions, common random numbers). The choice is then scored on the user's evaluation session, which the
+selection never saw, against the control (``BaselinePolicy``) on the same sessions (paired bootstrap intervals).
+
+* **Users:** the headroom ladder's evaluation users (``reset(seed=i)``, i < ``--users``), so the lifts compare with
+  its rungs. Selection sessions use seeds from 10,000,000 on, disjoint from every user population of the repo.
+* **Menu:** the control plus ``--menu`` - 1 constants drawn around it (Gaussian steps of 0.15, 0.3 and 0.6 in action
+  units, clipped to the action box; fixed seed). Nothing is tuned on the evaluation sessions.
+* **What limits it:** the menu (a finite set) and the selection noise (a finite number of sessions per user). The
+  curve over the number of selection sessions shows the second: if the lift still rises at the last point, more
+  sessions would find more. "best menu constant" (one entry for every user, chosen on all users' selection
+  sessions) separates personalisation from a better constant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mtf_gym.evaluation import SessionOutcomes, SessionRunner
+from mtf_gym.metrics import paired_lift_ci
+from mtf_gym.policies import BaselinePolicy
+from mtf_gym.sim.config import MTFSessionV1Config
+
+__all__ = ["SELECTION_SEED", "main", "menu_of_constants", "select_and_score"]
+
+EVAL_SEED = 0  # the headroom ladder's evaluation users
+SELECTION_SEED = 10_000_000  # other sessions of those users: seeds disjoint from every user population
+STEP_SIZES = (0.15, 0.3, 0.6)
+SEGMENTS = ("casual", "lean-back", "social", "quality")
+
+
+def menu_of_constants(control: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+    """``(size, A)``: the control first, then constants around it (Gaussian steps of each size in turn, clipped)."""
+    rng = np.random.default_rng(seed)
+    steps = np.array([STEP_SIZES[m % len(STEP_SIZES)] for m in range(size - 1)])[:, None]
+    others = control[None, :] + steps * rng.standard_normal((size - 1, control.shape[0]))
+    return np.clip(np.vstack([control[None, :], others]), -1.0, 1.0).astype(np.float32)
+
+
+def _constant_rows(actions: np.ndarray):
+    """A batch policy playing row ``i`` the fusion ``actions[i]`` at every request."""
+    return lambda obs: actions
+
+
+def select_and_score(config: MTFSessionV1Config, users: int, menu: np.ndarray, sessions: int,
+                     checkpoints: list[int], *, progress: bool = True) -> dict:
+    """Per-user choices from the first ``k`` selection sessions for each ``k`` in ``checkpoints``, each scored on the
+    evaluation sessions against the control; also the single best menu constant."""
+    runner = SessionRunner(users, config)
+    totals = np.zeros((menu.shape[0], users))
+    cumulative: dict[int, np.ndarray] = {}
+    bar = tqdm(total=sessions * menu.shape[0], unit="run", disable=not progress, desc="selection sessions")
+    for k in range(sessions):
+        for m, action in enumerate(menu):
+            rows = np.broadcast_to(action, (users, action.shape[0])).copy()
+            totals[m] += runner.run(_constant_rows(rows), EVAL_SEED, session_seed=SELECTION_SEED + k * users).returns
+            bar.update(1)
+        if k + 1 in checkpoints:
+            cumulative[k + 1] = totals.copy()
+    bar.close()
+
+    control = runner.run(_constant_rows(np.broadcast_to(menu[0], (users, menu.shape[1])).copy()), EVAL_SEED)
+
+    def score(actions: np.ndarray) -> tuple[SessionOutcomes, dict]:
+        out = runner.run(_constant_rows(actions), EVAL_SEED)
+        rng = np.random.default_rng(0)
+        overall = paired_lift_ci(out.returns, control.returns, rng=rng)
+        per_segment = {}
+        for g, name in enumerate(SEGMENTS):
+            rows = control.segments == g
+            ci = paired_lift_ci(out.returns[rows], control.returns[rows], rng=rng)
+            per_segment[name] = {"estimate": ci.estimate, "low": ci.low, "high": ci.high, "users": int(rows.sum())}
+        return out, {"estimate": overall.estimate, "low": overall.low, "high": overall.high,
+                     "mean_return": float(out.returns.mean()), "per_segment": per_segment}
+
+    curve = []
+    for k, sums in sorted(cumulative.items()):
+        choice = np.argmax(sums, axis=0)
+        _, lift = score(menu[choice])
+        curve.append({"sessions": k, "lift": lift, "users_keeping_control": float(np.mean(choice == 0)),
+                      "distinct_choices": int(np.unique(choice).size),
+                      "mean_step_from_control": float(np.mean(np.abs(menu[choice] - menu[0]).sum(axis=1)))})
+    best = int(np.argmax(totals.sum(axis=1)))
+    _, best_lift = score(np.broadcast_to(menu[best], (users, menu.shape[1])).copy())
+    return {"curve": curve, "best_menu_constant": {"index": best, "lift": best_lift},
+            "control_mean_return": float(control.returns.mean())}
+
+
+def _plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+    ks = [c["sessions"] for c in result["curve"]]
+    est = np.array([c["lift"]["estimate"] for c in result["curve"]]) * 100
+    low = np.array([c["lift"]["low"] for c in result["curve"]]) * 100
+    high = np.array([c["lift"]["high"] for c in result["curve"]]) * 100
+    left.fill_between(ks, low, high, alpha=0.25, color="C0")
+    left.plot(ks, est, "o-", color="C0", label="per-user choice from the menu")
+    best = result["best_menu_constant"]["lift"]
+    left.axhline(best["estimate"] * 100, color="C1", ls="--", label=f"best menu constant ({best['estimate']:+.2%})")
+    left.axhline(6.0, color="C3", ls=":", label="issue target for the per-user oracle (+6%)")
+    left.axhline(0.0, color="black", lw=0.8)
+    left.set_xscale("log", base=2)
+    left.set_xticks(ks, [str(k) for k in ks])
+    left.set_xlabel("selection sessions per user (other sessions of the same user)")
+    left.set_ylabel("lift vs control on the evaluation sessions (%)")
+    left.set_title(f"Per-user constant chosen from {result['settings']['menu']} fusions, "
+                   f"{result['settings']['users']} users")
+    left.legend(fontsize=8, loc="lower right")
+    last = result["curve"][-1]["lift"]["per_segment"]
+    names = list(last)
+    vals = np.array([last[n]["estimate"] for n in names]) * 100
+    errs = np.array([[last[n]["estimate"] - last[n]["low"], last[n]["high"] - last[n]["estimate"]]
+                     for n in names]).T * 100
+    right.barh(names, vals, xerr=errs, color="C0", alpha=0.8)
+    right.axvline(0, color="black", lw=0.8)
+    right.set_xlabel("lift vs control (%), 95% CI")
+    right.set_title(f"by segment, {result['curve'][-1]['sessions']} selection sessions")
+    right.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=2048, help="evaluation users (default 2048)")
+    parser.add_argument("--menu", type=int, default=128, help="constant fusions in the menu, control included")
+    parser.add_argument("--sessions", type=int, default=16, help="selection sessions per user (default 16)")
+    parser.add_argument("--out", type=Path, default=Path("results/per_user_oracle"), help="output folder")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    for name, minimum in (("users", 2), ("menu", 2), ("sessions", 1)):
+        if getattr(args, name) < minimum:
+            parser.error(f"--{name} must be >= {minimum}, got {getattr(args, name)}")
+    config = MTFSessionV1Config()
+    menu = menu_of_constants(BaselinePolicy(config).action, args.menu)
+    checkpoints = sorted({min(2 ** i, args.sessions) for i in range(args.sessions.bit_length() + 1)})
+    start = time.perf_counter()
+    result = select_and_score(config, args.users, menu, args.sessions, checkpoints, progress=not args.no_progress)
+    result["settings"] = {"users": args.users, "menu": args.menu, "sessions": args.sessions,
+                          "step_sizes": list(STEP_SIZES), "selection_seed": SELECTION_SEED, "eval_seed": EVAL_SEED,
+                          "seconds": round(time.perf_counter() - start, 1)}
+    result["menu"] = menu.tolist()
+    print(f"\nPer-user constant chosen from a menu of {args.menu} fusions, {args.users} evaluation users, "
+          f"MTFSession-v1 ({result['settings']['seconds']:.0f} s)\n")
+    print("| selection sessions per user | lift vs control [95% CI] | users keeping the control | distinct choices |")
+    print("|---|---|---|---|")
+    for c in result["curve"]:
+        lift = c["lift"]
+        print(f"| {c['sessions']} | {lift['estimate']:+.2%} [{lift['low']:+.2%}, {lift['high']:+.2%}] | "
+              f"{c['users_keeping_control']:.1%} | {c['distinct_choices']} |")
+    best = result["best_menu_constant"]["lift"]
+    print(f"\nbest menu constant for everyone: {best['estimate']:+.2%} [{best['low']:+.2%}, {best['high']:+.2%}]")
+    last = result["curve"][-1]["lift"]["per_segment"]
+    print("by segment (last point): " + ", ".join(f"{n} {v['estimate']:+.2%} [{v['low']:+.2%}, {v['high']:+.2%}]"
+                                                   for n, v in last.items()))
+    args.out.mkdir(parents=True, exist_ok=True)
+    tmp = args.out / "per_user_oracle.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(args.out / "per_user_oracle.json")
+    _plot(result, args.out / "per_user_oracle.png")
+    print(f"wrote {args.out / 'per_user_oracle.json'} and per_user_oracle.png")
+
+
+if __name__ == "__main__":
+    main()
