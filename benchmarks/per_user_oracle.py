@@ -13,6 +13,10 @@ selection never saw, against the control (``BaselinePolicy``) on the same sessio
   its rungs. Selection sessions use seeds from 10,000,000 on, disjoint from every user population of the repo.
 * **Menu:** the control plus ``--menu`` - 1 constants drawn around it (Gaussian steps of 0.15, 0.3 and 0.6 in action
   units, clipped to the action box; fixed seed). Nothing is tuned on the evaluation sessions.
+* **Observable-only** (``--observable-sessions``): the same menu, but each user's entry is chosen from what a
+  production feature log shows: a quadratic ridge regression of every entry's mean return on the first observation
+  (``observable_model``), fitted on the ladder's *training* users' selection sessions, applied to the evaluation
+  users. A per-user constant of observables, so a lower bound on observable-only policies.
 * **What limits it:** the menu (a finite set) and the selection noise (a finite number of sessions per user). The
   curve over the number of selection sessions shows the second: if the lift still rises at the last point, more
   sessions would find more. "best menu constant" (one entry for every user, chosen on all users' selection
@@ -34,10 +38,12 @@ from mtf_gym.metrics import paired_lift_ci
 from mtf_gym.policies import BaselinePolicy
 from mtf_gym.sim.config import MTFSessionV1Config
 
-__all__ = ["SELECTION_SEED", "main", "menu_of_constants", "select_and_score"]
+__all__ = ["SELECTION_SEED", "main", "menu_of_constants", "observable_model", "select_and_score", "selection_returns"]
 
 EVAL_SEED = 0  # the headroom ladder's evaluation users
+TRAIN_SEED = 1_000_000  # the headroom ladder's training users (the observable-only model learns on them)
 SELECTION_SEED = 10_000_000  # other sessions of those users: seeds disjoint from every user population
+TRAIN_SELECTION_SEED = 20_000_000
 STEP_SIZES = (0.15, 0.3, 0.6)
 SEGMENTS = ("casual", "lean-back", "social", "quality")
 
@@ -55,48 +61,85 @@ def _constant_rows(actions: np.ndarray):
     return lambda obs: actions
 
 
-def select_and_score(config: MTFSessionV1Config, users: int, menu: np.ndarray, sessions: int,
-                     checkpoints: list[int], *, progress: bool = True) -> dict:
-    """Per-user choices from the first ``k`` selection sessions for each ``k`` in ``checkpoints``, each scored on the
-    evaluation sessions against the control; also the single best menu constant."""
-    runner = SessionRunner(users, config)
+def selection_returns(runner: SessionRunner, user_seed: int, session_seed: int, menu: np.ndarray, sessions: int,
+                      checkpoints: list[int], *, progress: bool, desc: str) -> dict[int, np.ndarray]:
+    """Summed returns ``(M, N)`` of every menu entry over the first ``k`` selection sessions of users ``user_seed +
+    i``, for each ``k`` in ``checkpoints`` (session ``k`` of user ``i``: session seed ``session_seed + k N + i``; every
+    entry plays the same sessions)."""
+    users = runner.num_sessions
     totals = np.zeros((menu.shape[0], users))
     cumulative: dict[int, np.ndarray] = {}
-    bar = tqdm(total=sessions * menu.shape[0], unit="run", disable=not progress, desc="selection sessions")
+    bar = tqdm(total=sessions * menu.shape[0], unit="run", disable=not progress, desc=desc)
     for k in range(sessions):
         for m, action in enumerate(menu):
             rows = np.broadcast_to(action, (users, action.shape[0])).copy()
-            totals[m] += runner.run(_constant_rows(rows), EVAL_SEED, session_seed=SELECTION_SEED + k * users).returns
+            totals[m] += runner.run(_constant_rows(rows), user_seed, session_seed=session_seed + k * users).returns
             bar.update(1)
         if k + 1 in checkpoints:
             cumulative[k + 1] = totals.copy()
     bar.close()
+    return cumulative
 
+
+def _lift(out: SessionOutcomes, control: SessionOutcomes) -> dict:
+    rng = np.random.default_rng(0)
+    overall = paired_lift_ci(out.returns, control.returns, rng=rng)
+    per_segment = {}
+    for g, name in enumerate(SEGMENTS):
+        rows = control.segments == g
+        ci = paired_lift_ci(out.returns[rows], control.returns[rows], rng=rng)
+        per_segment[name] = {"estimate": ci.estimate, "low": ci.low, "high": ci.high, "users": int(rows.sum())}
+    return {"estimate": overall.estimate, "low": overall.low, "high": overall.high,
+            "mean_return": float(out.returns.mean()), "per_segment": per_segment}
+
+
+def observable_model(observations: np.ndarray, mean_returns: np.ndarray):
+    """Each menu entry's mean return as a quadratic function of the first observation (ridge, penalty by
+    leave-one-out CV): ``observations`` ``(N, D)``, ``mean_returns`` ``(N, M)``; ``predict(obs) -> (n, M)``."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+
+    model = make_pipeline(StandardScaler(), PolynomialFeatures(2), StandardScaler(),
+                          RidgeCV(alphas=np.logspace(-1, 5, 13)))
+    return model.fit(observations, mean_returns)
+
+
+def select_and_score(config: MTFSessionV1Config, users: int, menu: np.ndarray, sessions: int,
+                     checkpoints: list[int], *, observable_sessions: int = 0, progress: bool = True) -> dict:
+    """Per-user choices from the first ``k`` selection sessions for each ``k`` in ``checkpoints``, each scored on the
+    evaluation sessions against the control; the single best menu constant; and, with ``observable_sessions``, the
+    observable-only menu policy (:func:`observable_model` fitted on the training users' selection sessions)."""
+    runner = SessionRunner(users, config)
+    cumulative = selection_returns(runner, EVAL_SEED, SELECTION_SEED, menu, sessions, checkpoints,
+                                   progress=progress, desc="selection sessions (evaluation users)")
     control = runner.run(_constant_rows(np.broadcast_to(menu[0], (users, menu.shape[1])).copy()), EVAL_SEED)
 
-    def score(actions: np.ndarray) -> tuple[SessionOutcomes, dict]:
-        out = runner.run(_constant_rows(actions), EVAL_SEED)
-        rng = np.random.default_rng(0)
-        overall = paired_lift_ci(out.returns, control.returns, rng=rng)
-        per_segment = {}
-        for g, name in enumerate(SEGMENTS):
-            rows = control.segments == g
-            ci = paired_lift_ci(out.returns[rows], control.returns[rows], rng=rng)
-            per_segment[name] = {"estimate": ci.estimate, "low": ci.low, "high": ci.high, "users": int(rows.sum())}
-        return out, {"estimate": overall.estimate, "low": overall.low, "high": overall.high,
-                     "mean_return": float(out.returns.mean()), "per_segment": per_segment}
+    def score(actions: np.ndarray) -> dict:
+        return _lift(runner.run(_constant_rows(actions), EVAL_SEED), control)
 
     curve = []
     for k, sums in sorted(cumulative.items()):
         choice = np.argmax(sums, axis=0)
-        _, lift = score(menu[choice])
-        curve.append({"sessions": k, "lift": lift, "users_keeping_control": float(np.mean(choice == 0)),
+        curve.append({"sessions": k, "lift": score(menu[choice]), "users_keeping_control": float(np.mean(choice == 0)),
                       "distinct_choices": int(np.unique(choice).size),
                       "mean_step_from_control": float(np.mean(np.abs(menu[choice] - menu[0]).sum(axis=1)))})
+    totals = cumulative[max(cumulative)]
     best = int(np.argmax(totals.sum(axis=1)))
-    _, best_lift = score(np.broadcast_to(menu[best], (users, menu.shape[1])).copy())
-    return {"curve": curve, "best_menu_constant": {"index": best, "lift": best_lift},
-            "control_mean_return": float(control.returns.mean())}
+    result = {"curve": curve, "best_menu_constant": {"index": best, "lift": score(
+        np.broadcast_to(menu[best], (users, menu.shape[1])).copy())},
+        "control_mean_return": float(control.returns.mean())}
+    if observable_sessions:
+        train = selection_returns(runner, TRAIN_SEED, TRAIN_SELECTION_SEED, menu, observable_sessions,
+                                  [observable_sessions], progress=progress, desc="selection sessions (training users)")
+        train_obs, _ = runner.env.reset(seed=TRAIN_SEED)
+        model = observable_model(np.asarray(train_obs, np.float64), train[observable_sessions].T / observable_sessions)
+        eval_obs, _ = runner.env.reset(seed=EVAL_SEED)
+        choice = np.argmax(model.predict(np.asarray(eval_obs, np.float64)), axis=1)
+        result["observable"] = {"lift": score(menu[choice]), "training_sessions": observable_sessions,
+                                "ridge_alpha": float(model[-1].alpha_), "users_keeping_control":
+                                float(np.mean(choice == 0)), "distinct_choices": int(np.unique(choice).size)}
+    return result
 
 
 def _plot(result: dict, path: Path) -> None:
@@ -114,6 +157,10 @@ def _plot(result: dict, path: Path) -> None:
     left.plot(ks, est, "o-", color="C0", label="per-user choice from the menu")
     best = result["best_menu_constant"]["lift"]
     left.axhline(best["estimate"] * 100, color="C1", ls="--", label=f"best menu constant ({best['estimate']:+.2%})")
+    if "observable" in result:
+        obs = result["observable"]["lift"]
+        left.axhline(obs["estimate"] * 100, color="C2", ls="-.",
+                     label=f"observable-only menu policy ({obs['estimate']:+.2%})")
     left.axhline(6.0, color="C3", ls=":", label="issue target for the per-user oracle (+6%)")
     left.axhline(0.0, color="black", lw=0.8)
     left.set_xscale("log", base=2)
@@ -143,18 +190,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--users", type=int, default=2048, help="evaluation users (default 2048)")
     parser.add_argument("--menu", type=int, default=128, help="constant fusions in the menu, control included")
     parser.add_argument("--sessions", type=int, default=16, help="selection sessions per user (default 16)")
+    parser.add_argument("--observable-sessions", type=int, default=8,
+                        help="selection sessions per training user for the observable-only menu policy (0: skip)")
     parser.add_argument("--out", type=Path, default=Path("results/per_user_oracle"), help="output folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    for name, minimum in (("users", 2), ("menu", 2), ("sessions", 1)):
+    for name, minimum in (("users", 2), ("menu", 2), ("sessions", 1), ("observable_sessions", 0)):
         if getattr(args, name) < minimum:
-            parser.error(f"--{name} must be >= {minimum}, got {getattr(args, name)}")
+            parser.error(f"--{name.replace('_', '-')} must be >= {minimum}, got {getattr(args, name)}")
     config = MTFSessionV1Config()
     menu = menu_of_constants(BaselinePolicy(config).action, args.menu)
     checkpoints = sorted({min(2 ** i, args.sessions) for i in range(args.sessions.bit_length() + 1)})
     start = time.perf_counter()
-    result = select_and_score(config, args.users, menu, args.sessions, checkpoints, progress=not args.no_progress)
+    result = select_and_score(config, args.users, menu, args.sessions, checkpoints,
+                              observable_sessions=args.observable_sessions, progress=not args.no_progress)
     result["settings"] = {"users": args.users, "menu": args.menu, "sessions": args.sessions,
+                          "observable_sessions": args.observable_sessions, "train_seed": TRAIN_SEED,
                           "step_sizes": list(STEP_SIZES), "selection_seed": SELECTION_SEED, "eval_seed": EVAL_SEED,
                           "seconds": round(time.perf_counter() - start, 1)}
     result["menu"] = menu.tolist()
@@ -168,6 +219,11 @@ def main(argv: list[str] | None = None) -> None:
               f"{c['users_keeping_control']:.1%} | {c['distinct_choices']} |")
     best = result["best_menu_constant"]["lift"]
     print(f"\nbest menu constant for everyone: {best['estimate']:+.2%} [{best['low']:+.2%}, {best['high']:+.2%}]")
+    if "observable" in result:
+        obs = result["observable"]["lift"]
+        print(f"observable-only menu policy (quadratic ridge of the first observation, fitted on "
+              f"{args.users} training users x {args.observable_sessions} sessions): {obs['estimate']:+.2%} "
+              f"[{obs['low']:+.2%}, {obs['high']:+.2%}]")
     last = result["curve"][-1]["lift"]["per_segment"]
     print("by segment (last point): " + ", ".join(f"{n} {v['estimate']:+.2%} [{v['low']:+.2%}, {v['high']:+.2%}]"
                                                    for n, v in last.items()))

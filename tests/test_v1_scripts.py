@@ -136,9 +136,25 @@ def test_per_user_oracle_script(tmp_path, capsys):
     alone = select_and_score(config, 16, menu[:1], 2, [1, 2], progress=False)
     assert [c["lift"]["estimate"] for c in alone["curve"]] == [0.0, 0.0]
     assert alone["curve"][-1]["users_keeping_control"] == 1.0 and alone["best_menu_constant"]["index"] == 0
-    main(["--users", "24", "--menu", "3", "--sessions", "2", "--out", str(tmp_path), "--no-progress"])
+    main(["--users", "24", "--menu", "3", "--sessions", "2", "--observable-sessions", "1", "--out", str(tmp_path),
+          "--no-progress"])
     out = capsys.readouterr().out
     assert "| 1 |" in out and "| 2 |" in out and "best menu constant for everyone" in out
+    assert "observable-only menu policy" in out
     record = json.loads((tmp_path / "per_user_oracle.json").read_text())
     assert [c["sessions"] for c in record["curve"]] == [1, 2] and len(record["menu"]) == 3
+    assert record["observable"]["training_sessions"] == 1 and -1 < record["observable"]["lift"]["estimate"] < 1
     assert (tmp_path / "per_user_oracle.png").stat().st_size > 10_000
+
+
+def test_observable_menu_model_picks_the_entry_whose_return_the_features_predict():
+    from mtf_bench.per_user_oracle import observable_model
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3))
+    # Entry 0 pays x0, entry 1 pays -x0, entry 2 pays x1^2 - 1 (quadratic): the best entry is a function of x.
+    returns = np.stack([x[:, 0], -x[:, 0], x[:, 1] ** 2 - 1.0], axis=1) + 0.1 * rng.normal(size=(400, 3))
+    test = rng.normal(size=(200, 3))
+    best = np.argmax(np.stack([test[:, 0], -test[:, 0], test[:, 1] ** 2 - 1.0], axis=1), axis=1)
+    chosen = np.argmax(observable_model(x, returns).predict(test), axis=1)
+    assert np.mean(chosen == best) > 0.9
