@@ -17,6 +17,10 @@ selection never saw, against the control (``BaselinePolicy``) on the same sessio
   production feature log shows: a quadratic ridge regression of every entry's mean return on the first observation
   (``observable_model``), fitted on the ladder's *training* users' selection sessions, applied to the evaluation
   users. A per-user constant of observables, so a lower bound on observable-only policies.
+* **Two-phase oracle** (``--switch-request R``): a state-dependent oracle of the same kind. After its per-user
+  choice, each user picks a second menu entry for requests ``R`` onwards on the same selection sessions (keeping
+  the first counts as an option), and the pair is scored on the evaluation sessions, also against the per-user
+  choice alone: a lower bound on what a policy of the user and the session's progress adds over a per-user constant.
 * **What limits it:** the menu (a finite set) and the selection noise (a finite number of sessions per user). The
   curve over the number of selection sessions shows the second: if the lift still rises at the last point, more
   sessions would find more. "best menu constant" (one entry for every user, chosen on all users' selection
@@ -105,11 +109,39 @@ def observable_model(observations: np.ndarray, mean_returns: np.ndarray):
     return model.fit(observations, mean_returns)
 
 
+def _two_phase_rows(runner: SessionRunner, before: np.ndarray, after: np.ndarray, switch_request: int):
+    """Row ``i`` plays ``before[i]`` for its first ``switch_request`` requests and ``after[i]`` from then on."""
+    sim = runner.env.unwrapped.sim
+    return lambda obs: np.where((sim.request_index < switch_request)[:, None], before, after).astype(np.float32)
+
+
+def second_phase_choices(runner: SessionRunner, menu: np.ndarray, first: np.ndarray, sessions: int,
+                         switch_request: int, *, progress: bool) -> np.ndarray:
+    """Per user, the menu entry to switch to from request ``switch_request`` on, after its per-user choice
+    ``first``: the best mean return over the same selection sessions (the entry ``first[i]`` itself is "no
+    switch", so a user switches only when a switch did better on its other sessions)."""
+    users = runner.num_sessions
+    totals = np.zeros((menu.shape[0], users))
+    bar = tqdm(total=sessions * menu.shape[0], unit="run", disable=not progress, desc="second phase")
+    for k in range(sessions):
+        for m, action in enumerate(menu):
+            after = np.broadcast_to(action, (users, action.shape[0]))
+            policy = _two_phase_rows(runner, menu[first], after, switch_request)
+            totals[m] += runner.run(policy, EVAL_SEED, session_seed=SELECTION_SEED + k * users).returns
+            bar.update(1)
+    bar.close()
+    keep = totals[first, np.arange(users)] >= totals.max(axis=0)  # ties (e.g. sessions that end earlier): no switch
+    return np.where(keep, first, np.argmax(totals, axis=0))
+
+
 def select_and_score(config: MTFSessionV1Config, users: int, menu: np.ndarray, sessions: int,
-                     checkpoints: list[int], *, observable_sessions: int = 0, progress: bool = True) -> dict:
+                     checkpoints: list[int], *, observable_sessions: int = 0, switch_request: int = 0,
+                     progress: bool = True) -> dict:
     """Per-user choices from the first ``k`` selection sessions for each ``k`` in ``checkpoints``, each scored on the
-    evaluation sessions against the control; the single best menu constant; and, with ``observable_sessions``, the
-    observable-only menu policy (:func:`observable_model` fitted on the training users' selection sessions)."""
+    evaluation sessions against the control; the single best menu constant; with ``switch_request``, the two-phase
+    oracle (:func:`second_phase_choices`: a second per-user entry from that request on); and, with
+    ``observable_sessions``, the observable-only menu policy (:func:`observable_model` fitted on the training users'
+    selection sessions)."""
     runner = SessionRunner(users, config)
     cumulative = selection_returns(runner, EVAL_SEED, SELECTION_SEED, menu, sessions, checkpoints,
                                    progress=progress, desc="selection sessions (evaluation users)")
@@ -123,12 +155,21 @@ def select_and_score(config: MTFSessionV1Config, users: int, menu: np.ndarray, s
         choice = np.argmax(sums, axis=0)
         curve.append({"sessions": k, "lift": score(menu[choice]), "users_keeping_control": float(np.mean(choice == 0)),
                       "distinct_choices": int(np.unique(choice).size),
-                      "mean_step_from_control": float(np.mean(np.abs(menu[choice] - menu[0]).sum(axis=1)))})
+                      "mean_step_from_control": float(np.mean(np.abs(menu[choice] - menu[0]).sum(axis=1))),
+                      "choices": choice.tolist()})
     totals = cumulative[max(cumulative)]
     best = int(np.argmax(totals.sum(axis=1)))
     result = {"curve": curve, "best_menu_constant": {"index": best, "lift": score(
         np.broadcast_to(menu[best], (users, menu.shape[1])).copy())},
         "control_mean_return": float(control.returns.mean())}
+    if switch_request:
+        first = np.argmax(totals, axis=0)
+        second = second_phase_choices(runner, menu, first, sessions, switch_request, progress=progress)
+        two_phase = runner.run(_two_phase_rows(runner, menu[first], menu[second], switch_request), EVAL_SEED)
+        per_user = runner.run(_constant_rows(menu[first]), EVAL_SEED)
+        result["two_phase"] = {"switch_request": switch_request, "lift": _lift(two_phase, control),
+                               "over_per_user": _lift(two_phase, per_user),
+                               "users_switching": float(np.mean(second != first)), "choices": second.tolist()}
     if observable_sessions:
         train = selection_returns(runner, TRAIN_SEED, TRAIN_SELECTION_SEED, menu, observable_sessions,
                                   [observable_sessions], progress=progress, desc="selection sessions (training users)")
@@ -192,10 +233,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sessions", type=int, default=16, help="selection sessions per user (default 16)")
     parser.add_argument("--observable-sessions", type=int, default=8,
                         help="selection sessions per training user for the observable-only menu policy (0: skip)")
+    parser.add_argument("--switch-request", type=int, default=0,
+                        help="also the two-phase oracle: a second per-user menu entry from this request on (0: skip)")
     parser.add_argument("--out", type=Path, default=Path("results/per_user_oracle"), help="output folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    for name, minimum in (("users", 2), ("menu", 2), ("sessions", 1), ("observable_sessions", 0)):
+    for name, minimum in (("users", 2), ("menu", 2), ("sessions", 1), ("observable_sessions", 0),
+                          ("switch_request", 0)):
         if getattr(args, name) < minimum:
             parser.error(f"--{name.replace('_', '-')} must be >= {minimum}, got {getattr(args, name)}")
     config = MTFSessionV1Config()
@@ -203,9 +247,11 @@ def main(argv: list[str] | None = None) -> None:
     checkpoints = sorted({min(2 ** i, args.sessions) for i in range(args.sessions.bit_length() + 1)})
     start = time.perf_counter()
     result = select_and_score(config, args.users, menu, args.sessions, checkpoints,
-                              observable_sessions=args.observable_sessions, progress=not args.no_progress)
+                              observable_sessions=args.observable_sessions, switch_request=args.switch_request,
+                              progress=not args.no_progress)
     result["settings"] = {"users": args.users, "menu": args.menu, "sessions": args.sessions,
-                          "observable_sessions": args.observable_sessions, "train_seed": TRAIN_SEED,
+                          "observable_sessions": args.observable_sessions, "switch_request": args.switch_request,
+                          "train_seed": TRAIN_SEED,
                           "step_sizes": list(STEP_SIZES), "selection_seed": SELECTION_SEED, "eval_seed": EVAL_SEED,
                           "seconds": round(time.perf_counter() - start, 1)}
     result["menu"] = menu.tolist()
@@ -219,6 +265,11 @@ def main(argv: list[str] | None = None) -> None:
               f"{c['users_keeping_control']:.1%} | {c['distinct_choices']} |")
     best = result["best_menu_constant"]["lift"]
     print(f"\nbest menu constant for everyone: {best['estimate']:+.2%} [{best['low']:+.2%}, {best['high']:+.2%}]")
+    if "two_phase" in result:
+        two, over = result["two_phase"]["lift"], result["two_phase"]["over_per_user"]
+        print(f"two-phase oracle (second per-user entry from request {args.switch_request}): {two['estimate']:+.2%} "
+              f"[{two['low']:+.2%}, {two['high']:+.2%}] vs control, {over['estimate']:+.2%} [{over['low']:+.2%}, "
+              f"{over['high']:+.2%}] over the per-user choice; {result['two_phase']['users_switching']:.1%} switch")
     if "observable" in result:
         obs = result["observable"]["lift"]
         print(f"observable-only menu policy (quadratic ridge of the first observation, fitted on "

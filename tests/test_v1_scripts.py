@@ -133,17 +133,22 @@ def test_per_user_oracle_script(tmp_path, capsys):
     assert menu.shape == (5, config.action_dim) and np.array_equal(menu[0], control)
     assert np.all(np.abs(menu) <= 1.0)
     # A menu of the control alone: every user keeps it, so every lift is exactly zero.
-    alone = select_and_score(config, 16, menu[:1], 2, [1, 2], progress=False)
+    alone = select_and_score(config, 16, menu[:1], 2, [1, 2], switch_request=2, progress=False)
     assert [c["lift"]["estimate"] for c in alone["curve"]] == [0.0, 0.0]
+    assert alone["two_phase"]["lift"]["estimate"] == 0.0 and alone["two_phase"]["users_switching"] == 0.0
+    # A switch after the request cap never happens: the two-phase oracle is the per-user choice, exactly.
+    never = select_and_score(config, 16, menu[:3], 2, [2], switch_request=10 ** 6, progress=False)
+    assert never["two_phase"]["over_per_user"]["estimate"] == 0.0 and never["two_phase"]["users_switching"] == 0.0
     assert alone["curve"][-1]["users_keeping_control"] == 1.0 and alone["best_menu_constant"]["index"] == 0
-    main(["--users", "24", "--menu", "3", "--sessions", "2", "--observable-sessions", "1", "--out", str(tmp_path),
-          "--no-progress"])
+    main(["--users", "24", "--menu", "3", "--sessions", "2", "--observable-sessions", "1", "--switch-request", "2",
+          "--out", str(tmp_path), "--no-progress"])
     out = capsys.readouterr().out
     assert "| 1 |" in out and "| 2 |" in out and "best menu constant for everyone" in out
-    assert "observable-only menu policy" in out
+    assert "observable-only menu policy" in out and "two-phase oracle (second per-user entry from request 2)" in out
     record = json.loads((tmp_path / "per_user_oracle.json").read_text())
     assert [c["sessions"] for c in record["curve"]] == [1, 2] and len(record["menu"]) == 3
     assert record["observable"]["training_sessions"] == 1 and -1 < record["observable"]["lift"]["estimate"] < 1
+    assert record["two_phase"]["switch_request"] == 2 and len(record["two_phase"]["choices"]) == 24
     assert (tmp_path / "per_user_oracle.png").stat().st_size > 10_000
 
 
