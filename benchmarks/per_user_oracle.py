@@ -30,16 +30,15 @@ selection never saw, against the control (``BaselinePolicy``) on the same sessio
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from mtf_gym.evaluation import SessionOutcomes, SessionRunner
-from mtf_gym.metrics import paired_lift_ci
-from mtf_gym.policies import BaselinePolicy
+from mtf_gym.atomic import atomic_write_json
+from mtf_gym.evaluation import SessionOutcomes, SessionRunner, lift_by_segment
+from mtf_gym.policies import BaselinePolicy, ConstantPolicy
 from mtf_gym.sim.config import MTFSessionV1Config
 
 __all__ = ["SELECTION_SEED", "main", "menu_of_constants", "observable_model", "select_and_score", "selection_returns"]
@@ -49,7 +48,6 @@ TRAIN_SEED = 1_000_000  # the headroom ladder's training users (the observable-o
 SELECTION_SEED = 10_000_000  # other sessions of those users: seeds disjoint from every user population
 TRAIN_SELECTION_SEED = 20_000_000
 STEP_SIZES = (0.15, 0.3, 0.6)
-SEGMENTS = ("casual", "lean-back", "social", "quality")
 
 
 def menu_of_constants(control: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
@@ -76,8 +74,7 @@ def selection_returns(runner: SessionRunner, user_seed: int, session_seed: int, 
     bar = tqdm(total=sessions * menu.shape[0], unit="run", disable=not progress, desc=desc)
     for k in range(sessions):
         for m, action in enumerate(menu):
-            rows = np.broadcast_to(action, (users, action.shape[0])).copy()
-            totals[m] += runner.run(_constant_rows(rows), user_seed, session_seed=session_seed + k * users).returns
+            totals[m] += runner.run(ConstantPolicy(action), user_seed, session_seed=session_seed + k * users).returns
             bar.update(1)
         if k + 1 in checkpoints:
             cumulative[k + 1] = totals.copy()
@@ -86,15 +83,7 @@ def selection_returns(runner: SessionRunner, user_seed: int, session_seed: int, 
 
 
 def _lift(out: SessionOutcomes, control: SessionOutcomes) -> dict:
-    rng = np.random.default_rng(0)
-    overall = paired_lift_ci(out.returns, control.returns, rng=rng)
-    per_segment = {}
-    for g, name in enumerate(SEGMENTS):
-        rows = control.segments == g
-        ci = paired_lift_ci(out.returns[rows], control.returns[rows], rng=rng)
-        per_segment[name] = {"estimate": ci.estimate, "low": ci.low, "high": ci.high, "users": int(rows.sum())}
-    return {"estimate": overall.estimate, "low": overall.low, "high": overall.high,
-            "mean_return": float(out.returns.mean()), "per_segment": per_segment}
+    return {**lift_by_segment(out, control, rng=np.random.default_rng(0)), "mean_return": float(out.returns.mean())}
 
 
 def observable_model(observations: np.ndarray, mean_returns: np.ndarray):
@@ -145,23 +134,23 @@ def select_and_score(config: MTFSessionV1Config, users: int, menu: np.ndarray, s
     runner = SessionRunner(users, config)
     cumulative = selection_returns(runner, EVAL_SEED, SELECTION_SEED, menu, sessions, checkpoints,
                                    progress=progress, desc="selection sessions (evaluation users)")
-    control = runner.run(_constant_rows(np.broadcast_to(menu[0], (users, menu.shape[1])).copy()), EVAL_SEED)
+    control = runner.run(ConstantPolicy(menu[0]), EVAL_SEED)
 
-    def score(actions: np.ndarray) -> dict:
-        return _lift(runner.run(_constant_rows(actions), EVAL_SEED), control)
+    def score(policy) -> dict:
+        return _lift(runner.run(policy, EVAL_SEED), control)
 
     curve = []
     for k, sums in sorted(cumulative.items()):
         choice = np.argmax(sums, axis=0)
-        curve.append({"sessions": k, "lift": score(menu[choice]), "users_keeping_control": float(np.mean(choice == 0)),
+        curve.append({"sessions": k, "lift": score(_constant_rows(menu[choice])),
+                      "users_keeping_control": float(np.mean(choice == 0)),
                       "distinct_choices": int(np.unique(choice).size),
                       "mean_step_from_control": float(np.mean(np.abs(menu[choice] - menu[0]).sum(axis=1))),
                       "choices": choice.tolist()})
     totals = cumulative[max(cumulative)]
     best = int(np.argmax(totals.sum(axis=1)))
-    result = {"curve": curve, "best_menu_constant": {"index": best, "lift": score(
-        np.broadcast_to(menu[best], (users, menu.shape[1])).copy())},
-        "control_mean_return": float(control.returns.mean())}
+    result = {"curve": curve, "best_menu_constant": {"index": best, "lift": score(ConstantPolicy(menu[best]))},
+              "control_mean_return": float(control.returns.mean())}
     if switch_request:
         first = np.argmax(totals, axis=0)
         second = second_phase_choices(runner, menu, first, sessions, switch_request, progress=progress)
@@ -177,7 +166,7 @@ def select_and_score(config: MTFSessionV1Config, users: int, menu: np.ndarray, s
         model = observable_model(np.asarray(train_obs, np.float64), train[observable_sessions].T / observable_sessions)
         eval_obs, _ = runner.env.reset(seed=EVAL_SEED)
         choice = np.argmax(model.predict(np.asarray(eval_obs, np.float64)), axis=1)
-        result["observable"] = {"lift": score(menu[choice]), "training_sessions": observable_sessions,
+        result["observable"] = {"lift": score(_constant_rows(menu[choice])), "training_sessions": observable_sessions,
                                 "ridge_alpha": float(model[-1].alpha_), "users_keeping_control":
                                 float(np.mean(choice == 0)), "distinct_choices": int(np.unique(choice).size)}
     return result
@@ -279,9 +268,7 @@ def main(argv: list[str] | None = None) -> None:
     print("by segment (last point): " + ", ".join(f"{n} {v['estimate']:+.2%} [{v['low']:+.2%}, {v['high']:+.2%}]"
                                                    for n, v in last.items()))
     args.out.mkdir(parents=True, exist_ok=True)
-    tmp = args.out / "per_user_oracle.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(args.out / "per_user_oracle.json")
+    atomic_write_json(args.out / "per_user_oracle.json", result)
     _plot(result, args.out / "per_user_oracle.png")
     print(f"wrote {args.out / 'per_user_oracle.json'} and per_user_oracle.png")
 

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from mtf_gym.evaluation import SessionRunner
+from mtf_gym.atomic import atomic_write_json
+from mtf_gym.evaluation import SEGMENT_LABELS, SessionRunner, lift_by_segment
 from mtf_gym.fusion import FusionRanges, fusion_params_to_action
-from mtf_gym.metrics import paired_lift_ci
 from mtf_gym.policies import BaselinePolicy, ConstantPolicy
 from mtf_gym.sim.config import MTFSessionV1Config
 
@@ -38,7 +37,6 @@ __all__ = ["Probe", "main", "probes", "run_probes"]
 VALIDATION_SEED = 4_000_000
 # Wide enough for every probe: the same fusion maps into these ranges without clipping.
 WIDE = FusionRanges(power_low=-8.0, power_high=8.0, bias_low=1e-6, bias_high=100.0)
-SEGMENTS = ("casual", "lean-back", "social", "quality")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,20 +99,16 @@ def run_probes(users: int, *, log=print) -> dict:
     rows = []
     for probe in probes(config):
         start = time.perf_counter()
-        returns = runner.run(ConstantPolicy(_action(config, probe)), VALIDATION_SEED).returns
-        ci = paired_lift_ci(returns, control, rng=rng)
-        per_segment = {}
-        for g, name in enumerate(SEGMENTS):
-            mask = segment == g
-            s = paired_lift_ci(returns[mask], control[mask], rng=rng)
-            per_segment[name] = {"estimate": s.estimate, "low": s.low, "high": s.high, "users": int(mask.sum())}
-        rows.append({**dataclasses.asdict(probe), "lift": {"estimate": ci.estimate, "low": ci.low, "high": ci.high},
-                     "per_segment": per_segment, "mean_return": float(returns.mean())})
-        log(f"  {probe.name:<28} ({probe.side}): {ci.estimate:+.2%} [{ci.low:+.2%}, {ci.high:+.2%}]  "
+        run = runner.run(ConstantPolicy(_action(config, probe)), VALIDATION_SEED)
+        ci = lift_by_segment(run, control_run, rng=rng)
+        per_segment = ci.pop("per_segment")
+        rows.append({**dataclasses.asdict(probe), "lift": ci, "per_segment": per_segment,
+                     "mean_return": float(run.returns.mean())})
+        log(f"  {probe.name:<28} ({probe.side}): {ci['estimate']:+.2%} [{ci['low']:+.2%}, {ci['high']:+.2%}]  "
             + "  ".join(f"{n} {v['estimate']:+.2%}" for n, v in per_segment.items())
             + f"  ({time.perf_counter() - start:.0f} s)")
     return {"users": users, "validation_seed": VALIDATION_SEED, "control_return": float(control.mean()),
-            "segment_shares": [float(np.mean(segment == g)) for g in range(len(SEGMENTS))],
+            "segment_shares": [float(np.mean(segment == g)) for g in range(len(SEGMENT_LABELS))],
             "ranges": dataclasses.asdict(config.fusion), "probes": rows}
 
 
@@ -132,7 +126,7 @@ def _plot(record: dict, path: Path) -> None:
     high = np.array([r["lift"]["high"] for r in rows]) * 100
     colours = ["#d1495b" if r["side"] == "beyond" else "#5b8def" for r in rows]
     ax.barh(y, est, xerr=[est - low, high - est], color=colours, capsize=3, alpha=0.85)
-    markers = dict(zip(SEGMENTS, ("o", "s", "^", "D")))
+    markers = dict(zip(SEGMENT_LABELS, ("o", "s", "^", "D")))
     for name, marker in markers.items():
         ax.scatter([r["per_segment"][name]["estimate"] * 100 for r in rows], y, marker=marker, s=18,
                    color="black", zorder=3, label=f"{name} users")
@@ -163,17 +157,15 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--users must be >= 2, got {args.users}")
     start = time.perf_counter()
     record = run_probes(args.users, log=lambda s: print(s, flush=True))
-    print("\n| probe | side | lift vs control [95% CI] | " + " | ".join(SEGMENTS) + " |")
-    print("|---|---|---|" + "---|" * len(SEGMENTS))
+    print("\n| probe | side | lift vs control [95% CI] | " + " | ".join(SEGMENT_LABELS) + " |")
+    print("|---|---|---|" + "---|" * len(SEGMENT_LABELS))
     for r in record["probes"]:
         lift = r["lift"]
         print(f"| {r['name']} | {r['side']} | {lift['estimate']:+.2%} [{lift['low']:+.2%}, {lift['high']:+.2%}] | "
-              + " | ".join(f"{r['per_segment'][n]['estimate']:+.2%}" for n in SEGMENTS) + " |")
+              + " | ".join(f"{r['per_segment'][n]['estimate']:+.2%}" for n in SEGMENT_LABELS) + " |")
     args.out.mkdir(parents=True, exist_ok=True)
     record["wall_s"] = time.perf_counter() - start
-    tmp = args.out / "range_probe.json.tmp"
-    tmp.write_text(json.dumps(record, indent=2))
-    tmp.replace(args.out / "range_probe.json")
+    atomic_write_json(args.out / "range_probe.json", record)
     _plot(record, args.out / "range_probe.png")
     print(f"\nwrote {args.out / 'range_probe.json'} and {args.out / 'range_probe.png'} "
           f"({time.perf_counter() - start:.0f} s)")

@@ -44,16 +44,18 @@ from mtf_gym.validation import check_int
 __all__ = [
     "CLICKBAIT_THRESHOLD",
     "ONLINE_METRICS",
+    "SEGMENT_LABELS",
     "ArmSummary",
     "ContextPolicy",
     "LoggedItems",
     "OnlineAB",
     "SessionOutcomes",
     "SessionRunner",
-        "action_deviation",
+    "action_deviation",
     "action_labels",
     "default_config",
     "gauc_online_agreement",
+    "lift_by_segment",
     "lift_ci",
     "offline_weighted_gauc",
     "online_ab",
@@ -378,6 +380,27 @@ def lift_ci(
     t = np.stack([run.metric(metric) for run in runs])  # (runs, sessions)
     return paired_lift_ci(t if len(runs) > 1 else t[0], control.metric(metric), confidence=confidence,
                           num_resamples=num_resamples, rng=rng)
+
+
+# Short labels of the user segments (SEGMENT_NAMES order) for tables and JSON records.
+SEGMENT_LABELS: tuple[str, ...] = ("casual", "lean-back", "social", "quality")
+
+
+def lift_by_segment(treatment: SessionOutcomes, control: SessionOutcomes, *, rng: np.random.Generator,
+                    metric: str = "return") -> dict[str, Any]:
+    """:func:`lift_ci` of ``metric`` over all users and within each user segment, as a JSON-able record:
+    ``{"estimate", "low", "high", "per_segment": {label: {"estimate", "low", "high", "users"}}}``
+    (:data:`SEGMENT_LABELS`; the segments are the control's, the same users as the treatment's)."""
+    if control.segments is None:
+        raise ValueError("lift_by_segment needs the project's user simulator (outcomes with segments)")
+    overall = lift_ci(treatment, control, metric, rng=rng)
+    t, c = treatment.metric(metric), control.metric(metric)
+    per_segment = {}
+    for g, label in enumerate(SEGMENT_LABELS):
+        rows = control.segments == g
+        ci = paired_lift_ci(t[rows], c[rows], rng=rng)
+        per_segment[label] = {"estimate": ci.estimate, "low": ci.low, "high": ci.high, "users": int(rows.sum())}
+    return {"estimate": overall.estimate, "low": overall.low, "high": overall.high, "per_segment": per_segment}
 
 
 @dataclass(frozen=True)

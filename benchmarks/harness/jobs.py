@@ -38,6 +38,7 @@ __all__ = [
     "dataset_seed",
     "finished_result",
     "is_done",
+    "job_status",
     "load_job_dataset",
     "run_job",
     "saturation",
@@ -76,8 +77,15 @@ class JobOutcome:
 def is_done(job: DatasetJob | TrainJob | TuneJob) -> bool:
     """Whether ``job`` finished before with the same identity (a valid ``result.json`` with a matching hash) and,
     for a training job, with the agent config the current code builds (:func:`stale_config_fields`)."""
+    return job_status(job)[0]
+
+
+def job_status(job: DatasetJob | TrainJob | TuneJob) -> tuple[bool, dict[str, tuple[Any, Any]]]:
+    """``(done, stale)``: :func:`is_done`, and a finished training job's :func:`stale_config_fields` (empty if none),
+    from one read of its result."""
     result = finished_result(job)
-    return result is not None and (not isinstance(job, TrainJob) or not stale_config_fields(job, result))
+    stale = stale_config_fields(job, result) if result is not None and isinstance(job, TrainJob) else {}
+    return result is not None and not stale, stale
 
 
 def finished_result(job: DatasetJob | TrainJob | TuneJob) -> dict[str, Any] | None:

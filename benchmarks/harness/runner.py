@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from mtf_bench.harness.executors import make_executor
 from mtf_bench.harness.grid import DatasetJob, Grid, TrainJob, TuneJob, build_grid, tuning_jobs
-from mtf_bench.harness.jobs import JobOutcome, is_done, run_job
+from mtf_bench.harness.jobs import JobOutcome, is_done, job_status, run_job
 from mtf_bench.harness.presets import Preset, PresetError, preset_to_dict
 from mtf_gym.atomic import atomic_write_json, clean_temporaries
 
@@ -350,20 +350,12 @@ class _SlateProcess:
         self.process.join()
 
 
-def _stale(job: Job) -> dict[str, tuple[Any, Any]]:
-    """A finished training job's agent-config fields that the current code would set differently (empty if none)."""
-    from mtf_bench.harness.jobs import finished_result, stale_config_fields
-
-    result = finished_result(job) if isinstance(job, TrainJob) else None
-    return {} if result is None else stale_config_fields(job, result)
-
-
 def describe_plan(preset: Preset) -> list[dict[str, Any]]:
     """One row per job (id, kind, directory, done?) for ``--dry-run``, the slate section's jobs included."""
     grid = plan(preset)
     validation, searches = tuning_jobs(preset, agent_kinds(preset.agents.names))
-    rows = [{"job": j.job_id, "kind": j.job_kind, "done": is_done(j), "dir": str(j.directory),
-             "stale": _stale(j)} for j in [*validation, *searches, *grid.datasets, *grid.trains]]
+    rows = [{"job": j.job_id, "kind": j.job_kind, "done": done, "stale": stale, "dir": str(j.directory)}
+            for j in [*validation, *searches, *grid.datasets, *grid.trains] for done, stale in [job_status(j)]]
     if preset.slate.enabled:
         from mtf_bench.harness.slate import slate_job_status
 
