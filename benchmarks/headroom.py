@@ -40,7 +40,7 @@ from mtf_gym.sim.layout import STATE_NAMES, TRAIT_NAMES
 from mtf_gym.sim.simulator import UserSimulator
 
 __all__ = ["EVAL_SEED", "FEATURE_SETS", "SECOND_TRAIN_SEED", "TRAIN_SEED", "LinearFeaturePolicy", "cma_search",
-           "constant_actor", "main", "rollout", "user_keys"]
+           "constant_actor", "main", "menu_oracle_checks", "rollout", "user_keys"]
 
 # Seeds of the user populations: training (searches), a second training set (the independent constant search) and
 # evaluation. Disjoint by construction (each holds < 10^6 users).
@@ -80,12 +80,16 @@ def _trait_matrix(sim: UserSimulator) -> np.ndarray:
     return np.concatenate([t[:, cols], np.log(t[:, logs]), np.log(drive / (1 - drive))[:, None], error_std], axis=1)
 
 
-def _state_matrix(sim: UserSimulator) -> np.ndarray:
+def _session_state_matrix(sim: UserSimulator) -> np.ndarray:
+    """The latent session state: satisfaction, fatigue, top boredom, and the session's progress."""
     s = sim.users.state
     progress = sim.users.request_index[:, None] / sim.config.max_requests
-    return np.concatenate([_trait_matrix(sim), s[:, [STATE_NAMES.index("satisfaction"),
-                                                     STATE_NAMES.index("fatigue"),
-                                                     STATE_NAMES.index("top_boredom")]], progress], axis=1)
+    return np.concatenate([s[:, [STATE_NAMES.index("satisfaction"), STATE_NAMES.index("fatigue"),
+                                 STATE_NAMES.index("top_boredom")]], progress], axis=1)
+
+
+def _state_matrix(sim: UserSimulator) -> np.ndarray:
+    return np.concatenate([_trait_matrix(sim), _session_state_matrix(sim)], axis=1)
 
 
 def _segment_matrix(sim: UserSimulator) -> np.ndarray:
@@ -97,6 +101,7 @@ FEATURE_SETS: dict[str, Callable[[UserSimulator, np.ndarray], np.ndarray]] = {
     "segment": lambda sim, obs: _segment_matrix(sim),
     "traits": lambda sim, obs: _trait_matrix(sim),
     "traits+state": lambda sim, obs: _state_matrix(sim),
+    "state": lambda sim, obs: _session_state_matrix(sim),
     "observation": lambda sim, obs: np.asarray(obs, np.float64),
 }
 
@@ -251,6 +256,27 @@ def ladder(config: MTFSessionV1Config, *, eval_users: int, train_users: int, gen
 
 
 
+def menu_oracle_checks(record: dict) -> dict[str, bool]:
+    """The targets judged by the non-linear oracles of ``mtf_bench.per_user_oracle`` (its JSON record): the
+    per-user menu choice (last point of its curve), its in-session correction by the latent state over the choice
+    alone, and the observable menu policy (with its correction by the observation, when measured). Their users are
+    the ladder's first evaluation users (fewer of them: see the record's settings)."""
+    users = record["settings"]["users"]
+    per_user = record["curve"][-1]["lift"]["estimate"]
+    checks = {f"oracle per-user >= +6% over control (menu oracle, {users} users)": per_user >= 0.06}
+    if "state_correction" in record:
+        over = record["state_correction"]["over_choice"]["estimate"]
+        checks[f"oracle state-dependent >= +2% over oracle per-user (menu oracle + state correction, {users} "
+               "users)"] = over >= 0.02
+    if "two_phase" in record:
+        checks[f"oracle state-dependent >= +2% over oracle per-user (two-phase menu oracle, {users} users)"] = (
+            record["two_phase"]["over_per_user"]["estimate"] >= 0.02)
+    observable = [record[k]["lift"]["estimate"] for k in ("observable", "observable_correction") if k in record]
+    if observable:
+        checks[f"observable-only >= +3% over control (menu policy, {users} users)"] = max(observable) >= 0.03
+    return checks
+
+
 def _plot(rungs: list[Rung], path: Path) -> None:
     import matplotlib
 
@@ -291,6 +317,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--generations", type=int, default=60, help="CMA-ES generations per search (default 60)")
     parser.add_argument("--out", type=Path, default=Path("results/headroom"), help="output folder")
     parser.add_argument("--replot", action="store_true", help="redraw headroom.png from the saved headroom.json")
+    parser.add_argument("--menu-oracle", type=Path, default=None,
+                        help="per_user_oracle.json of `python -m mtf_bench.per_user_oracle`: its non-linear oracles "
+                             "(per-user menu choice, its state correction, the observable menu policy) join the "
+                             "target checks beside this ladder's linear rungs")
     args = parser.parse_args(argv)
     if args.replot:
         saved = json.loads((args.out / "headroom.json").read_text())
@@ -300,6 +330,12 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("eval_users", "train_users", "generations"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    menu = None
+    if args.menu_oracle is not None:
+        try:
+            menu = json.loads(args.menu_oracle.read_text())
+        except (OSError, ValueError) as exc:
+            parser.error(f"--menu-oracle: cannot read {args.menu_oracle}: {exc}")
     config = MTFSessionV1Config()
     start = time.perf_counter()
     rungs, long_vs_greedy = ladder(config, eval_users=args.eval_users, train_users=args.train_users,
@@ -324,6 +360,8 @@ def main(argv: list[str] | None = None) -> None:
         "observable-only >= +3% over control": by_name["observable-only"].lift["estimate"] >= 0.03,
         "long-horizon >= +5% over greedy": long_vs_greedy["estimate"] >= 0.05,
     }
+    if menu is not None:
+        checks.update(menu_oracle_checks(menu))
     print("\n| target | holds |\n|---|---|")
     for name, ok in checks.items():
         print(f"| {name} | {'yes' if ok else 'NO'} |")

@@ -30,23 +30,29 @@ selection never saw, against the control (``BaselinePolicy``) on the same sessio
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from mtf_bench.headroom import FEATURE_SETS
 from mtf_gym.atomic import atomic_write_json
 from mtf_gym.evaluation import SessionOutcomes, SessionRunner, lift_by_segment
 from mtf_gym.policies import BaselinePolicy, ConstantPolicy
 from mtf_gym.sim.config import MTFSessionV1Config
 
-__all__ = ["SELECTION_SEED", "main", "menu_of_constants", "observable_model", "select_and_score", "selection_returns"]
+__all__ = ["SELECTION_SEED", "CorrectedChoice", "correction_search", "main", "menu_of_constants", "observable_model",
+           "select_and_score", "selection_returns"]
 
 EVAL_SEED = 0  # the headroom ladder's evaluation users
 TRAIN_SEED = 1_000_000  # the headroom ladder's training users (the observable-only model learns on them)
 SELECTION_SEED = 10_000_000  # other sessions of those users: seeds disjoint from every user population
 TRAIN_SELECTION_SEED = 20_000_000
+CORRECTION_SEED = 30_000_000  # fresh sessions of the evaluation users for the state correction's search
+TRAIN_CORRECTION_SEED = 40_000_000  # fresh sessions of the training users for the observable correction's search
 STEP_SIZES = (0.15, 0.3, 0.6)
 
 
@@ -123,14 +129,91 @@ def second_phase_choices(runner: SessionRunner, menu: np.ndarray, first: np.ndar
     return np.where(keep, first, np.argmax(totals, axis=0))
 
 
+@dataclass(frozen=True)
+class CorrectedChoice:
+    """``a = clip(base[i] + offset + standardise(phi) W, -1, 1)`` for row ``i``: a per-user menu choice ``base``
+    ``(N, A)`` moved, at every request, by a linear function of a :data:`mtf_bench.headroom.FEATURE_SETS` entry."""
+
+    features: str
+    base: np.ndarray  # (N, A): one row per user
+    offset: np.ndarray  # (A,)
+    weights: np.ndarray  # (F, A)
+    mean: np.ndarray  # (F,)
+    std: np.ndarray  # (F,)
+
+    def __call__(self, sim, obs: np.ndarray) -> np.ndarray:
+        phi = (FEATURE_SETS[self.features](sim, obs) - self.mean) / self.std
+        return np.clip(self.base + self.offset + phi @ self.weights, -1.0, 1.0).astype(np.float32)
+
+
+def correction_search(config: MTFSessionV1Config, base: np.ndarray, user_seed: int, session_seed: int,
+                      features: str, *, generations: int, sessions_per_generation: int = 1, seed: int = 0,
+                      sigma0: float = 0.1, progress: bool = True, desc: str = "correction") -> CorrectedChoice:
+    """CMA-ES over ``(offset, W)`` of :class:`CorrectedChoice` for users ``user_seed + i`` with per-user choices
+    ``base``, maximising their mean return on *fresh* sessions: every generation plays ``sessions_per_generation``
+    new sessions per user (session seeds from ``session_seed`` on), every candidate the same ones (common random
+    numbers), so the search cannot fit the noise of a fixed sample. The returned policy is CMA-ES's distribution
+    mean (less noisy than its best sample), with ``base`` as given (rows: the users)."""
+    import cma
+
+    from mtf_bench.headroom import feature_scaling
+
+    users, dim = base.shape
+    mean, std = feature_scaling(config, features)
+    num_features = mean.shape[0]
+    es = cma.CMAEvolutionStrategy(np.zeros(dim + num_features * dim), sigma0,
+                                  {"seed": seed + 1, "verbose": -9, "CMA_diagonal": (1 + num_features) * dim > 60})
+    copies = es.popsize * sessions_per_generation
+    runner = SessionRunner(copies * users, dataclasses.replace(config, item_logs=False))
+    sim = runner.env.unwrapped.sim
+    member = np.repeat(np.arange(es.popsize), sessions_per_generation * users)
+    rows_base = np.tile(base, (copies, 1))
+    user_seeds = np.tile(np.arange(user_seed, user_seed + users), copies)
+    bar = tqdm(total=generations, unit="gen", disable=not progress, desc=desc)
+    for gen in range(generations):
+        candidates = np.asarray(es.ask())
+        offsets = candidates[:, :dim][member]
+        weights = candidates[:, dim:].reshape(len(candidates), num_features, dim)[member]
+        # The same fresh sessions for every candidate: session s of user i in generation g.
+        first = session_seed + gen * sessions_per_generation * users
+        sessions = np.tile(np.arange(first, first + sessions_per_generation * users), es.popsize)
+
+        def act(obs: np.ndarray, offsets=offsets, weights=weights) -> np.ndarray:
+            phi = (FEATURE_SETS[features](sim, obs) - mean) / std
+            return np.clip(rows_base + offsets + np.einsum("nf,nfd->nd", phi, weights), -1.0, 1.0).astype(np.float32)
+
+        out = runner.run(act, user_seeds.tolist(), session_seed=sessions.tolist())
+        fitness = out.returns.reshape(len(candidates), -1).mean(axis=1)
+        es.tell(list(candidates), list(-fitness))
+        bar.set_postfix(best=f"{fitness.max():.3f}", mean=f"{fitness.mean():.3f}")
+        bar.update(1)
+    bar.close()
+    final = np.asarray(es.result.xfavorite)
+    return CorrectedChoice(features, base.astype(np.float64), final[:dim].copy(),
+                           final[dim:].reshape(num_features, dim).copy(), mean, std)
+
+
+def _corrected_lift(runner: SessionRunner, policy: CorrectedChoice, choice_only: SessionOutcomes,
+                    control: SessionOutcomes) -> dict:
+    """Scores a corrected choice on the evaluation sessions, against the control and the uncorrected choice."""
+    sim = runner.env.unwrapped.sim
+    out = runner.run(lambda obs: policy(sim, obs), EVAL_SEED)
+    return {"features": policy.features, "lift": _lift(out, control), "over_choice": _lift(out, choice_only),
+            "mean_abs_weight": float(np.abs(policy.weights).mean()), "offset": policy.offset.tolist(),
+            "weights": policy.weights.tolist()}
+
+
 def select_and_score(config: MTFSessionV1Config, users: int, menu: np.ndarray, sessions: int,
                      checkpoints: list[int], *, observable_sessions: int = 0, switch_request: int = 0,
-                     progress: bool = True) -> dict:
+                     correction_generations: int = 0, state_features: str = "state", progress: bool = True) -> dict:
     """Per-user choices from the first ``k`` selection sessions for each ``k`` in ``checkpoints``, each scored on the
     evaluation sessions against the control; the single best menu constant; with ``switch_request``, the two-phase
     oracle (:func:`second_phase_choices`: a second per-user entry from that request on); and, with
     ``observable_sessions``, the observable-only menu policy (:func:`observable_model` fitted on the training users'
-    selection sessions)."""
+    selection sessions). With ``correction_generations``, each choice also gets an in-session linear correction
+    (:func:`correction_search`): of the latent session state (``state_features``) for the per-user oracle, fitted on
+    fresh sessions of the evaluation users (never their evaluation sessions), and of the observation for the
+    observable-only policy, fitted on the training users."""
     runner = SessionRunner(users, config)
     cumulative = selection_returns(runner, EVAL_SEED, SELECTION_SEED, menu, sessions, checkpoints,
                                    progress=progress, desc="selection sessions (evaluation users)")
@@ -159,6 +242,14 @@ def select_and_score(config: MTFSessionV1Config, users: int, menu: np.ndarray, s
         result["two_phase"] = {"switch_request": switch_request, "lift": _lift(two_phase, control),
                                "over_per_user": _lift(two_phase, per_user),
                                "users_switching": float(np.mean(second != first)), "choices": second.tolist()}
+    if correction_generations:
+        first = np.argmax(totals, axis=0)
+        correction = correction_search(config, menu[first], EVAL_SEED, CORRECTION_SEED, state_features,
+                                       generations=correction_generations, seed=1, progress=progress,
+                                       desc=f"correction of the per-user choice by {state_features}")
+        per_user = runner.run(_constant_rows(menu[first]), EVAL_SEED)
+        result["state_correction"] = {**_corrected_lift(runner, correction, per_user, control),
+                                      "generations": correction_generations, "session_seed": CORRECTION_SEED}
     if observable_sessions:
         train = selection_returns(runner, TRAIN_SEED, TRAIN_SELECTION_SEED, menu, observable_sessions,
                                   [observable_sessions], progress=progress, desc="selection sessions (training users)")
@@ -166,9 +257,20 @@ def select_and_score(config: MTFSessionV1Config, users: int, menu: np.ndarray, s
         model = observable_model(np.asarray(train_obs, np.float64), train[observable_sessions].T / observable_sessions)
         eval_obs, _ = runner.env.reset(seed=EVAL_SEED)
         choice = np.argmax(model.predict(np.asarray(eval_obs, np.float64)), axis=1)
-        result["observable"] = {"lift": score(_constant_rows(menu[choice])), "training_sessions": observable_sessions,
+        choice_only = runner.run(_constant_rows(menu[choice]), EVAL_SEED)
+        result["observable"] = {"lift": _lift(choice_only, control), "training_sessions": observable_sessions,
                                 "ridge_alpha": float(model[-1].alpha_), "users_keeping_control":
                                 float(np.mean(choice == 0)), "distinct_choices": int(np.unique(choice).size)}
+        if correction_generations:
+            # Fitted on the training users (their own menu choices), applied to the evaluation users' choices.
+            train_choice = np.argmax(model.predict(np.asarray(train_obs, np.float64)), axis=1)
+            fitted = correction_search(config, menu[train_choice], TRAIN_SEED, TRAIN_CORRECTION_SEED, "observation",
+                                       generations=correction_generations, seed=2, progress=progress,
+                                       desc="correction of the observable choice by the observation")
+            policy = dataclasses.replace(fitted, base=menu[choice].astype(np.float64))
+            result["observable_correction"] = {**_corrected_lift(runner, policy, choice_only, control),
+                                               "generations": correction_generations,
+                                               "session_seed": TRAIN_CORRECTION_SEED}
     return result
 
 
@@ -224,11 +326,18 @@ def main(argv: list[str] | None = None) -> None:
                         help="selection sessions per training user for the observable-only menu policy (0: skip)")
     parser.add_argument("--switch-request", type=int, default=0,
                         help="also the two-phase oracle: a second per-user menu entry from this request on (0: skip)")
+    parser.add_argument("--correction-generations", type=int, default=0,
+                        help="also an in-session linear correction of each choice, CMA-ES for this many generations "
+                             "(0: skip): by the latent session state (per-user oracle) and by the observation "
+                             "(observable-only)")
+    parser.add_argument("--state-features", default="state", choices=sorted(FEATURE_SETS),
+                        help="features of the per-user oracle's correction (default: state, the latent session "
+                             "state and progress)")
     parser.add_argument("--out", type=Path, default=Path("results/per_user_oracle"), help="output folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     for name, minimum in (("users", 2), ("menu", 2), ("sessions", 1), ("observable_sessions", 0),
-                          ("switch_request", 0)):
+                          ("switch_request", 0), ("correction_generations", 0)):
         if getattr(args, name) < minimum:
             parser.error(f"--{name.replace('_', '-')} must be >= {minimum}, got {getattr(args, name)}")
     config = MTFSessionV1Config()
@@ -237,9 +346,12 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     result = select_and_score(config, args.users, menu, args.sessions, checkpoints,
                               observable_sessions=args.observable_sessions, switch_request=args.switch_request,
-                              progress=not args.no_progress)
+                              correction_generations=args.correction_generations,
+                              state_features=args.state_features, progress=not args.no_progress)
     result["settings"] = {"users": args.users, "menu": args.menu, "sessions": args.sessions,
                           "observable_sessions": args.observable_sessions, "switch_request": args.switch_request,
+                          "correction_generations": args.correction_generations,
+                          "state_features": args.state_features,
                           "train_seed": TRAIN_SEED,
                           "step_sizes": list(STEP_SIZES), "selection_seed": SELECTION_SEED, "eval_seed": EVAL_SEED,
                           "seconds": round(time.perf_counter() - start, 1)}
@@ -264,6 +376,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"observable-only menu policy (quadratic ridge of the first observation, fitted on "
               f"{args.users} training users x {args.observable_sessions} sessions): {obs['estimate']:+.2%} "
               f"[{obs['low']:+.2%}, {obs['high']:+.2%}]")
+    for key, what in (("state_correction", f"per-user choice + linear correction by {args.state_features}"),
+                      ("observable_correction", "observable menu policy + linear correction by the observation")):
+        if key in result:
+            lift, over = result[key]["lift"], result[key]["over_choice"]
+            print(f"{what} (CMA-ES, {args.correction_generations} generations): {lift['estimate']:+.2%} "
+                  f"[{lift['low']:+.2%}, {lift['high']:+.2%}] vs control, {over['estimate']:+.2%} "
+                  f"[{over['low']:+.2%}, {over['high']:+.2%}] over the choice alone")
     last = result["curve"][-1]["lift"]["per_segment"]
     print("by segment (last point): " + ", ".join(f"{n} {v['estimate']:+.2%} [{v['low']:+.2%}, {v['high']:+.2%}]"
                                                    for n, v in last.items()))

@@ -230,6 +230,59 @@ def test_per_agent_budgets_reach_the_grid_tuning_and_report_selection(tmp_path: 
         load_preset("quick", assignments=("agents.agent_steps.iql=0",))
 
 
+def test_checkpoint_selection_on_validation_users_publishes_the_best_checkpoint(tmp_path: Path) -> None:
+    """With ``agents.select_checkpoint = "validation"`` each run's published model is the checkpoint with the best
+    validation return (checked by scoring the saved model on the validation users again); runs that publish their
+    last policy keep their job identities."""
+    from mtf_agents import load_agent
+    from mtf_bench.harness.jobs import LAST_MODEL_DIR, MODEL_DIR, SELECTED_MODEL_DIR
+    from mtf_gym.envs.versions import make_env_config
+    from mtf_gym.evaluation import simulate_sessions
+
+    last = build_grid(load_preset("smoke", assignments=(f'results_dir="{tmp_path}"',)), KINDS).trains
+    assert not any("select_checkpoint" in j.evaluation for j in last)  # the default adds nothing to the identity
+    preset = load_preset("smoke", assignments=(f'results_dir="{tmp_path}"', 'agents.select_checkpoint="validation"',
+                                               "tuning.sessions=40"))
+    selecting = build_grid(preset, KINDS).trains
+    assert [j.job_id for j in selecting] == [j.job_id for j in last]
+    assert all(a.config_hash != b.config_hash for a, b in zip(last, selecting))
+    assert selecting[0].evaluation["validation_user_seed"] == preset.tuning.user_seed
+    args = ["smoke", "--results-dir", str(tmp_path), "--no-progress", *TINY_RUN, "--set", "collection.sessions=20",
+            "--set", "collection.test_sessions=20", "--set", 'agents.select_checkpoint="validation"',
+            "--set", "tuning.sessions=40", "--set", "agents.n_steps=60", "--set", "agents.checkpoints=4"]
+    assert cli.main(args) == 0
+    run_dir = tmp_path / "smoke"
+    chosen_earlier = 0
+    for name in ("iql__uniform__seed0", "es__online__seed0"):
+        job = run_dir / "jobs" / name
+        result = json.loads((job / "result.json").read_text())
+        selection = result["selection"]
+        means = selection["validation_mean_returns"]
+        with np.load(job / "curve.npz") as arrays:
+            steps = arrays["steps"].tolist()
+            assert np.allclose(arrays["validation_returns"].mean(axis=1), means)
+        assert len(means) == len(steps) == 4 and selection["last_step"] == steps[-1]
+        assert selection["selected_step"] == steps[int(np.argmax(means))]  # the first of any tie
+        env = make_env_config("MTFSession-v1", json.loads((job / "config.json").read_text())["env"])
+        published = simulate_sessions(load_agent(job / MODEL_DIR), 40, preset.tuning.user_seed, env).returns.mean()
+        assert published == pytest.approx(means[steps.index(selection["selected_step"])], rel=1e-6)
+        assert not (job / SELECTED_MODEL_DIR).exists()
+        if selection["selected_step"] != steps[-1]:
+            chosen_earlier += 1
+            kept = simulate_sessions(load_agent(job / LAST_MODEL_DIR), 40, preset.tuning.user_seed, env)
+            assert kept.returns.mean() == pytest.approx(means[-1], rel=1e-6)
+        else:
+            assert not (job / LAST_MODEL_DIR).exists()
+    assert chosen_earlier >= 1  # ES's tiny budgets give tied checkpoints: the earliest is published
+    report = (run_dir / "report.md").read_text()
+    assert "**Published policies are chosen on validation users**" in report
+    assert "published checkpoint per seed (validation-selected)" in report
+    with pytest.raises(PresetError, match=r"agents.select_checkpoint"):
+        load_preset("smoke", assignments=('agents.select_checkpoint="best"',))
+    with pytest.raises(PresetError, match=r"agents.checkpoints"):
+        load_preset("smoke", assignments=('agents.select_checkpoint="validation"', "agents.checkpoints=1"))
+
+
 def test_atomic_writes_leave_nothing_half_written(tmp_path: Path) -> None:
     target = tmp_path / "result.json"
     atomic_write_json(target, {"a": 1.0, "nan": float("nan"), "arr": np.arange(2)})

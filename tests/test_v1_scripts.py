@@ -141,7 +141,7 @@ def test_per_user_oracle_script(tmp_path, capsys):
     assert never["two_phase"]["over_per_user"]["estimate"] == 0.0 and never["two_phase"]["users_switching"] == 0.0
     assert alone["curve"][-1]["users_keeping_control"] == 1.0 and alone["best_menu_constant"]["index"] == 0
     main(["--users", "24", "--menu", "3", "--sessions", "2", "--observable-sessions", "1", "--switch-request", "2",
-          "--out", str(tmp_path), "--no-progress"])
+          "--correction-generations", "2", "--out", str(tmp_path), "--no-progress"])
     out = capsys.readouterr().out
     assert "| 1 |" in out and "| 2 |" in out and "best menu constant for everyone" in out
     assert "observable-only menu policy" in out and "two-phase oracle (second per-user entry from request 2)" in out
@@ -149,7 +149,31 @@ def test_per_user_oracle_script(tmp_path, capsys):
     assert [c["sessions"] for c in record["curve"]] == [1, 2] and len(record["menu"]) == 3
     assert record["observable"]["training_sessions"] == 1 and -1 < record["observable"]["lift"]["estimate"] < 1
     assert record["two_phase"]["switch_request"] == 2 and len(record["two_phase"]["choices"]) == 24
+    assert "linear correction by state" in out and "linear correction by the observation" in out
+    for key, features, width in (("state_correction", "state", 4), ("observable_correction", "observation", 19)):
+        assert record[key]["features"] == features and np.shape(record[key]["weights"]) == (width, 10)
+        assert -1 < record[key]["over_choice"]["estimate"] < 1
     assert (tmp_path / "per_user_oracle.png").stat().st_size > 10_000
+
+
+def test_menu_oracle_checks_judge_the_targets_by_the_recorded_lifts():
+    from mtf_bench.headroom import menu_oracle_checks
+
+    def lift(x):
+        return {"lift": {"estimate": x}}
+
+    record = {"settings": {"users": 2048}, "curve": [lift(0.02), lift(0.0613)],
+              "state_correction": {"over_choice": {"estimate": 0.004}},
+              "two_phase": {"over_per_user": {"estimate": 0.021}},
+              "observable": lift(0.0198), "observable_correction": lift(0.031)}
+    assert menu_oracle_checks(record) == {
+        "oracle per-user >= +6% over control (menu oracle, 2048 users)": True,
+        "oracle state-dependent >= +2% over oracle per-user (menu oracle + state correction, 2048 users)": False,
+        "oracle state-dependent >= +2% over oracle per-user (two-phase menu oracle, 2048 users)": True,
+        "observable-only >= +3% over control (menu policy, 2048 users)": True}
+    record = {"settings": {"users": 16}, "curve": [lift(0.0599)], "observable": lift(0.0299)}
+    assert menu_oracle_checks(record) == {"oracle per-user >= +6% over control (menu oracle, 16 users)": False,
+                                          "observable-only >= +3% over control (menu policy, 16 users)": False}
 
 
 def test_observable_menu_model_picks_the_entry_whose_return_the_features_predict():
@@ -163,3 +187,27 @@ def test_observable_menu_model_picks_the_entry_whose_return_the_features_predict
     best = np.argmax(np.stack([test[:, 0], -test[:, 0], test[:, 1] ** 2 - 1.0], axis=1), axis=1)
     chosen = np.argmax(observable_model(x, returns).predict(test), axis=1)
     assert np.mean(chosen == best) > 0.9
+
+
+def test_a_correction_of_zero_weights_is_the_choice_alone():
+    """:class:`CorrectedChoice` with zero offset and weights plays exactly its per-user base; a weight on a state
+    feature moves the action by that feature's standardised value."""
+    from mtf_bench.per_user_oracle import CorrectedChoice
+    from mtf_gym.evaluation import SessionRunner
+    from mtf_gym.sim.config import MTFSessionV1Config
+    from mtf_gym.sim.layout import STATE_NAMES
+
+    config = MTFSessionV1Config()
+    runner = SessionRunner(8, config)
+    obs, _ = runner.env.reset(seed=5)
+    sim = runner.env.unwrapped.sim
+    base = np.linspace(-0.5, 0.5, 8 * 10).reshape(8, 10)
+    zero = CorrectedChoice("state", base, np.zeros(10), np.zeros((4, 10)), np.zeros(4), np.ones(4))
+    assert np.allclose(zero(sim, obs), base, atol=1e-7)
+    weights = np.zeros((4, 10))
+    weights[0, 3] = 0.1  # satisfaction, standardised by mean 0.2 and std 2, moves dimension 3 only
+    moved = CorrectedChoice("state", base, np.zeros(10), weights, np.array([0.2, 0, 0, 0]), np.array([2.0, 1, 1, 1]))
+    satisfaction = sim.users.state[:, STATE_NAMES.index("satisfaction")]
+    expected = base.copy()
+    expected[:, 3] += 0.1 * (satisfaction - 0.2) / 2.0
+    assert np.allclose(moved(sim, obs), np.clip(expected, -1, 1), atol=1e-6)

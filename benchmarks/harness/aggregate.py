@@ -54,6 +54,8 @@ class CellCurve:
     lifts: tuple[Estimate, ...]
     convergence: Convergence
     unit: str  # "gradient steps" or "requests"
+    # The published checkpoint of each seed's run when it was chosen on validation users (empty: the last).
+    selected_steps: tuple[int, ...] = ()
 
     @property
     def highest(self) -> int:
@@ -215,7 +217,9 @@ def _cell_curve(runs: Sequence[Run], baseline: SessionOutcomes, boot: _Bootstrap
                   for step, row in zip(steps, returns))
     conv = convergence(steps, returns, rng=comparison_rng("convergence", arm), confidence=boot.confidence,
                        num_resamples=boot.reps)
-    return CellCurve(steps, lifts, conv, unit)
+    selected = tuple(int(r.result["selection"]["selected_step"]) for r in runs
+                     if r.ok and r.curve is not None and r.result.get("selection"))
+    return CellCurve(steps, lifts, conv, unit, selected)
 
 
 def _saturation(runs: Sequence[Run]) -> dict[str, Any] | None:

@@ -64,8 +64,8 @@ def draw_figures(preset: Preset, agg: Aggregates, loaded: LoadedResults, dataset
     figures["lifts"] = plots.plot_lifts(lifts, agents, columns, plots_dir / "online_lift")
     gauc = {k: c.gauc for k, c in agg.cells.items() if c.gauc}
     figures["gauc"] = plots.plot_gauc(gauc, agents, columns, agg.baseline_gauc, plots_dir / "weighted_gauc")
-    curves = {c.label: (c.curve.steps, c.curve.lifts, c.curve.unit, c.curve.convergence.status)
-              for c in agg.cells.values() if c.curve is not None}
+    curves = {c.label: (c.curve.steps, c.curve.lifts, c.curve.unit, c.curve.convergence.status,
+                        c.curve.selected_steps) for c in agg.cells.values() if c.curve is not None}
     if curves:
         figures["curves"] = plots.plot_learning_curves(curves, plots_dir / "learning_curves")
     stats = agg.seed_stats

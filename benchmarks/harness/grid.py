@@ -399,12 +399,18 @@ def build_grid(preset: Preset, agent_kinds: dict[str, str],
                     datasets.append(dataclasses.replace(main_progressive, name=dataset, params=params))
 
     common = _common(preset)
+    train_evaluation = dict(evaluation)
+    if ag.select_checkpoint != "last":
+        # Only then in the jobs' identity: runs that publish their last policy keep their hashes.
+        tu = preset.tuning
+        train_evaluation.update(select_checkpoint=ag.select_checkpoint, validation_sessions=tu.sessions,
+                                validation_user_seed=tu.user_seed)
 
     def train(agent: str, label: str, dataset: str, seed: int, n_steps: int,
               extra: dict[str, Any] | None = None) -> TrainJob:
         kind = agent_kinds[agent]
         job = TrainJob(agent, label, dataset, seed, kind, n_steps, overrides_for(agent, extra), common, env,
-                       evaluation, run_dir, device=preset.device, checkpoints=ag.checkpoints, band=col.band,
+                       train_evaluation, run_dir, device=preset.device, checkpoints=ag.checkpoints, band=col.band,
                        env_id=preset.env_id)
         by_id = {d.job_id: d.config_hash for d in datasets}
         return dataclasses.replace(job, dataset_hashes={need: by_id[need] for need in job.needs})

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import shutil
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -54,6 +55,10 @@ CURVE_FILE = "curve.npz"
 # An action this close to a boundary counts as "at" it (the saturation diagnostic).
 EDGE_TOLERANCE = 1e-3
 MODEL_DIR = "model"
+# With checkpoint selection on validation users: the best checkpoint so far while training, and the last policy when
+# the selected one is earlier (MODEL_DIR then holds the selected, published policy).
+SELECTED_MODEL_DIR = "model_selected_checkpoint"
+LAST_MODEL_DIR = "model_last"
 # A progressive dataset job keeps its last round's exploration centre here: the model a warm-started final training
 # job (progressive_init="warm_start") starts from.
 CENTRE_MODEL_DIR = "centre_model"
@@ -409,30 +414,64 @@ def saturation(actions: np.ndarray, centres: np.ndarray, band: float,
             "band_edge_per_dim": at_band.mean(axis=0).tolist(), "band": float(band)}
 
 
+@dataclass
+class _Curve:
+    """What :func:`_fit_with_curve` measured: checkpoint steps, returns on the curve users ``(K, curve users)`` and,
+    with checkpoint selection, returns on the validation users ``(K, validation users)`` and the selected step."""
+
+    steps: list[int]
+    returns: np.ndarray
+    validation_returns: np.ndarray | None = None
+    selected_step: int | None = None
+
+
+def selects_checkpoint(job: TrainJob) -> bool:
+    """Whether ``job`` publishes the checkpoint with the best validation return rather than its last policy."""
+    return job.evaluation.get("select_checkpoint", "last") == "validation"
+
+
 def _fit_with_curve(job: TrainJob, agent: Any, train: Any, env: Any, log: _Log,
-                    timings: dict[str, float]) -> tuple[dict[str, float], list[int], np.ndarray]:
+                    timings: dict[str, float]) -> tuple[dict[str, float], _Curve]:
     """Train ``agent`` for ``job.n_steps`` and evaluate it at every checkpoint on the curve users.
 
     An agent that reports checkpoints is evaluated as it trains; any other (ES, plug-ins) is retrained from the
     same seed for each earlier checkpoint budget, which for a deterministic agent such as ES is its own run's
-    prefix. Returns the final training metrics, the checkpoint steps and the returns ``(K, curve users)``.
+    prefix. With checkpoint selection on (``evaluation.select_checkpoint == "validation"``) every checkpoint is also
+    scored on the validation users (disjoint from the curve and A/B users), and the best one so far is saved in
+    :data:`SELECTED_MODEL_DIR`: the training budget is chosen on validation users, never on evaluation users.
+    Returns the final training metrics and the curve.
     """
     from mtf_bench.harness.curves import checkpoint_schedule
     from mtf_gym.evaluation import simulate_sessions
 
     ev = job.evaluation
     schedule = checkpoint_schedule(job.n_steps, job.checkpoints)
+    select = selects_checkpoint(job)
     steps: list[int] = []
     rows: list[np.ndarray] = []
+    validation_rows: list[np.ndarray] = []
+    best = {"step": None, "value": -np.inf}
 
     def record(step: int, policy: Any) -> None:
         if steps and steps[-1] == step:
             return  # several checkpoints reached at once (e.g. within one PPO rollout): one policy, one point
         with _timer(timings, "curve_eval_s"), _cpu_timer(timings, "curve_eval_cpu_s"):
             out = simulate_sessions(policy, int(ev["curve_sessions"]), int(ev["user_seed"]), env)
+            if select:
+                validation = simulate_sessions(policy, int(ev["validation_sessions"]),
+                                               int(ev["validation_user_seed"]), env).returns
         steps.append(int(step))
         rows.append(out.returns)
-        log(f"checkpoint {step}: curve return {out.returns.mean():.3f}")
+        message = f"checkpoint {step}: curve return {out.returns.mean():.3f}"
+        if select:
+            validation_rows.append(validation)
+            message += f", validation return {validation.mean():.3f}"
+            if validation.mean() > best["value"]:  # ties keep the earlier (smaller) budget
+                best.update(step=int(step), value=float(validation.mean()))
+                with _timer(timings, "save_s"), atomic_dir(job.directory / SELECTED_MODEL_DIR) as tmp:
+                    policy.save(tmp)
+                message += " (best on validation so far: saved)"
+        log(message)
 
     def fit(learner: Any, budget: int, checkpoints: tuple[int, ...]) -> dict[str, float]:
         kwargs = {"seed": job.seed, "show_progress": False, "checkpoints": checkpoints, "on_checkpoint": record}
@@ -450,7 +489,9 @@ def _fit_with_curve(job: TrainJob, agent: Any, train: Any, env: Any, log: _Log,
         metrics = fit(agent, job.n_steps, schedule if agent.reports_checkpoints else schedule[-1:])
     timings["fit_s"] -= timings.get("curve_eval_s", 0.0) - evaluated_before  # training time only
     timings["fit_cpu_s"] -= timings.get("curve_eval_cpu_s", 0.0) - evaluated_cpu_before
-    return metrics, steps, np.stack(rows)
+    if not select:
+        return metrics, _Curve(steps, np.stack(rows))
+    return metrics, _Curve(steps, np.stack(rows), np.stack(validation_rows), best["step"])
 
 
 def _progressive_final_round(job: TrainJob, agent: Any, train: Any, log: _Log) -> Any:
@@ -489,13 +530,31 @@ def _train_and_evaluate(job: TrainJob, log: _Log, timings: dict[str, float]) -> 
         # progressive_init say (the defaults, every round from scratch, leave the data and the agent as they are).
         train = _progressive_final_round(job, agent, train, log)
     log(f"training {job.agent} ({agent.kind}) for {job.n_steps} steps on {job.dataset}: {agent.config}")
-    metrics, curve_steps, curve_returns = _fit_with_curve(job, agent, train, env, log, timings)
+    metrics, curve = _fit_with_curve(job, agent, train, env, log, timings)
+    extra = {} if curve.validation_returns is None else {
+        "validation_returns": curve.validation_returns, "selected_step": int(curve.selected_step),
+        "validation_user_seed": int(job.evaluation["validation_user_seed"])}
     with atomic_path(job.directory / CURVE_FILE) as tmp:
-        np.savez(tmp, steps=np.asarray(curve_steps, dtype=np.int64), returns=curve_returns,
-                 user_seed=int(job.evaluation["user_seed"]))
+        np.savez(tmp, steps=np.asarray(curve.steps, dtype=np.int64), returns=curve.returns,
+                 user_seed=int(job.evaluation["user_seed"]), **extra)
     log(f"trained: {metrics}")
+    selection = None
+    if curve.selected_step is not None:
+        selection = {"rule": "validation", "selected_step": curve.selected_step, "last_step": curve.steps[-1],
+                     "validation_mean_returns": curve.validation_returns.mean(axis=1).tolist(),
+                     "validation_sessions": int(curve.validation_returns.shape[1])}
+        if curve.selected_step != curve.steps[-1]:
+            # The published policy is the validation-selected checkpoint; the last one is kept beside it.
+            from mtf_agents import load_agent
+
+            with _timer(timings, "save_s"), atomic_dir(job.directory / LAST_MODEL_DIR) as tmp:
+                agent.save(tmp)
+            agent = load_agent(job.directory / SELECTED_MODEL_DIR)
+            log(f"published policy: the checkpoint at {curve.selected_step} (best validation return), not the last "
+                f"at {curve.steps[-1]}")
     with _timer(timings, "save_s"), atomic_dir(job.directory / MODEL_DIR) as tmp:
         agent.save(tmp)
+    shutil.rmtree(job.directory / SELECTED_MODEL_DIR, ignore_errors=True)  # now in MODEL_DIR
 
     ev = job.evaluation
     with _timer(timings, "eval_s"):
@@ -527,6 +586,7 @@ def _train_and_evaluate(job: TrainJob, log: _Log, timings: dict[str, float]) -> 
         "online": means, "gauc": gauc.value, "gauc_users_used": gauc.num_users_used,
         "gauc_users_skipped": gauc.num_users_skipped, "action_deviation": deviation,
         "train_transitions": None if train is None else len(train), "saturation": sat, "fqe": fqe,
-        "curve": {"steps": curve_steps, "mean_returns": curve_returns.mean(axis=1).tolist(),
-                  "sessions": int(curve_returns.shape[1])}, "env_id": job.env_id, "device": job.device,
+        "curve": {"steps": curve.steps, "mean_returns": curve.returns.mean(axis=1).tolist(),
+                  "sessions": int(curve.returns.shape[1])}, "selection": selection, "env_id": job.env_id,
+        "device": job.device,
     }

@@ -7,6 +7,7 @@ without suffix, and returns the written files. Intervals are the report's 95% bo
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -310,19 +311,27 @@ def compact_count(value: float) -> str:
     return f"{value:g}"
 
 
-def plot_learning_curves(curves: Mapping[str, tuple[Sequence[int], Sequence[Estimate], str, str]],
-                         path: str | Path) -> list[Path]:
+def plot_learning_curves(curves: Mapping[str, tuple], path: str | Path) -> list[Path]:
     """Lift of session return vs the control at each checkpoint, one panel per cell: ``curves[label] = (steps,
-    lifts, unit, status)`` with ``status`` the convergence verdict (shown in the panel title)."""
+    lifts, unit, status[, selected_steps])`` with ``status`` the convergence verdict (shown in the panel title) and
+    ``selected_steps`` the checkpoints chosen on validation users, one per seed (marked along the bottom)."""
+    any_selected = any(len(value) > 4 and value[4] for value in curves.values())
     labels = list(curves)
     cols = min(4, max(1, len(labels)))
     rows = math.ceil(len(labels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
     for k, label in enumerate(labels):
         ax = axes[k // cols][k % cols]
-        steps, lifts, unit, status = curves[label]
+        steps, lifts, unit, status = curves[label][:4]
+        selected = curves[label][4] if len(curves[label]) > 4 else ()
         ax.errorbar(steps, [e.value * 100 for e in lifts], yerr=_yerr(lifts) * 100, marker="o", markersize=3,
                     capsize=2, color="#1f77b4" if status == "converged" else "#d62728", linewidth=1.0)
+        if selected:
+            # One tick per seed at its validation-selected checkpoint, stacked when seeds agree.
+            counts = Counter(selected)
+            for step, n in counts.items():
+                ax.scatter([step] * n, [0.03 + 0.06 * k for k in range(n)], transform=ax.get_xaxis_transform(),
+                           marker="^", s=18, color="#2ca02c", zorder=3)
         ax.axhline(0.0, color="black", linewidth=0.7)
         ax.set_xscale("log")
         ax.set_xticks(list(steps))
@@ -337,7 +346,9 @@ def plot_learning_curves(curves: Mapping[str, tuple[Sequence[int], Sequence[Esti
     for k in range(len(labels), rows * cols):
         axes[k // cols][k % cols].axis("off")
     fig.suptitle("Learning curves: lift of session return vs the baseline policy on the curve users (95% CI; "
-                 "blue = last two checkpoints agree, red = not converged)", fontsize=9)
+                 "blue = last two checkpoints agree, red = not converged)"
+                 + ("\ngreen triangles: each seed's published checkpoint, chosen on validation users"
+                    if any_selected else ""), fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return save_figure(fig, path)
 

@@ -101,6 +101,9 @@ class CollectionSettings:
             raise _fail("collection", "sessions", f">= progressive_rounds ({self.progressive_rounds})", self.sessions)
 
 
+CHECKPOINT_SELECTIONS = ("last", "validation")
+
+
 @dataclass(frozen=True)
 class AgentSettings:
     """The agents trained on every (dataset, seed), and their budgets.
@@ -124,6 +127,11 @@ class AgentSettings:
             the CPU.
         overrides: per-agent config overrides, ``{agent: {field: value}}`` (``--set
             agents.overrides.integrated_rl.n_critics=8``); they win over the common settings above.
+        select_checkpoint: which policy of a training run is published (A/B test, FQE, GAUC, saturation):
+            ``last`` (the policy at the full budget) or ``validation`` (the checkpoint with the highest mean return
+            on the validation users, ``tuning.user_seed``/``tuning.sessions``, disjoint from the A/B users: the
+            training budget chosen on validation users, early stopping). The curve on the evaluation users is
+            recorded either way.
     """
 
     names: tuple[str, ...] = ZOO
@@ -136,10 +144,16 @@ class AgentSettings:
     batch_size: int = 256
     compile_graph: bool = False
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    select_checkpoint: str = "last"
 
     def __post_init__(self) -> None:
         if not isinstance(self.compile_graph, bool):
             raise _fail("agents", "compile_graph", "true or false", self.compile_graph)
+        if self.select_checkpoint not in CHECKPOINT_SELECTIONS:
+            raise _fail("agents", "select_checkpoint", f"one of {CHECKPOINT_SELECTIONS}", self.select_checkpoint)
+        if self.select_checkpoint == "validation" and self.checkpoints < 2:
+            raise _fail("agents", "checkpoints", ">= 2 with select_checkpoint = 'validation' (nothing to select "
+                        "from)", self.checkpoints)
         if not self.names or len(set(self.names)) != len(self.names):
             raise _fail("agents", "names", "a non-empty tuple of distinct agent names", self.names)
         for name in ("n_steps", "online_steps", "batch_size", "checkpoints"):
@@ -359,7 +373,8 @@ class Preset:
         if self.tuning.enabled and self.tuning.seed in self.seeds:
             raise _fail("tuning", "seed", f"a seed not in the preset's seeds {self.seeds}", self.tuning.seed)
         ev, tu = self.evaluation, self.tuning
-        if tu.enabled and tu.user_seed < ev.user_seed + ev.sessions and ev.user_seed < tu.user_seed + tu.sessions:
+        validation_used = tu.enabled or self.agents.select_checkpoint == "validation"
+        if validation_used and tu.user_seed < ev.user_seed + ev.sessions and ev.user_seed < tu.user_seed + tu.sessions:
             raise _fail("tuning", "user_seed", f"a range disjoint from the A/B users [{ev.user_seed}, "
                         f"{ev.user_seed + ev.sessions})", tu.user_seed)
         if not self.name or any(c in self.name for c in "/\\ "):

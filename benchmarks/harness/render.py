@@ -186,22 +186,37 @@ def _curves_md(preset: Preset, agg: Aggregates, figures: Mapping[str, list[Path]
     cells = [c for c in agg.cells.values() if c.curve is not None]
     if not cells:
         return []
+    selecting = preset.agents.select_checkpoint == "validation"
     lines = ["", "## Learning curves and convergence", "",
              f"Every run is evaluated at log-spaced checkpoints on the same users. Converged: {CONVERGED_RULE}.",
              "The highest checkpoint is a diagnostic only (it is measured on evaluation users, so no budget or "
              "policy is chosen by it): a peak before the last checkpoint with a 'declining' verdict is a curve that "
-             "levelled off and then lost return with more training.",
-             "", "| agent | training data | checkpoints | lift at the last checkpoint | change from the second-last "
-             "| verdict | highest checkpoint (its lift) |", "|---|---|---|---|---|---|---|"]
+             "levelled off and then lost return with more training."]
+    if selecting:
+        lines += ["", f"**Published policies are chosen on validation users** (`agents.select_checkpoint = "
+                  f"\"validation\"`): every checkpoint of a run is also scored on the {preset.tuning.sessions:,} "
+                  f"validation users of the hyperparameter search (seeds from {preset.tuning.user_seed:,}, disjoint "
+                  "from the A/B and curve users), and the run's published policy (A/B test, FQE, weighted GAUC, "
+                  "saturation) is the checkpoint with the highest validation return: the training budget is chosen "
+                  "on validation users, as the hyperparameters are. The curves below are the evaluation users' "
+                  "view of every checkpoint; the last column lists each seed's published checkpoint."]
+    header = ("| agent | training data | checkpoints | lift at the last checkpoint | change from the second-last "
+              "| verdict | highest checkpoint (its lift) |")
+    lines += ["", header + (" published checkpoint per seed (validation-selected) |" if selecting else ""),
+              "|---|---|---|---|---|---|---|" + ("---|" if selecting else "")]
     counts = Counter(c.curve.convergence.status for c in cells)
     for c in cells:
         conv = c.curve.convergence
         change = fmt_ci(Estimate(conv.change.estimate, conv.change.low, conv.change.high), pct=True) if conv.change \
             else "–"
         peak = c.curve.highest
-        lines.append(f"| {c.agent} | {c.dataset} | {', '.join(str(s) for s in c.curve.steps)} {c.curve.unit} | "
-                     f"{fmt_ci(c.curve.lifts[-1], pct=True)} | {change} | **{conv.status}** | "
-                     f"{c.curve.steps[peak]} ({100 * c.curve.lifts[peak].value:+.2f}%) |")
+        row = (f"| {c.agent} | {c.dataset} | {', '.join(str(s) for s in c.curve.steps)} {c.curve.unit} | "
+               f"{fmt_ci(c.curve.lifts[-1], pct=True)} | {change} | **{conv.status}** | "
+               f"{c.curve.steps[peak]} ({100 * c.curve.lifts[peak].value:+.2f}%) |")
+        if selecting:
+            last = c.curve.steps[-1]
+            row += (" " + ", ".join("last" if s == last else str(s) for s in c.curve.selected_steps) or " –") + " |"
+        lines.append(row)
     confidence = preset.evaluation.confidence
     tested = sum(n for status, n in counts.items() if status in ("converged", "still improving", "declining"))
     lines += ["", "Verdicts: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) +
