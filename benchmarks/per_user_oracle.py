@@ -44,8 +44,8 @@ from mtf_gym.evaluation import SessionOutcomes, SessionRunner, lift_by_segment
 from mtf_gym.policies import BaselinePolicy, ConstantPolicy
 from mtf_gym.sim.config import MTFSessionV1Config
 
-__all__ = ["SELECTION_SEED", "CorrectedChoice", "correction_search", "main", "menu_of_constants", "observable_model",
-           "select_and_score", "selection_returns"]
+__all__ = ["SELECTION_SEED", "TRIGGERS", "CorrectedChoice", "correction_search", "main", "menu_of_constants",
+           "observable_model", "select_and_score", "selection_returns", "trigger_thresholds", "triggered_choices"]
 
 EVAL_SEED = 0  # the headroom ladder's evaluation users
 TRAIN_SEED = 1_000_000  # the headroom ladder's training users (the observable-only model learns on them)
@@ -129,6 +129,75 @@ def second_phase_choices(runner: SessionRunner, menu: np.ndarray, first: np.ndar
     return np.where(keep, first, np.argmax(totals, axis=0))
 
 
+# Latent-state triggers of the triggered oracle: (state, side). "below" fires when the state is under its threshold.
+TRIGGERS = (("satisfaction", "below"), ("fatigue", "above"), ("top_boredom", "above"))
+
+
+def trigger_thresholds(config: MTFSessionV1Config, action: np.ndarray, users: int) -> np.ndarray:
+    """Per trigger of :data:`TRIGGERS`, the median of its latent state over every request (from the second on) of
+    the training users' sessions under the fusion ``action``: a trigger fires on about half of those requests."""
+    from mtf_gym.sim.layout import STATE_NAMES
+
+    runner = SessionRunner(users, dataclasses.replace(config, item_logs=False))
+    sim = runner.env.unwrapped.sim
+    seen: list[np.ndarray] = []
+
+    def act(obs: np.ndarray, info: dict, live: np.ndarray) -> np.ndarray:
+        rows = live & (sim.request_index > 0)
+        seen.append(sim.users.state[rows][:, [STATE_NAMES.index(name) for name, _ in TRIGGERS]])
+        return np.broadcast_to(action, (users, action.shape[0]))
+
+    runner.run_with_context(act, TRAIN_SEED)
+    return np.median(np.concatenate(seen), axis=0)
+
+
+def _triggered_rows(runner: SessionRunner, before: np.ndarray, after: np.ndarray, trigger: np.ndarray,
+                    thresholds: np.ndarray):
+    """Row ``i`` plays ``after[i]`` while its trigger ``trigger[i]`` (an index into :data:`TRIGGERS`, -1: never)
+    fires on the latent state, ``before[i]`` otherwise."""
+    from mtf_gym.sim.layout import STATE_NAMES
+
+    sim = runner.env.unwrapped.sim
+    columns = np.array([STATE_NAMES.index(name) for name, _ in TRIGGERS])
+    below = np.array([side == "below" for _, side in TRIGGERS])
+    rows = np.arange(len(trigger))
+    safe = np.maximum(trigger, 0)
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        value = sim.users.state[rows, columns[safe]]
+        fires = np.where(below[safe], value < thresholds[safe], value > thresholds[safe]) & (trigger >= 0)
+        return np.where(fires[:, None], after, before).astype(np.float32)
+
+    return act
+
+
+def triggered_choices(runner: SessionRunner, menu: np.ndarray, first: np.ndarray, sessions: int,
+                      thresholds: np.ndarray, entries: int, *, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per user, the (trigger, menu entry) with the best mean return over the selection sessions when the entry
+    replaces the per-user choice ``first`` while the trigger fires; ``(-1, first)`` (no trigger) wins ties.
+    ``entries``: the first so many menu entries are the candidates."""
+    users = runner.num_sessions
+    best = np.zeros(users)
+    for k in range(sessions):  # the per-user choice alone: the value to beat
+        best += runner.run(_constant_rows(menu[first]), EVAL_SEED, session_seed=SELECTION_SEED + k * users).returns
+    trigger, entry = np.full(users, -1), first.copy()
+    bar = tqdm(total=len(TRIGGERS) * entries * sessions, unit="run", disable=not progress, desc="triggered switch")
+    for t in range(len(TRIGGERS)):
+        rows_trigger = np.full(users, t)
+        for m in range(entries):
+            total = np.zeros(users)
+            after = np.broadcast_to(menu[m], (users, menu.shape[1]))
+            for k in range(sessions):
+                policy = _triggered_rows(runner, menu[first], after, rows_trigger, thresholds)
+                total += runner.run(policy, EVAL_SEED, session_seed=SELECTION_SEED + k * users).returns
+                bar.update(1)
+            better = total > best
+            best = np.where(better, total, best)
+            trigger, entry = np.where(better, t, trigger), np.where(better, m, entry)
+    bar.close()
+    return trigger, entry
+
+
 @dataclass(frozen=True)
 class CorrectedChoice:
     """``a = clip(base[i] + offset + standardise(phi) W, -1, 1)`` for row ``i``: a per-user menu choice ``base``
@@ -205,7 +274,8 @@ def _corrected_lift(runner: SessionRunner, policy: CorrectedChoice, choice_only:
 
 def select_and_score(config: MTFSessionV1Config, users: int, menu: np.ndarray, sessions: int,
                      checkpoints: list[int], *, observable_sessions: int = 0, switch_request: int = 0,
-                     correction_generations: int = 0, state_features: str = "state", progress: bool = True) -> dict:
+                     correction_generations: int = 0, state_features: str = "state", trigger_entries: int = 0,
+                     progress: bool = True) -> dict:
     """Per-user choices from the first ``k`` selection sessions for each ``k`` in ``checkpoints``, each scored on the
     evaluation sessions against the control; the single best menu constant; with ``switch_request``, the two-phase
     oracle (:func:`second_phase_choices`: a second per-user entry from that request on); and, with
@@ -213,7 +283,9 @@ def select_and_score(config: MTFSessionV1Config, users: int, menu: np.ndarray, s
     selection sessions). With ``correction_generations``, each choice also gets an in-session linear correction
     (:func:`correction_search`): of the latent session state (``state_features``) for the per-user oracle, fitted on
     fresh sessions of the evaluation users (never their evaluation sessions), and of the observation for the
-    observable-only policy, fitted on the training users."""
+    observable-only policy, fitted on the training users. With ``trigger_entries``, the triggered oracle
+    (:func:`triggered_choices`): per user, one of the first ``trigger_entries`` menu entries played while a
+    latent-state trigger fires (satisfaction low, fatigue or boredom high)."""
     runner = SessionRunner(users, config)
     cumulative = selection_returns(runner, EVAL_SEED, SELECTION_SEED, menu, sessions, checkpoints,
                                    progress=progress, desc="selection sessions (evaluation users)")
@@ -242,6 +314,19 @@ def select_and_score(config: MTFSessionV1Config, users: int, menu: np.ndarray, s
         result["two_phase"] = {"switch_request": switch_request, "lift": _lift(two_phase, control),
                                "over_per_user": _lift(two_phase, per_user),
                                "users_switching": float(np.mean(second != first)), "choices": second.tolist()}
+    if trigger_entries:
+        first = np.argmax(totals, axis=0)
+        thresholds = trigger_thresholds(config, menu[0], users)
+        trigger, entry = triggered_choices(runner, menu, first, sessions, thresholds, min(trigger_entries, len(menu)),
+                                           progress=progress)
+        triggered = runner.run(_triggered_rows(runner, menu[first], menu[entry], trigger, thresholds), EVAL_SEED)
+        per_user = runner.run(_constant_rows(menu[first]), EVAL_SEED)
+        result["triggered"] = {
+            "lift": _lift(triggered, control), "over_per_user": _lift(triggered, per_user),
+            "thresholds": {name: float(x) for (name, _), x in zip(TRIGGERS, thresholds)},
+            "entries": int(min(trigger_entries, len(menu))), "users_switching": float(np.mean(trigger >= 0)),
+            "users_per_trigger": {f"{name} {side}": int(np.sum(trigger == t)) for t, (name, side)
+                                  in enumerate(TRIGGERS)}, "triggers": trigger.tolist(), "choices": entry.tolist()}
     if correction_generations:
         first = np.argmax(totals, axis=0)
         correction = correction_search(config, menu[first], EVAL_SEED, CORRECTION_SEED, state_features,
@@ -330,6 +415,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="also an in-session linear correction of each choice, CMA-ES for this many generations "
                              "(0: skip): by the latent session state (per-user oracle) and by the observation "
                              "(observable-only)")
+    parser.add_argument("--trigger-entries", type=int, default=0,
+                        help="also the triggered oracle: per user, one of the first N menu entries played while a "
+                             "latent-state trigger fires (satisfaction low, fatigue or top boredom high; 0: skip)")
     parser.add_argument("--state-features", default="state", choices=sorted(FEATURE_SETS),
                         help="features of the per-user oracle's correction (default: state, the latent session "
                              "state and progress)")
@@ -337,7 +425,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     for name, minimum in (("users", 2), ("menu", 2), ("sessions", 1), ("observable_sessions", 0),
-                          ("switch_request", 0), ("correction_generations", 0)):
+                          ("switch_request", 0), ("correction_generations", 0), ("trigger_entries", 0)):
         if getattr(args, name) < minimum:
             parser.error(f"--{name.replace('_', '-')} must be >= {minimum}, got {getattr(args, name)}")
     config = MTFSessionV1Config()
@@ -347,11 +435,12 @@ def main(argv: list[str] | None = None) -> None:
     result = select_and_score(config, args.users, menu, args.sessions, checkpoints,
                               observable_sessions=args.observable_sessions, switch_request=args.switch_request,
                               correction_generations=args.correction_generations,
-                              state_features=args.state_features, progress=not args.no_progress)
+                              state_features=args.state_features, trigger_entries=args.trigger_entries,
+                              progress=not args.no_progress)
     result["settings"] = {"users": args.users, "menu": args.menu, "sessions": args.sessions,
                           "observable_sessions": args.observable_sessions, "switch_request": args.switch_request,
                           "correction_generations": args.correction_generations,
-                          "state_features": args.state_features,
+                          "state_features": args.state_features, "trigger_entries": args.trigger_entries,
                           "train_seed": TRAIN_SEED,
                           "step_sizes": list(STEP_SIZES), "selection_seed": SELECTION_SEED, "eval_seed": EVAL_SEED,
                           "seconds": round(time.perf_counter() - start, 1)}
@@ -376,6 +465,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"observable-only menu policy (quadratic ridge of the first observation, fitted on "
               f"{args.users} training users x {args.observable_sessions} sessions): {obs['estimate']:+.2%} "
               f"[{obs['low']:+.2%}, {obs['high']:+.2%}]")
+    if "triggered" in result:
+        trig = result["triggered"]
+        print(f"triggered oracle (per user: one of {trig['entries']} entries while a latent-state trigger fires): "
+              f"{trig['lift']['estimate']:+.2%} [{trig['lift']['low']:+.2%}, {trig['lift']['high']:+.2%}] vs "
+              f"control, {trig['over_per_user']['estimate']:+.2%} [{trig['over_per_user']['low']:+.2%}, "
+              f"{trig['over_per_user']['high']:+.2%}] over the per-user choice; {trig['users_switching']:.1%} of "
+              f"users have a trigger ({trig['users_per_trigger']})")
     for key, what in (("state_correction", f"per-user choice + linear correction by {args.state_features}"),
                       ("observable_correction", "observable menu policy + linear correction by the observation")):
         if key in result:

@@ -133,8 +133,9 @@ def test_per_user_oracle_script(tmp_path, capsys):
     assert menu.shape == (5, config.action_dim) and np.array_equal(menu[0], control)
     assert np.all(np.abs(menu) <= 1.0)
     # A menu of the control alone: every user keeps it, so every lift is exactly zero.
-    alone = select_and_score(config, 16, menu[:1], 2, [1, 2], switch_request=2, progress=False)
+    alone = select_and_score(config, 16, menu[:1], 2, [1, 2], switch_request=2, trigger_entries=1, progress=False)
     assert [c["lift"]["estimate"] for c in alone["curve"]] == [0.0, 0.0]
+    assert alone["triggered"]["over_per_user"]["estimate"] == 0.0 and alone["triggered"]["users_switching"] == 0.0
     assert alone["two_phase"]["lift"]["estimate"] == 0.0 and alone["two_phase"]["users_switching"] == 0.0
     # A switch after the request cap never happens: the two-phase oracle is the per-user choice, exactly.
     never = select_and_score(config, 16, menu[:3], 2, [2], switch_request=10 ** 6, progress=False)
@@ -211,3 +212,22 @@ def test_a_correction_of_zero_weights_is_the_choice_alone():
     expected = base.copy()
     expected[:, 3] += 0.1 * (satisfaction - 0.2) / 2.0
     assert np.allclose(moved(sim, obs), np.clip(expected, -1, 1), atol=1e-6)
+
+
+def test_a_trigger_plays_its_entry_exactly_while_the_latent_state_crosses_its_threshold():
+    from mtf_bench.per_user_oracle import TRIGGERS, _triggered_rows
+    from mtf_gym.evaluation import SessionRunner
+    from mtf_gym.sim.config import MTFSessionV1Config
+    from mtf_gym.sim.layout import STATE_NAMES
+
+    runner = SessionRunner(64, MTFSessionV1Config())
+    obs, _ = runner.env.reset(seed=3)
+    sim = runner.env.unwrapped.sim
+    before, after = np.zeros((64, 10)), np.ones((64, 10))
+    satisfaction = sim.users.state[:, STATE_NAMES.index("satisfaction")].copy()
+    thresholds = np.array([np.median(satisfaction), 1e9, 1e9])
+    assert TRIGGERS[0] == ("satisfaction", "below")
+    trigger = np.array([0] * 32 + [-1] * 16 + [1] * 16)  # satisfaction low / never / fatigue above 1e9 (never)
+    actions = _triggered_rows(runner, before, after, trigger, thresholds)(obs)
+    fires = np.r_[satisfaction[:32] < thresholds[0], np.zeros(32, bool)]
+    assert 0 < fires.sum() < 32 and np.array_equal(actions[:, 0] == 1.0, fires)
