@@ -365,7 +365,7 @@ def _plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.4), gridspec_kw={"width_ratios": [3, 2]})
     ks = [c["sessions"] for c in result["curve"]]
     est = np.array([c["lift"]["estimate"] for c in result["curve"]]) * 100
     low = np.array([c["lift"]["low"] for c in result["curve"]]) * 100
@@ -378,6 +378,18 @@ def _plot(result: dict, path: Path) -> None:
         obs = result["observable"]["lift"]
         left.axhline(obs["estimate"] * 100, color="C2", ls="-.",
                      label=f"observable-only menu policy ({obs['estimate']:+.2%})")
+    if "observable_correction" in result:
+        obs = result["observable_correction"]["lift"]
+        left.axhline(obs["estimate"] * 100, color="C2", ls=":",
+                     label=f"observable menu policy + correction by the observation ({obs['estimate']:+.2%})")
+    for key, colour, what in (("state_correction", "C4", "per-user choice + correction by the latent state"),
+                              ("triggered", "C5", "per-user choice + latent-state trigger"),
+                              ("two_phase", "C6", "per-user choice + second entry from a request on")):
+        if key in result:
+            lift = result[key]["lift"]
+            left.errorbar([ks[-1] * 1.15], [lift["estimate"] * 100], yerr=[[100 * (lift["estimate"] - lift["low"])],
+                          [100 * (lift["high"] - lift["estimate"])]], fmt="s", color=colour, capsize=3,
+                          label=f"{what} ({lift['estimate']:+.2%})")
     left.axhline(6.0, color="C3", ls=":", label="issue target for the per-user oracle (+6%)")
     left.axhline(0.0, color="black", lw=0.8)
     left.set_xscale("log", base=2)
@@ -386,7 +398,7 @@ def _plot(result: dict, path: Path) -> None:
     left.set_ylabel("lift vs control on the evaluation sessions (%)")
     left.set_title(f"Per-user constant chosen from {result['settings']['menu']} fusions, "
                    f"{result['settings']['users']} users")
-    left.legend(fontsize=8, loc="lower right")
+    left.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     last = result["curve"][-1]["lift"]["per_segment"]
     names = list(last)
     vals = np.array([last[n]["estimate"] for n in names]) * 100
@@ -423,7 +435,14 @@ def main(argv: list[str] | None = None) -> None:
                              "state and progress)")
     parser.add_argument("--out", type=Path, default=Path("results/per_user_oracle"), help="output folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--replot", action="store_true", help="redraw per_user_oracle.png from the saved JSON")
     args = parser.parse_args(argv)
+    if args.replot:
+        import json
+
+        _plot(json.loads((args.out / "per_user_oracle.json").read_text()), args.out / "per_user_oracle.png")
+        print(f"redrew {args.out / 'per_user_oracle.png'}")
+        return
     for name, minimum in (("users", 2), ("menu", 2), ("sessions", 1), ("observable_sessions", 0),
                           ("switch_request", 0), ("correction_generations", 0), ("trigger_entries", 0)):
         if getattr(args, name) < minimum:
