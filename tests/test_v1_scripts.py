@@ -6,13 +6,18 @@ import json
 import re
 
 import numpy as np
+import pytest
 
 
 def test_headroom_ladder_script(tmp_path, capsys):
     from mtf_bench.headroom import main
 
-    main(["--eval-users", "64", "--train-users", "8", "--generations", "2", "--out", str(tmp_path)])
+    menu = tmp_path / "menu.json"
+    menu.write_text(json.dumps({"settings": {"users": 16}, "curve": [{"lift": {"estimate": 0.07}}]}))
+    main(["--eval-users", "64", "--train-users", "8", "--generations", "2", "--out", str(tmp_path),
+          "--menu-oracle", str(menu)])
     out = capsys.readouterr().out
+    assert "| oracle per-user >= +6% over control (menu oracle, 16 users) | yes |" in out
     result = json.loads((tmp_path / "headroom.json").read_text())
     names = [r["name"] for r in result["rungs"]]
     assert names == ["random", "control", "best constant", "per-segment table", "oracle per-user",
@@ -28,7 +33,9 @@ def test_headroom_ladder_script(tmp_path, capsys):
     assert set(result["checks"]) == {
         "best constant <= control + 1% (upper CI)", "oracle per-user >= +6% over control",
         "oracle state-dependent >= +2% over oracle per-user", "observable-only >= +3% over control",
-        "long-horizon >= +5% over greedy"}
+        "long-horizon >= +5% over greedy", "oracle per-user >= +6% over control (menu oracle, 16 users)"}
+    with pytest.raises(SystemExit):
+        main(["--menu-oracle", str(tmp_path / "missing.json"), "--out", str(tmp_path)])
     assert (tmp_path / "headroom.png").stat().st_size > 10_000
 
 
