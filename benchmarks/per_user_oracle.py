@@ -43,6 +43,7 @@ from mtf_gym.atomic import atomic_write_json
 from mtf_gym.evaluation import SessionOutcomes, SessionRunner, lift_by_segment
 from mtf_gym.policies import BaselinePolicy, ConstantPolicy
 from mtf_gym.sim.config import MTFSessionV1Config
+from mtf_gym.sim.layout import STATE_NAMES
 
 __all__ = ["SELECTION_SEED", "TRIGGERS", "CorrectedChoice", "correction_search", "main", "menu_of_constants",
            "observable_model", "select_and_score", "selection_returns", "trigger_thresholds", "triggered_choices"]
@@ -118,10 +119,10 @@ def second_phase_choices(runner: SessionRunner, menu: np.ndarray, first: np.ndar
     users = runner.num_sessions
     totals = np.zeros((menu.shape[0], users))
     bar = tqdm(total=sessions * menu.shape[0], unit="run", disable=not progress, desc="second phase")
+    policies = [_two_phase_rows(runner, menu[first], np.broadcast_to(action, (users, action.shape[0])),
+                                switch_request) for action in menu]
     for k in range(sessions):
-        for m, action in enumerate(menu):
-            after = np.broadcast_to(action, (users, action.shape[0]))
-            policy = _two_phase_rows(runner, menu[first], after, switch_request)
+        for m, policy in enumerate(policies):
             totals[m] += runner.run(policy, EVAL_SEED, session_seed=SELECTION_SEED + k * users).returns
             bar.update(1)
     bar.close()
@@ -136,8 +137,6 @@ TRIGGERS = (("satisfaction", "below"), ("fatigue", "above"), ("top_boredom", "ab
 def trigger_thresholds(config: MTFSessionV1Config, action: np.ndarray, users: int) -> np.ndarray:
     """Per trigger of :data:`TRIGGERS`, the median of its latent state over every request (from the second on) of
     the training users' sessions under the fusion ``action``: a trigger fires on about half of those requests."""
-    from mtf_gym.sim.layout import STATE_NAMES
-
     runner = SessionRunner(users, dataclasses.replace(config, item_logs=False))
     sim = runner.env.unwrapped.sim
     seen: list[np.ndarray] = []
@@ -155,8 +154,6 @@ def _triggered_rows(runner: SessionRunner, before: np.ndarray, after: np.ndarray
                     thresholds: np.ndarray):
     """Row ``i`` plays ``after[i]`` while its trigger ``trigger[i]`` (an index into :data:`TRIGGERS`, -1: never)
     fires on the latent state, ``before[i]`` otherwise."""
-    from mtf_gym.sim.layout import STATE_NAMES
-
     sim = runner.env.unwrapped.sim
     columns = np.array([STATE_NAMES.index(name) for name, _ in TRIGGERS])
     below = np.array([side == "below" for _, side in TRIGGERS])
@@ -187,8 +184,8 @@ def triggered_choices(runner: SessionRunner, menu: np.ndarray, first: np.ndarray
         for m in range(entries):
             total = np.zeros(users)
             after = np.broadcast_to(menu[m], (users, menu.shape[1]))
+            policy = _triggered_rows(runner, menu[first], after, rows_trigger, thresholds)
             for k in range(sessions):
-                policy = _triggered_rows(runner, menu[first], after, rows_trigger, thresholds)
                 total += runner.run(policy, EVAL_SEED, session_seed=SELECTION_SEED + k * users).returns
                 bar.update(1)
             better = total > best
@@ -230,6 +227,7 @@ def correction_search(config: MTFSessionV1Config, base: np.ndarray, user_seed: i
     users, dim = base.shape
     mean, std = feature_scaling(config, features)
     num_features = mean.shape[0]
+    # cma's seed 0 means "seed from the clock": shift by one so every seed is reproducible.
     es = cma.CMAEvolutionStrategy(np.zeros(dim + num_features * dim), sigma0,
                                   {"seed": seed + 1, "verbose": -9, "CMA_diagonal": (1 + num_features) * dim > 60})
     copies = es.popsize * sessions_per_generation
@@ -306,21 +304,21 @@ def select_and_score(config: MTFSessionV1Config, users: int, menu: np.ndarray, s
     best = int(np.argmax(totals.sum(axis=1)))
     result = {"curve": curve, "best_menu_constant": {"index": best, "lift": score(ConstantPolicy(menu[best]))},
               "control_mean_return": float(control.returns.mean())}
+    # The per-user choice (last curve point) and its evaluation run: the base of every state-dependent oracle.
+    first = np.argmax(totals, axis=0)
+    per_user = runner.run(_constant_rows(menu[first]), EVAL_SEED) if (
+        switch_request or trigger_entries or correction_generations) else None
     if switch_request:
-        first = np.argmax(totals, axis=0)
         second = second_phase_choices(runner, menu, first, sessions, switch_request, progress=progress)
         two_phase = runner.run(_two_phase_rows(runner, menu[first], menu[second], switch_request), EVAL_SEED)
-        per_user = runner.run(_constant_rows(menu[first]), EVAL_SEED)
         result["two_phase"] = {"switch_request": switch_request, "lift": _lift(two_phase, control),
                                "over_per_user": _lift(two_phase, per_user),
                                "users_switching": float(np.mean(second != first)), "choices": second.tolist()}
     if trigger_entries:
-        first = np.argmax(totals, axis=0)
         thresholds = trigger_thresholds(config, menu[0], users)
         trigger, entry = triggered_choices(runner, menu, first, sessions, thresholds, min(trigger_entries, len(menu)),
                                            progress=progress)
         triggered = runner.run(_triggered_rows(runner, menu[first], menu[entry], trigger, thresholds), EVAL_SEED)
-        per_user = runner.run(_constant_rows(menu[first]), EVAL_SEED)
         result["triggered"] = {
             "lift": _lift(triggered, control), "over_per_user": _lift(triggered, per_user),
             "thresholds": {name: float(x) for (name, _), x in zip(TRIGGERS, thresholds)},
@@ -328,11 +326,9 @@ def select_and_score(config: MTFSessionV1Config, users: int, menu: np.ndarray, s
             "users_per_trigger": {f"{name} {side}": int(np.sum(trigger == t)) for t, (name, side)
                                   in enumerate(TRIGGERS)}, "triggers": trigger.tolist(), "choices": entry.tolist()}
     if correction_generations:
-        first = np.argmax(totals, axis=0)
         correction = correction_search(config, menu[first], EVAL_SEED, CORRECTION_SEED, state_features,
                                        generations=correction_generations, seed=1, progress=progress,
                                        desc=f"correction of the per-user choice by {state_features}")
-        per_user = runner.run(_constant_rows(menu[first]), EVAL_SEED)
         result["state_correction"] = {**_corrected_lift(runner, correction, per_user, control),
                                       "generations": correction_generations, "session_seed": CORRECTION_SEED}
     if observable_sessions:

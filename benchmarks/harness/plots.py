@@ -315,22 +315,22 @@ def plot_learning_curves(curves: Mapping[str, tuple], path: str | Path) -> list[
     """Lift of session return vs the control at each checkpoint, one panel per cell: ``curves[label] = (steps,
     lifts, unit, status[, selected_steps])`` with ``status`` the convergence verdict (shown in the panel title) and
     ``selected_steps`` the checkpoints chosen on validation users, one per seed (marked along the bottom)."""
-    any_selected = any(len(value) > 4 and value[4] for value in curves.values())
+    any_selected = any(value[4:] and value[4] for value in curves.values())
     labels = list(curves)
     cols = min(4, max(1, len(labels)))
     rows = math.ceil(len(labels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
     for k, label in enumerate(labels):
         ax = axes[k // cols][k % cols]
-        steps, lifts, unit, status = curves[label][:4]
-        selected = curves[label][4] if len(curves[label]) > 4 else ()
+        steps, lifts, unit, status, *rest = curves[label]
+        selected = rest[0] if rest else ()
         ax.errorbar(steps, [e.value * 100 for e in lifts], yerr=_yerr(lifts) * 100, marker="o", markersize=3,
                     capsize=2, color="#1f77b4" if status == "converged" else "#d62728", linewidth=1.0)
         if selected:
             # One tick per seed at its validation-selected checkpoint, stacked when seeds agree.
             counts = Counter(selected)
             for step, n in counts.items():
-                ax.scatter([step] * n, [0.03 + 0.06 * k for k in range(n)], transform=ax.get_xaxis_transform(),
+                ax.scatter([step] * n, [0.03 + 0.06 * j for j in range(n)], transform=ax.get_xaxis_transform(),
                            marker="^", s=18, color="#2ca02c", zorder=3)
         ax.axhline(0.0, color="black", linewidth=0.7)
         ax.set_xscale("log")

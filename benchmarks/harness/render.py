@@ -215,7 +215,7 @@ def _curves_md(preset: Preset, agg: Aggregates, figures: Mapping[str, list[Path]
                f"{c.curve.steps[peak]} ({100 * c.curve.lifts[peak].value:+.2f}%) |")
         if selecting:
             last = c.curve.steps[-1]
-            row += (" " + ", ".join("last" if s == last else str(s) for s in c.curve.selected_steps) or " –") + " |"
+            row += f" {', '.join('last' if s == last else str(s) for s in c.curve.selected_steps) or '–'} |"
         lines.append(row)
     confidence = preset.evaluation.confidence
     tested = sum(n for status, n in counts.items() if status in ("converged", "still improving", "declining"))
