@@ -45,8 +45,9 @@ from mtf_gym.policies import BaselinePolicy, ConstantPolicy
 from mtf_gym.sim.config import MTFSessionV1Config
 from mtf_gym.sim.layout import STATE_NAMES
 
-__all__ = ["SELECTION_SEED", "TRIGGERS", "CorrectedChoice", "correction_search", "main", "menu_of_constants",
-           "observable_model", "select_and_score", "selection_returns", "trigger_thresholds", "triggered_choices"]
+__all__ = ["ROLLOUT_SEED", "SELECTION_SEED", "TRIGGERS", "CorrectedChoice", "correction_search", "local_steps",
+           "main", "menu_of_constants", "observable_model", "rollout_oracle", "rollout_policy", "rollout_returns",
+           "select_and_score", "selection_returns", "trigger_thresholds", "triggered_choices"]
 
 EVAL_SEED = 0  # the headroom ladder's evaluation users
 TRAIN_SEED = 1_000_000  # the headroom ladder's training users (the observable-only model learns on them)
@@ -260,6 +261,151 @@ def correction_search(config: MTFSessionV1Config, base: np.ndarray, user_seed: i
                            final[dim:].reshape(num_features, dim).copy(), mean, std)
 
 
+ROLLOUT_SEED = 50_000_000  # base of the rollouts' fresh session keys (never a user population's key)
+_MIN_ROLLOUT_ROWS = 64  # the smallest rollout simulator: one chunk of rows
+
+
+class _RolloutPool:
+    """Simulators of power-of-two sizes sharing ``source``'s catalogue, for rollouts copied from its rows (a
+    rollout batch starts in one large enough and moves to smaller ones as its sessions end)."""
+
+    def __init__(self, source) -> None:
+        from mtf_gym.sim.simulator import UserSimulator
+
+        self._make = lambda rows: UserSimulator(dataclasses.replace(source.config, item_logs=False), rows,
+                                                catalogue=source.catalogue)
+        self._sims: dict[int, object] = {}
+
+    def get(self, rows: int):
+        size = max(_MIN_ROLLOUT_ROWS, 1 << max(0, int(rows) - 1).bit_length())
+        if size not in self._sims:
+            self._sims[size] = self._make(size)
+        return self._sims[size]
+
+
+def rollout_returns(pool: _RolloutPool, source, source_rows: np.ndarray, keys: np.ndarray, first_actions: np.ndarray,
+                    base_actions: np.ndarray) -> np.ndarray:
+    """The return of rollout ``j``: row ``source_rows[j]`` of ``source`` copied mid-session with the fresh session
+    key ``keys[j]`` (the same user in the same state, with an unseen future), its next request played with
+    ``first_actions[j]`` and every later one with ``base_actions[j]``, until the user leaves or the request cap."""
+    n = len(source_rows)
+    sim = pool.get(n)
+    pad = sim.num_rows - n
+    sim.copy_rows(np.arange(sim.num_rows), source, np.concatenate([source_rows, np.repeat(source_rows[:1], pad)]),
+                  np.concatenate([keys, np.repeat(keys[:1], pad)]))
+    owner = np.concatenate([np.arange(n), np.full(pad, -1)])  # rollout of each simulator row; -1: none
+    returns = np.zeros(n)
+    actions = np.concatenate([first_actions, np.repeat(first_actions[:1], pad, axis=0)]).astype(np.float32)
+    while True:
+        out = sim.step(actions)
+        live = owner >= 0
+        returns[owner[live]] += out.rewards[live]
+        owner = np.where(out.terminated | out.truncated, -1, owner)
+        alive = np.flatnonzero(owner >= 0)
+        if alive.size == 0:
+            return returns
+        if alive.size <= sim.num_rows // 4 and sim.num_rows > _MIN_ROLLOUT_ROWS:
+            # Move the live sessions to a smaller simulator: ended ones would cost a step each for nothing.
+            smaller = pool.get(alive.size)
+            fill = smaller.num_rows - alive.size
+            smaller.copy_rows(np.arange(smaller.num_rows), sim, np.concatenate([alive, np.repeat(alive[:1], fill)]))
+            owner, sim = np.concatenate([owner[alive], np.full(fill, -1)]), smaller
+        actions = base_actions[np.maximum(owner, 0)].astype(np.float32)
+
+
+def _rollout_keys(*counters: int, size: tuple[int, ...]) -> np.ndarray:
+    rng = np.random.default_rng([ROLLOUT_SEED, *counters])
+    return rng.integers(0, np.iinfo(np.uint64).max, size=size, dtype=np.uint64, endpoint=True)
+
+
+def local_steps(dim: int, count: int, seed: int = 0) -> np.ndarray:
+    """``(count, dim)`` Gaussian steps of the menu's sizes (0.15, 0.3, 0.6 in turn, fixed seed): the rollout
+    oracle's options around each user's own choice."""
+    rng = np.random.default_rng([ROLLOUT_SEED, seed])
+    sizes = np.array([STEP_SIZES[m % len(STEP_SIZES)] for m in range(count)])[:, None]
+    return sizes * rng.standard_normal((count, dim))
+
+
+def rollout_policy(runner: SessionRunner, per_user: np.ndarray, options: np.ndarray, rollouts: int, *,
+                   confirm_z: float = 1.645, max_rollout_rows: int = 1 << 16, stats: dict | None = None):
+    """The rollout oracle (one step of policy improvement over the per-user choice, with the true simulator as
+    its model): at every request, for every live user ``i``, the value of each option ``options[i, o]`` for this
+    request followed by the user's per-user choice ``per_user[i]`` at every later one is estimated by ``rollouts``
+    rollouts from the user's *current latent state* with fresh session keys (the same futures for every option),
+    and the best option is played if ``rollouts`` other fresh rollouts confirm that it beats the per-user choice:
+    their mean paired gain exceeds ``confirm_z`` standard errors (one-sided; so the selection's winner's curse and
+    the rollouts' noise are not mistaken for a gain). ``per_user``: ``(N, A)``; ``options``: ``(N, O, A)``. A context
+    policy for :meth:`SessionRunner.run_with_context`; ``stats`` (optional) collects switch counts per request."""
+    sim = runner.env.unwrapped.sim
+    pool = _RolloutPool(sim)
+    per_user = np.asarray(per_user, np.float32)
+    choices = np.concatenate([per_user[:, None], np.asarray(options, np.float32)], axis=1)  # option 0: no switch
+    width, dim = choices.shape[1], choices.shape[2]
+    block = max(1, max_rollout_rows // (width * rollouts))
+
+    def values(rows: np.ndarray, first: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """``(n, W, R)`` returns: option ``first[:, w]`` now, the per-user choice after, future ``keys[:, r]``."""
+        n, w = first.shape[:2]
+        every = np.broadcast_to(first[:, :, None], (n, w, rollouts, dim)).reshape(-1, dim)
+        return rollout_returns(pool, sim, np.repeat(rows, w * rollouts),
+                               np.broadcast_to(keys[:, None], (n, w, rollouts)).reshape(-1), every,
+                               np.repeat(per_user[rows], w * rollouts, axis=0)).reshape(n, w, rollouts)
+
+    def act(obs: np.ndarray, info: dict, live: np.ndarray) -> np.ndarray:
+        actions = per_user.copy()
+        live_rows = np.flatnonzero(live)
+        request = int(sim.request_index[live_rows].max()) if live_rows.size else 0
+        switched = 0
+        for start in range(0, live_rows.size, block):
+            rows = live_rows[start:start + block]
+            n = rows.size
+            best = np.argmax(values(rows, choices[rows], _rollout_keys(request, start, 0, size=(n, rollouts)))
+                             .mean(axis=2), axis=1)
+            # Confirmation on other fresh futures: the winner against the per-user choice, paired.
+            pair = np.stack([choices[rows, 0], choices[rows, best]], axis=1)
+            gain = np.diff(values(rows, pair, _rollout_keys(request, start, 1, size=(n, rollouts))), axis=1)[:, 0]
+            error = gain.std(axis=1, ddof=1) / np.sqrt(rollouts) if rollouts > 1 else np.zeros(n)
+            switch = (best > 0) & (gain.mean(axis=1) > confirm_z * error)
+            actions[rows[switch]] = pair[switch, 1]
+            switched += int(switch.sum())
+        if stats is not None:
+            stats.setdefault("live", []).append(int(live_rows.size))
+            stats.setdefault("switched", []).append(switched)
+        return actions
+
+    return act
+
+
+def rollout_oracle(config: MTFSessionV1Config, record: dict, menu_options: int, local_options: int, rollouts: int,
+                   *, confirm_z: float = 1.645, progress: bool = True) -> dict:
+    """Scores :func:`rollout_policy` on the evaluation sessions of the users of ``record`` (a saved
+    :func:`select_and_score` result: its menu and last per-user choices), against the control and the per-user
+    choice, on the same sessions. Options besides the per-user choice: the first ``menu_options`` menu entries and
+    ``local_options`` steps around the user's own choice (:func:`local_steps`, clipped to the action box)."""
+    menu = np.asarray(record["menu"], np.float32)
+    base = np.asarray(record["curve"][-1]["choices"], np.int64)
+    users, dim = len(base), menu.shape[1]
+    per_user = menu[base]
+    options = np.concatenate([np.broadcast_to(menu[:min(menu_options, len(menu))], (users, min(menu_options,
+                              len(menu)), dim)),
+                              np.clip(per_user[:, None] + local_steps(dim, local_options)[None], -1.0, 1.0)], axis=1)
+    runner = SessionRunner(users, config)
+    control = runner.run(ConstantPolicy(menu[0]), EVAL_SEED)
+    per_user_out = runner.run(_constant_rows(per_user), EVAL_SEED)
+    stats: dict = {}
+    policy = rollout_policy(runner, per_user, options, rollouts, confirm_z=confirm_z, stats=stats)
+    bar = tqdm(total=config.max_requests, unit="request", disable=not progress, desc="rollout oracle")
+    out = runner.run_with_context(policy, EVAL_SEED, after_step=lambda rows, info: bar.update(1))
+    bar.close()
+    live, switched = np.array(stats["live"]), np.array(stats["switched"])
+    return {"lift": _lift(out, control), "over_per_user": _lift(out, per_user_out),
+            "per_user_lift": _lift(per_user_out, control), "menu_options": int(min(menu_options, len(menu))),
+            "local_options": local_options, "rollouts": rollouts, "confirm_z": confirm_z,
+            "rollout_seed": ROLLOUT_SEED, "switch_share": float(switched.sum() / max(live.sum(), 1)),
+            "switch_share_by_request": (switched / np.maximum(live, 1)).round(4).tolist(),
+            "live_by_request": live.tolist(), "base_sessions": record["settings"]["sessions"]}
+
+
 def _corrected_lift(runner: SessionRunner, policy: CorrectedChoice, choice_only: SessionOutcomes,
                     control: SessionOutcomes) -> dict:
     """Scores a corrected choice on the evaluation sessions, against the control and the uncorrected choice."""
@@ -410,6 +556,72 @@ def _plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _plot_rollout(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6))
+    options = result["menu_options"] + result["local_options"] + 1
+    arms = [(f"per-user choice\n(menu, {result['base_sessions']} sessions)", result["per_user_lift"], "C0"),
+            (f"rollout oracle over it\n(latent state, {options} options)", result["lift"], "C4")]
+    for y, (_, lift, colour) in enumerate(arms):
+        left.errorbar([lift["estimate"] * 100], [y], xerr=[[100 * (lift["estimate"] - lift["low"])],
+                      [100 * (lift["high"] - lift["estimate"])]], fmt="o", color=colour, capsize=4)
+        left.annotate(f"{lift['estimate']:+.2%}", (lift["estimate"] * 100, y), xytext=(0, 8),
+                      textcoords="offset points", ha="center")
+    over = result["over_per_user"]
+    left.set_yticks(range(len(arms)), [a[0] for a in arms])
+    left.set_ylim(-0.6, len(arms) - 0.4)
+    left.axvline(0, color="black", lw=0.8)
+    left.set_xlabel("lift vs control on the evaluation sessions (%), 95% CI")
+    left.set_title(f"rollout oracle over the per-user choice: {over['estimate']:+.2%} "
+                   f"[{over['low']:+.2%}, {over['high']:+.2%}]", fontsize=10)
+    share = np.array(result["switch_share_by_request"]) * 100
+    live = np.array(result["live_by_request"])
+    shown = live >= 20  # requests with too few live users say nothing
+    right.bar(np.arange(len(share))[shown] + 1, share[shown], color="C4", alpha=0.8)
+    right.set_xlabel("request in the session")
+    right.set_ylabel("live users switching from their per-user choice (%)")
+    right.set_title(f"{result['switch_share']:.1%} of user-requests switch "
+                    f"({result['rollouts']} rollouts per option, confirmed on {result['rollouts']} more)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _rollout_main(args: argparse.Namespace) -> None:
+    import json
+
+    for name, minimum in (("rollout_menu_options", 0), ("rollout_local_options", 0), ("rollouts", 2)):
+        if getattr(args, name) < minimum:
+            raise SystemExit(f"--{name.replace('_', '-')} must be >= {minimum}, got {getattr(args, name)}")
+    if args.rollout_menu_options + args.rollout_local_options < 1:
+        raise SystemExit("--rollout-menu-options + --rollout-local-options must be >= 1 (the options to switch to)")
+    record = json.loads(args.rollout_from.read_text())
+    if record.get("settings", {}).get("eval_seed") != EVAL_SEED or "curve" not in record or "menu" not in record:
+        raise SystemExit(f"--rollout-from: {args.rollout_from} is not a per_user_oracle.json of the evaluation users")
+    start = time.perf_counter()
+    result = rollout_oracle(MTFSessionV1Config(), record, args.rollout_menu_options, args.rollout_local_options,
+                            args.rollouts, confirm_z=args.confirm_z, progress=not args.no_progress)
+    result["settings"] = {"record": str(args.rollout_from), "users": len(record["curve"][-1]["choices"]),
+                          "menu": len(record["menu"]), "eval_seed": EVAL_SEED,
+                          "seconds": round(time.perf_counter() - start, 1)}
+    lift, over, base = result["lift"], result["over_per_user"], result["per_user_lift"]
+    print(f"\nRollout oracle over the per-user choice ({result['settings']['users']} evaluation users, "
+          f"{result['menu_options']} menu + {result['local_options']} local options, {args.rollouts} rollouts, "
+          f"{result['settings']['seconds']:.0f} s)\n")
+    print(f"per-user choice: {base['estimate']:+.2%} [{base['low']:+.2%}, {base['high']:+.2%}] vs control")
+    print(f"rollout oracle:  {lift['estimate']:+.2%} [{lift['low']:+.2%}, {lift['high']:+.2%}] vs control, "
+          f"{over['estimate']:+.2%} [{over['low']:+.2%}, {over['high']:+.2%}] over the per-user choice; "
+          f"{result['switch_share']:.1%} of user-requests switch")
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(args.out / "per_user_oracle_rollout.json", result)
+    _plot_rollout(result, args.out / "per_user_oracle_rollout.png")
+    print(f"wrote {args.out / 'per_user_oracle_rollout.json'} and per_user_oracle_rollout.png")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=2048, help="evaluation users (default 2048)")
@@ -429,6 +641,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state-features", default="state", choices=sorted(FEATURE_SETS),
                         help="features of the per-user oracle's correction (default: state, the latent session "
                              "state and progress)")
+    parser.add_argument("--rollout-from", type=Path, default=None, metavar="RECORD",
+                        help="instead of a selection run: the rollout oracle (one step of policy improvement by "
+                             "simulated rollouts from the latent state) over the per-user choices of this saved "
+                             "per_user_oracle.json")
+    parser.add_argument("--rollout-menu-options", type=int, default=8,
+                        help="rollout oracle: the first N menu entries are options besides the per-user choice")
+    parser.add_argument("--rollout-local-options", type=int, default=8,
+                        help="rollout oracle: N Gaussian steps (0.15/0.3/0.6) around each user's choice are options")
+    parser.add_argument("--rollouts", type=int, default=128,
+                        help="rollout oracle: fresh futures per option (and as many to confirm a switch)")
+    parser.add_argument("--confirm-z", type=float, default=1.645,
+                        help="rollout oracle: a switch needs a confirmed paired gain above this many standard errors")
     parser.add_argument("--out", type=Path, default=Path("results/per_user_oracle"), help="output folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--replot", action="store_true", help="redraw per_user_oracle.png from the saved JSON")
@@ -436,8 +660,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.replot:
         import json
 
+        if args.rollout_from is not None:
+            path = args.out / "per_user_oracle_rollout.json"
+            _plot_rollout(json.loads(path.read_text()), path.with_suffix(".png"))
+            print(f"redrew {path.with_suffix('.png')}")
+            return
         _plot(json.loads((args.out / "per_user_oracle.json").read_text()), args.out / "per_user_oracle.png")
         print(f"redrew {args.out / 'per_user_oracle.png'}")
+        return
+    if args.rollout_from is not None:
+        _rollout_main(args)
         return
     for name, minimum in (("users", 2), ("menu", 2), ("sessions", 1), ("observable_sessions", 0),
                           ("switch_request", 0), ("correction_generations", 0), ("trigger_entries", 0)):

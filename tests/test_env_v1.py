@@ -284,3 +284,35 @@ def test_funnel_formulas_by_hand():
     for u in (0.1, 0.5, 0.9):
         w = sample_watch(theta, np.float32(u))
         assert math.isclose(survival(w, inv), 1 - u, rel_tol=1e-5)
+
+
+def test_copy_rows_carries_a_session_and_rejects_bad_input():
+    """A copied row with its own key steps exactly like its source; with a new key it draws another future; the
+    arguments are checked by name."""
+    from mtf_gym.rng import seed_keys
+    from mtf_gym.sim.config import MTFSessionV1Config
+    from mtf_gym.sim.simulator import UserSimulator
+
+    config = MTFSessionV1Config(item_logs=False)
+    source = UserSimulator(config, 64)
+    source.start_sessions(np.arange(64), seed_keys(range(64)))
+    action = np.full((64, config.action_dim), 0.1, np.float32)
+    source.step(action)
+    copy = UserSimulator(config, 128, catalogue=source.catalogue)
+    copy.copy_rows(np.arange(64), source, np.arange(64))
+    copy.copy_rows(np.arange(64, 128), source, np.arange(64), keys=np.arange(64, dtype=np.uint64) + np.uint64(99))
+    assert np.array_equal(copy.request_index, np.ones(128))
+    theirs, mine = source.step(action), copy.step(np.concatenate([action, action]))
+    np.testing.assert_array_equal(mine.rewards[:64], theirs.rewards)
+    np.testing.assert_array_equal(mine.observations[:64], theirs.observations)
+    assert not np.array_equal(mine.rewards[64:], theirs.rewards)
+    with pytest.raises(ValueError, match="share this simulator's config and catalogue"):
+        UserSimulator(config, 4).copy_rows(np.arange(4), source, np.arange(4))
+    with pytest.raises(ValueError, match=r"source_rows must lie in \[0, 64\)"):
+        copy.copy_rows(np.arange(2), source, np.array([0, 64]))
+    with pytest.raises(ValueError, match="rows and source_rows must be 1-D of one length"):
+        copy.copy_rows(np.arange(2), source, np.arange(3))
+    with pytest.raises(ValueError, match="keys must be uint64"):
+        copy.copy_rows(np.arange(2), source, np.arange(2), keys=np.arange(2))
+    with pytest.raises(TypeError, match="source must be a UserSimulator"):
+        copy.copy_rows(np.arange(2), object(), np.arange(2))

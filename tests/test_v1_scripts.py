@@ -238,3 +238,64 @@ def test_a_trigger_plays_its_entry_exactly_while_the_latent_state_crosses_its_th
     actions = _triggered_rows(runner, before, after, trigger, thresholds)(obs)
     fires = np.r_[satisfaction[:32] < thresholds[0], np.zeros(32, bool)]
     assert 0 < fires.sum() < 32 and np.array_equal(actions[:, 0] == 1.0, fires)
+
+
+def test_a_rollout_with_the_session_key_replays_the_rest_of_the_session_exactly():
+    """:func:`rollout_returns` from a mid-session state with the row's own key is the rest of that very session (the
+    simulator's draws are counter-based), through the moves to smaller simulators as rollouts end; with fresh keys
+    it is another future of the same user."""
+    from mtf_bench.per_user_oracle import _RolloutPool, rollout_returns
+    from mtf_gym.evaluation import SessionRunner
+    from mtf_gym.policies import BaselinePolicy
+    from mtf_gym.sim.config import MTFSessionV1Config
+
+    config = MTFSessionV1Config()
+    users = 300  # a 512-row rollout simulator, moved to 128 and 64 rows as sessions end
+    runner = SessionRunner(users, config)
+    action = np.broadcast_to(BaselinePolicy(config).action, (users, config.action_dim)).astype(np.float32)
+    sim = runner.env.unwrapped.sim
+    pool = _RolloutPool(sim)
+    rest: dict[str, np.ndarray] = {}
+
+    def act(obs, info, live):
+        if int(sim.request_index[live].max()) == 2:  # from the third request on, replayed from the state
+            rows = np.flatnonzero(live)
+            rest["rows"] = rows
+            rest["own"] = rollout_returns(pool, sim, rows, sim.keys[rows].copy(), action[rows], action[rows])
+            rest["fresh"] = rollout_returns(pool, sim, rows, sim.keys[rows] + np.uint64(1), action[rows],
+                                            action[rows])
+        return action
+
+    first_two = runner.run(lambda obs: action, 7, max_requests=2).returns
+    whole = runner.run_with_context(act, 7).returns
+    rows = rest["rows"]
+    assert rows.size > 256 and max(pool._sims) == 512 and len(pool._sims) >= 3  # it moved twice
+    np.testing.assert_allclose(rest["own"], (whole - first_two)[rows], rtol=0, atol=1e-9)
+    assert not np.allclose(rest["fresh"], rest["own"])
+
+
+def test_rollout_oracle_cli_and_the_per_user_choice_it_starts_from(tmp_path, capsys):
+    """The rollout oracle starts from a saved record's per-user choices; it switches only on a confirmed gain, so
+    with options identical to the per-user choice it is that choice exactly."""
+    from mtf_bench.per_user_oracle import main, menu_of_constants, rollout_oracle
+    from mtf_gym.policies import BaselinePolicy
+    from mtf_gym.sim.config import MTFSessionV1Config
+
+    config = MTFSessionV1Config()
+    menu = menu_of_constants(BaselinePolicy(config).action, 4)
+    choices = [i % 4 for i in range(24)]
+    record = {"menu": menu.tolist(), "curve": [{"choices": choices}], "settings": {"sessions": 2, "eval_seed": 0}}
+    same = rollout_oracle(config, {**record, "menu": [menu[0].tolist()] * 4}, 2, 0, 4, progress=False)
+    assert same["over_per_user"]["estimate"] == 0.0 and same["switch_share"] == 0.0
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(record))
+    main(["--rollout-from", str(path), "--rollout-menu-options", "2", "--rollout-local-options", "2",
+          "--rollouts", "4", "--confirm-z", "0", "--out", str(tmp_path), "--no-progress"])
+    out = capsys.readouterr().out
+    assert "rollout oracle:" in out and "over the per-user choice" in out
+    result = json.loads((tmp_path / "per_user_oracle_rollout.json").read_text())
+    assert result["menu_options"] == 2 and result["local_options"] == 2 and result["rollouts"] == 4
+    assert 0.0 < result["switch_share"] < 1.0 and result["live_by_request"][0] == 24
+    assert (tmp_path / "per_user_oracle_rollout.png").stat().st_size > 10_000
+    with pytest.raises(SystemExit, match="rollouts must be >= 2"):
+        main(["--rollout-from", str(path), "--rollouts", "1", "--out", str(tmp_path)])

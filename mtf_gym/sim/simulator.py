@@ -6,6 +6,7 @@ The single env is a simulator of one row, the vector env one of ``N`` rows; ``MT
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -215,6 +216,39 @@ class UserSimulator:
             counter_normals(key, np.uint64(PROFILE_STREAM), normals)
             self.users.state[row, S_SATISFACTION] = sat_std * normals[satisfaction_normal]
         self.users.keys[rows] = keys
+
+    def copy_rows(self, rows: np.ndarray, source: UserSimulator, source_rows: np.ndarray,
+                  keys: np.ndarray | None = None) -> None:
+        """Rows ``rows`` take the whole state of ``source``'s rows ``source_rows`` (the user and where its session
+        is: traits, interests, history statistics, ranker error, latent state, request index); with ``keys``, the
+        rest of each copied session is drawn from those keys instead.
+
+        Every draw after a session's start is counter-based on ``(key, request index, lane)``, so a copy with its own
+        key steps exactly like the source row, and a copy with a new key is the same user at the same moment with a
+        fresh future: rollouts from a state, for lookahead oracles and planners. ``source`` may be ``self``; it
+        must share this simulator's catalogue and dynamics (``item_logs`` may differ)."""
+        if not isinstance(source, UserSimulator):
+            raise TypeError(f"source must be a UserSimulator, got {type(source).__name__}")
+        if source.catalogue is not self.catalogue or (
+                dataclasses.replace(source.config, item_logs=self.config.item_logs) != self.config):
+            raise ValueError("source must share this simulator's config and catalogue object: build the copy with "
+                             "UserSimulator(config, n, catalogue=source.catalogue)")
+        rows = np.asarray(rows, np.int64)
+        source_rows = np.asarray(source_rows, np.int64)
+        if rows.ndim != 1 or rows.shape != source_rows.shape:
+            raise ValueError(f"rows and source_rows must be 1-D of one length, got {rows.shape} and "
+                             f"{source_rows.shape}")
+        for name, value, size in (("rows", rows, self.num_rows), ("source_rows", source_rows, source.num_rows)):
+            if value.size and (value.min() < 0 or value.max() >= size):
+                raise ValueError(f"{name} must lie in [0, {size}), got values in [{value.min()}, {value.max()}]")
+        if keys is not None:
+            keys = np.asarray(keys)
+            if keys.dtype != np.uint64 or keys.shape != rows.shape:
+                raise ValueError(f"keys must be uint64 of shape {rows.shape}, got {keys.dtype} {keys.shape}")
+        for mine, theirs in zip(self.users, source.users, strict=True):
+            mine[rows] = theirs[source_rows]
+        if keys is not None:
+            self.users.keys[rows] = keys
 
     def observations(self) -> np.ndarray:
         obs = np.empty((self.num_rows, OBS_DIM), np.float32)
