@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 
 from mtf_bench.harness import cli
+from mtf_bench.harness.grid import tuning_jobs
 from mtf_bench.harness.presets import PresetError, load_preset
-from mtf_bench.harness.runner import plan, run_preset
+from mtf_bench.harness.runner import agent_kinds, plan, run_preset
 from mtf_bench.harness.tuning import CONFIGURATIONS, SEARCH_SPACES, expand_trial
 
 TINY = ("ablation.enabled=false", "collection.recipes=uniform", "agents.names=iql,es", "tuning.enabled=true",
         "tuning.n_steps=10", "tuning.online_steps=200", "tuning.sessions=30", "evaluation.fqe_steps=0",
-        "agents.checkpoints=2")
+        "agents.checkpoints=2", "tuning.agent_steps.es=300")
 
 
 def test_every_agent_gets_the_same_number_of_configurations() -> None:
@@ -44,6 +45,10 @@ def test_validation_must_be_disjoint_from_training_and_ab_users() -> None:
         load_preset("smoke", assignments=("tuning.enabled=true", "tuning.seed=0"))
     with pytest.raises(PresetError, match=r"tuning\.user_seed must be a range disjoint from the A/B users"):
         load_preset("smoke", assignments=("tuning.enabled=true", "tuning.user_seed=1000000050"))
+    with pytest.raises(PresetError, match=r"tuning\.agent_steps\.nope must be an agent of agents\.names"):
+        load_preset("smoke", assignments=("tuning.enabled=true", "tuning.agent_steps.nope=5"))
+    with pytest.raises(PresetError, match=r"tuning\.agent_steps\.es must be an integer >= 1"):
+        load_preset("smoke", assignments=("tuning.enabled=true", "tuning.agent_steps.es=0"))
 
 
 def test_search_runs_and_its_winners_reach_the_grid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -68,7 +73,11 @@ def test_search_runs_and_its_winners_reach_the_grid(tmp_path: Path, capsys: pyte
             {k: v for k, v in overrides.items()}.items()
     report = (run_dir / "report.md").read_text()
     assert "## Hyperparameter search (equal for every agent)" in report
-    assert "| iql | lr_scale ∈ {0.3, 1, 3}; expectile ∈ {0.7, 0.9} |" in report
+    assert "| iql | lr_scale ∈ {0.3, 1, 3}; expectile ∈ {0.7, 0.9} | 10 (20) steps |" in report
+    # A per-agent trial budget reaches that agent's search only, and the report names it.
+    searches = {j.agent: j for j in tuning_jobs(preset, agent_kinds(preset.agents.names))[1]}
+    assert searches["es"].n_steps == 300 and searches["iql"].n_steps == 10
+    assert f"| 300 ({preset.es_steps:,}) requests |" in report and "`tuning.agent_steps`: es 300" in report
     iql_row = next(line for line in report.splitlines() if line.startswith("| iql | lr_scale"))
     seconds = json.loads((run_dir / "tuning" / "iql" / "result.json").read_text())["timings"]["total_s"]
     assert iql_row.endswith(f"| {seconds:.0f} |")  # the search's time, the tuning stage of the wall time

@@ -337,7 +337,8 @@ def tuning_jobs(preset: Preset, agent_kinds: dict[str, str]) -> tuple[tuple[Data
         if agent not in SEARCH_SPACES:
             continue
         kind = agent_kinds[agent]
-        budget = (tu.n_steps if kind == "offline" else tu.online_steps) or preset.train_steps(agent, kind == "online")
+        budget = tu.agent_steps.get(agent) or (tu.n_steps if kind == "offline" else tu.online_steps) or \
+            preset.train_steps(agent, kind == "online")
         job = TuneJob(agent, kind, tu.seed, budget, SEARCH_SPACES[agent], dict(ag.overrides.get(agent, {})),
                       _common(preset), env, tu.sessions, tu.user_seed, run_dir, env_id=preset.env_id)
         if kind == "offline":

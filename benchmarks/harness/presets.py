@@ -307,6 +307,9 @@ class TuningSettings:
         user_seed: seed of the first validation user; the range must not overlap the A/B users.
         n_steps: gradient steps (offline) per trial (0: ``agents.n_steps``).
         online_steps: simulator requests (online) per trial (0: ``agents.online_steps``, ``es_steps`` for ES).
+        agent_steps: per-agent trial budgets replacing ``n_steps``/``online_steps`` for the named agents,
+            ``{agent: steps}`` (ES included): for agents whose grid budget is far above the common one (raised so
+            their curves plateau), a search at the common budget would rank configurations by noise.
     """
 
     enabled: bool = False
@@ -315,10 +318,14 @@ class TuningSettings:
     user_seed: int = 2_000_000_000
     n_steps: int = 0
     online_steps: int = 0
+    agent_steps: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.seed < 0:
             raise _fail("tuning", "seed", ">= 0", self.seed)
+        for agent, steps in self.agent_steps.items():
+            if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+                raise _fail("tuning", f"agent_steps.{agent}", "an integer >= 1", steps)
         if self.sessions < 2:
             raise _fail("tuning", "sessions", "an integer >= 2", self.sessions)
         for name in ("user_seed", "n_steps", "online_steps"):
@@ -373,6 +380,10 @@ class Preset:
         if self.tuning.enabled and self.tuning.seed in self.seeds:
             raise _fail("tuning", "seed", f"a seed not in the preset's seeds {self.seeds}", self.tuning.seed)
         ev, tu = self.evaluation, self.tuning
+        for agent, steps in tu.agent_steps.items():
+            if agent not in self.agents.names:
+                raise _fail("tuning", f"agent_steps.{agent}", f"an agent of agents.names {list(self.agents.names)}",
+                            steps)
         validation_used = tu.enabled or self.agents.select_checkpoint == "validation"
         if validation_used and tu.user_seed < ev.user_seed + ev.sessions and ev.user_seed < tu.user_seed + tu.sessions:
             raise _fail("tuning", "user_seed", f"a range disjoint from the A/B users [{ev.user_seed}, "

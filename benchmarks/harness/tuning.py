@@ -122,6 +122,17 @@ def _control_on_validation_users(preset: Preset) -> str:
             "worse than the fusion production already runs.")
 
 
+def _budget_rule(preset: Preset) -> str:
+    """Which agents' trials train for less than their grid budget, in words (empty when none does)."""
+    tu = preset.tuning
+    if not tu.agent_steps:
+        return ""
+    named = ", ".join(f"{agent} {steps:,}" for agent, steps in sorted(tu.agent_steps.items()))
+    return (f"Trial budgets set per agent (`tuning.agent_steps`: {named}) are for agents whose grid budget was "
+            "raised far above the common one so that their curves plateau; at the common budget their trials would "
+            "differ by noise only. ")
+
+
 def tuning_markdown(preset: Preset, jobs: tuple[TuneJob, ...]) -> list[str]:
     """The report's section: each agent's search space, trials and winner (nothing when tuning is off)."""
     from mtf_bench.harness.jobs import RESULT_FILE, is_done
@@ -131,24 +142,26 @@ def tuning_markdown(preset: Preset, jobs: tuple[TuneJob, ...]) -> list[str]:
     tu = preset.tuning
     lines = ["", "## Hyperparameter search (equal for every agent)", "",
              f"Every learning agent: the {CONFIGURATIONS} configurations of its space (optuna GridSampler), each "
-             f"trained with the same budget on a bounded-uniform validation dataset collected with seed {tu.seed} "
-             f"(no training run uses it) and scored by mean session return on {tu.sessions} validation users from "
-             f"seed {tu.user_seed} (disjoint from the A/B users). `lr_scale` multiplies every learning rate of the "
-             "agent's config. Rerun with `mtf-bench " + preset.name + " --tune`. "
-             + _control_on_validation_users(preset), "",
-             "| agent | search space | winner | validation return (winner) | validation returns of all trials | "
-             "search time (s) |",
-             "|---|---|---|---|---|---|"]
+             f"trained with the agent's trial budget (the table's; offline agents on a bounded-uniform validation "
+             f"dataset collected with seed {tu.seed}, which no training run uses) and scored by mean session return "
+             f"on {tu.sessions} validation users from seed {tu.user_seed} (disjoint from the A/B users). `lr_scale` "
+             "multiplies every learning rate of the agent's config. Rerun with `mtf-bench " + preset.name
+             + " --tune`. " + _budget_rule(preset) + _control_on_validation_users(preset), "",
+             "| agent | search space | trial budget (grid budget) | winner | validation return (winner) | "
+             "validation returns of all trials | search time (s) |",
+             "|---|---|---|---|---|---|---|"]
     for job in jobs:
         space = "; ".join(f"{k} ∈ {{{', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vals)}}}"
                           for k, vals in job.space.items())
+        unit = "steps" if job.agent_kind == "offline" else "requests"
+        budget = f"{job.n_steps:,} ({preset.train_steps(job.agent, job.agent_kind == 'online'):,}) {unit}"
         if not is_done(job):
-            lines.append(f"| {job.agent} | {space} | not run | – | – | – |")
+            lines.append(f"| {job.agent} | {space} | {budget} | not run | – | – | – |")
             continue
         res = read_json(job.directory / RESULT_FILE)
         winner = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in res["winner"].items())
         trials = " ".join(f"{t['validation_return']:.3f}" for t in res["trials"])
         seconds = (res.get("timings") or {}).get("total_s")
-        lines.append(f"| {job.agent} | {space} | {winner} | {res['best_validation_return']:.3f} | {trials} | "
-                     f"{'–' if seconds is None else f'{seconds:.0f}'} |")
+        lines.append(f"| {job.agent} | {space} | {budget} | {winner} | {res['best_validation_return']:.3f} | "
+                     f"{trials} | {'–' if seconds is None else f'{seconds:.0f}'} |")
     return lines
