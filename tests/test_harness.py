@@ -253,6 +253,7 @@ def test_checkpoint_selection_on_validation_users_publishes_the_best_checkpoint(
     assert cli.main(args) == 0
     run_dir = tmp_path / "smoke"
     chosen_earlier = 0
+    published_vs_last = {}
     for name in ("iql__uniform__seed0", "es__online__seed0"):
         job = run_dir / "jobs" / name
         result = json.loads((job / "result.json").read_text())
@@ -261,8 +262,11 @@ def test_checkpoint_selection_on_validation_users_publishes_the_best_checkpoint(
         with np.load(job / "curve.npz") as arrays:
             steps = arrays["steps"].tolist()
             assert np.allclose(arrays["validation_returns"].mean(axis=1), means)
+            curve = arrays["returns"]
         assert len(means) == len(steps) == 4 and selection["last_step"] == steps[-1]
         assert selection["selected_step"] == steps[int(np.argmax(means))]  # the first of any tie
+        # One seed: the report's "published vs last" is the selected row's mean over the last row's, on curve users.
+        published_vs_last[name] = curve[steps.index(selection["selected_step"])].mean() / curve[-1].mean() - 1
         env = make_env_config("MTFSession-v1", json.loads((job / "config.json").read_text())["env"])
         published = simulate_sessions(load_agent(job / MODEL_DIR), 40, preset.tuning.user_seed, env).returns.mean()
         assert published == pytest.approx(means[steps.index(selection["selected_step"])], rel=1e-6)
@@ -276,7 +280,11 @@ def test_checkpoint_selection_on_validation_users_publishes_the_best_checkpoint(
     assert chosen_earlier >= 1  # ES's tiny budgets give tied checkpoints: the earliest is published
     report = (run_dir / "report.md").read_text()
     assert "**Published policies are chosen on validation users**" in report
-    assert "published checkpoint per seed (validation-selected)" in report
+    assert "published checkpoint per seed (validation-selected) | published vs last checkpoint |" in report
+    for name, label in (("iql__uniform__seed0", "| iql | uniform |"), ("es__online__seed0", "| es | online |")):
+        row = next(line for line in report.splitlines()
+                   if line.startswith(label) and (" gradient steps | " in line or " requests | " in line))
+        assert row.split("|")[-2].strip().startswith(f"{100 * published_vs_last[name]:+.2f}%")
     with pytest.raises(PresetError, match=r"agents.select_checkpoint"):
         load_preset("smoke", assignments=('agents.select_checkpoint="best"',))
     with pytest.raises(PresetError, match=r"agents.checkpoints"):

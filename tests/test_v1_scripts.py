@@ -293,6 +293,7 @@ def test_rollout_oracle_cli_and_the_per_user_choice_it_starts_from(tmp_path, cap
           "--rollouts", "4", "--confirm-z", "0", "--out", str(tmp_path), "--no-progress"])
     out = capsys.readouterr().out
     assert "rollout oracle:" in out and "over the per-user choice" in out
+    assert "target 'oracle state-dependent >= +2% over oracle per-user' (rollout oracle): " in out
     result = json.loads((tmp_path / "per_user_oracle_rollout.json").read_text())
     assert result["menu_options"] == 2 and result["local_options"] == 2 and result["rollouts"] == 4
     assert 0.0 < result["switch_share"] < 1.0 and result["live_by_request"][0] == 24

@@ -56,6 +56,8 @@ class CellCurve:
     unit: str  # "gradient steps" or "requests"
     # The published checkpoint of each seed's run when it was chosen on validation users (empty: the last).
     selected_steps: tuple[int, ...] = ()
+    # Those published checkpoints vs the last ones on the curve users (seed means, paired; None: no selection).
+    published_vs_last: Estimate | None = None
 
     @property
     def highest(self) -> int:
@@ -219,7 +221,14 @@ def _cell_curve(runs: Sequence[Run], baseline: SessionOutcomes, boot: _Bootstrap
                        num_resamples=boot.reps)
     selected = tuple(int(r.result["selection"]["selected_step"]) for r in runs
                      if r.ok and r.curve is not None and r.result.get("selection"))
-    return CellCurve(steps, lifts, conv, unit, selected)
+    published_vs_last = None
+    if selected and len(selected) == len(curves):
+        # The curve users take no part in the selection (validation users do): an unbiased view of what it changed.
+        published = np.mean([np.asarray(r, dtype=np.float64)[steps.index(step)]
+                             for (_, r), step in zip(curves, selected, strict=True)], axis=0)
+        published_vs_last = _estimate(paired_lift_ci(published, returns[-1], confidence=boot.confidence,
+                                                     num_resamples=boot.reps, rng=comparison_rng("selection", arm)))
+    return CellCurve(steps, lifts, conv, unit, selected, published_vs_last)
 
 
 def _saturation(runs: Sequence[Run]) -> dict[str, Any] | None:

@@ -199,11 +199,14 @@ def _curves_md(preset: Preset, agg: Aggregates, figures: Mapping[str, list[Path]
                   "from the A/B and curve users), and the run's published policy (A/B test, FQE, weighted GAUC, "
                   "saturation) is the checkpoint with the highest validation return: the training budget is chosen "
                   "on validation users, as the hyperparameters are. The curves below are the evaluation users' "
-                  "view of every checkpoint; the last column lists each seed's published checkpoint."]
+                  "view of every checkpoint; the last columns list each seed's published checkpoint and the "
+                  "return of the published policies vs the last ones on the curve users (seed means, paired "
+                  "interval), which take no part in the selection."]
     header = ("| agent | training data | checkpoints | lift at the last checkpoint | change from the second-last "
               "| verdict | highest checkpoint (its lift) |")
-    lines += ["", header + (" published checkpoint per seed (validation-selected) |" if selecting else ""),
-              "|---|---|---|---|---|---|---|" + ("---|" if selecting else "")]
+    lines += ["", header + (" published checkpoint per seed (validation-selected) | published vs last checkpoint |"
+                            if selecting else ""),
+              "|---|---|---|---|---|---|---|" + ("---|---|" if selecting else "")]
     counts = Counter(c.curve.convergence.status for c in cells)
     for c in cells:
         conv = c.curve.convergence
@@ -216,6 +219,8 @@ def _curves_md(preset: Preset, agg: Aggregates, figures: Mapping[str, list[Path]
         if selecting:
             last = c.curve.steps[-1]
             row += f" {', '.join('last' if s == last else str(s) for s in c.curve.selected_steps) or '–'} |"
+            gain = c.curve.published_vs_last
+            row += f" {fmt_ci(gain, pct=True) if gain is not None else '–'} |"
         lines.append(row)
     confidence = preset.evaluation.confidence
     tested = sum(n for status, n in counts.items() if status in ("converged", "still improving", "declining"))
