@@ -581,6 +581,10 @@ def _plot_rollout(result: dict, path: Path) -> None:
         left.annotate(f"{lift['estimate']:+.2%}", (lift["estimate"] * 100, y), xytext=(0, 8),
                       textcoords="offset points", ha="center")
     over = result["over_per_user"]
+    base = result["per_user_lift"]["estimate"]
+    target = ((1 + base) * 1.02 - 1) * 100  # the target: the per-user oracle + 2%
+    left.axvline(target, color="C3", ls=":", label=f"target: per-user choice + 2% ({target:+.2f}%)")
+    left.legend(fontsize=8, loc="lower left")
     left.set_yticks(range(len(arms)), [a[0] for a in arms])
     left.set_ylim(-0.6, len(arms) - 0.4)
     left.axvline(0, color="black", lw=0.8)
@@ -593,8 +597,8 @@ def _plot_rollout(result: dict, path: Path) -> None:
     right.bar(np.arange(len(share))[shown] + 1, share[shown], color="C4", alpha=0.8)
     right.set_xlabel("request in the session")
     right.set_ylabel("live users switching from their per-user choice (%)")
-    right.set_title(f"{result['switch_share']:.1%} of user-requests switch "
-                    f"({result['rollouts']} rollouts per option, confirmed on {result['rollouts']} more)", fontsize=10)
+    right.set_title(f"{result['switch_share']:.1%} of user-requests switch\n({result['rollouts']} rollouts per "
+                    f"option, a switch confirmed on {result['rollouts']} more)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
