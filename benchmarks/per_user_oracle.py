@@ -53,6 +53,7 @@ from mtf_gym.evaluation import SessionOutcomes, SessionRunner, lift_by_segment
 from mtf_gym.policies import BaselinePolicy, ConstantPolicy
 from mtf_gym.sim.config import MTFSessionV1Config
 from mtf_gym.sim.layout import STATE_NAMES
+from mtf_gym.sim.simulator import UserSimulator
 
 __all__ = ["ROLLOUT_SEED", "SELECTION_SEED", "TRIGGERS", "CorrectedChoice", "correction_search", "local_steps",
            "main", "menu_of_constants", "observable_model", "rollout_oracle", "rollout_policy", "rollout_returns",
@@ -278,22 +279,20 @@ class _RolloutPool:
     """Simulators of power-of-two sizes sharing ``source``'s catalogue, for rollouts copied from its rows (a
     rollout batch starts in one large enough and moves to smaller ones as its sessions end)."""
 
-    def __init__(self, source) -> None:
-        from mtf_gym.sim.simulator import UserSimulator
+    def __init__(self, source: UserSimulator) -> None:
+        self._config = dataclasses.replace(source.config, item_logs=False)  # rollouts need no item logs
+        self._catalogue = source.catalogue
+        self._sims: dict[int, UserSimulator] = {}
 
-        self._make = lambda rows: UserSimulator(dataclasses.replace(source.config, item_logs=False), rows,
-                                                catalogue=source.catalogue)
-        self._sims: dict[int, object] = {}
-
-    def get(self, rows: int):
+    def get(self, rows: int) -> UserSimulator:
         size = max(_MIN_ROLLOUT_ROWS, 1 << max(0, int(rows) - 1).bit_length())
         if size not in self._sims:
-            self._sims[size] = self._make(size)
+            self._sims[size] = UserSimulator(self._config, size, catalogue=self._catalogue)
         return self._sims[size]
 
 
-def rollout_returns(pool: _RolloutPool, source, source_rows: np.ndarray, keys: np.ndarray, first_actions: np.ndarray,
-                    base_actions: np.ndarray) -> np.ndarray:
+def rollout_returns(pool: _RolloutPool, source: UserSimulator, source_rows: np.ndarray, keys: np.ndarray,
+                    first_actions: np.ndarray, base_actions: np.ndarray) -> np.ndarray:
     """The return of rollout ``j``: row ``source_rows[j]`` of ``source`` copied mid-session with the fresh session
     key ``keys[j]`` (the same user in the same state, with an unseen future), its next request played with
     ``first_actions[j]`` and every later one with ``base_actions[j]``, until the user leaves or the request cap."""
