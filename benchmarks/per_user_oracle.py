@@ -303,7 +303,7 @@ def rollout_returns(pool: _RolloutPool, source: UserSimulator, source_rows: np.n
                   np.concatenate([keys, np.repeat(keys[:1], pad)]))
     owner = np.concatenate([np.arange(n), np.full(pad, -1)])  # rollout of each simulator row; -1: none
     returns = np.zeros(n)
-    actions = np.concatenate([first_actions, np.repeat(first_actions[:1], pad, axis=0)]).astype(np.float32)
+    actions = np.concatenate([first_actions, np.repeat(first_actions[:1], pad, axis=0)]).astype(np.float32, copy=False)
     while True:
         out = sim.step(actions)
         live = owner >= 0
@@ -318,7 +318,7 @@ def rollout_returns(pool: _RolloutPool, source: UserSimulator, source_rows: np.n
             fill = smaller.num_rows - alive.size
             smaller.copy_rows(np.arange(smaller.num_rows), sim, np.concatenate([alive, np.repeat(alive[:1], fill)]))
             owner, sim = np.concatenate([owner[alive], np.full(fill, -1)]), smaller
-        actions = base_actions[np.maximum(owner, 0)].astype(np.float32)
+        actions = base_actions[np.maximum(owner, 0)].astype(np.float32, copy=False)
 
 
 def _rollout_keys(*counters: int, size: tuple[int, ...]) -> np.ndarray:
