@@ -107,7 +107,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         arms[name] = evaluate(agent)
 
     results: dict[str, Any] = {
-        "random_return": _ci_dict(bootstrap_ci(random_arm.returns, rng=rng)), "arms": {},
+        "random_return": bootstrap_ci(random_arm.returns, rng=rng).as_dict(), "arms": {},
         "settings": vars(args), "dataset_transitions": len(data),
     }
     header = f"{'policy':<14} {'kind':<8} {'train s':>8}  {'return [95% CI]':<22} {'lift vs random':<26} " \
@@ -122,17 +122,13 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         train_s = "" if info["train_s"] is None else f"{info['train_s']:.0f}"
         print(f"{name:<14} {info['kind']:<8} {train_s:>8}  {_value(ret):<22} "
               f"{_lift(vs_random):<26} {_verdict(vs_random):<7} {_lift(vs_base) if vs_base else '':<26}", flush=True)
-        results["arms"][name] = {**info, "return": _ci_dict(ret), "lift_vs_random": _ci_dict(vs_random),
+        results["arms"][name] = {**info, "return": ret.as_dict(), "lift_vs_random": vs_random.as_dict(),
                                  "beats_random": vs_random.low > 0,
-                                 "lift_vs_baseline": _ci_dict(vs_base) if vs_base else None}
+                                 "lift_vs_baseline": vs_base.as_dict() if vs_base else None}
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2, default=float)
     return results
-
-
-def _ci_dict(ci: ConfidenceInterval) -> dict[str, float]:
-    return {"estimate": ci.estimate, "low": ci.low, "high": ci.high}
 
 
 if __name__ == "__main__":

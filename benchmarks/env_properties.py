@@ -203,7 +203,7 @@ class Evaluator:
 
 
 def _ci(ci: ConfidenceInterval) -> dict[str, float]:
-    return {"estimate": ci.estimate, "low": ci.low, "high": ci.high, "n": ci.n}
+    return {**ci.as_dict(), "n": ci.n}
 
 
 def fusion_params(action: np.ndarray, config: MTFSessionConfig) -> dict[str, Any]:

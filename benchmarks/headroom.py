@@ -203,8 +203,7 @@ class Rung:
 
 
 def _lift(treatment: np.ndarray, control: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
-    ci = paired_lift_ci(treatment, control, rng=rng)
-    return {"estimate": ci.estimate, "low": ci.low, "high": ci.high}
+    return paired_lift_ci(treatment, control, rng=rng).as_dict()
 
 
 def ladder(config: MTFSessionV1Config, *, eval_users: int, train_users: int, generations: int,

@@ -213,8 +213,7 @@ class PolicyResult:
 
 
 def _interval_dict(ci: ConfidenceInterval | None) -> dict[str, float] | None:
-    return None if ci is None else {"estimate": ci.estimate, "low": ci.low, "high": ci.high,
-                                    "confidence": ci.confidence, "n": ci.n}
+    return None if ci is None else {**ci.as_dict(), "confidence": ci.confidence, "n": ci.n}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

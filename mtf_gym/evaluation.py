@@ -399,8 +399,8 @@ def lift_by_segment(treatment: SessionOutcomes, control: SessionOutcomes, *, rng
     for g, label in enumerate(SEGMENT_LABELS):
         rows = control.segments == g
         ci = paired_lift_ci(t[rows], c[rows], rng=rng)
-        per_segment[label] = {"estimate": ci.estimate, "low": ci.low, "high": ci.high, "users": int(rows.sum())}
-    return {"estimate": overall.estimate, "low": overall.low, "high": overall.high, "per_segment": per_segment}
+        per_segment[label] = {**ci.as_dict(), "users": int(rows.sum())}
+    return {**overall.as_dict(), "per_segment": per_segment}
 
 
 @dataclass(frozen=True)

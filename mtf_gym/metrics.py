@@ -377,6 +377,10 @@ class ConfidenceInterval:
         """Whether ``low <= value <= high``."""
         return bool(self.low <= value <= self.high)
 
+    def as_dict(self, scale: float = 1.0) -> dict[str, float]:
+        """``{"estimate", "low", "high"}``, each times ``scale`` (100 for percent): the form JSON records keep."""
+        return {"estimate": scale * self.estimate, "low": scale * self.low, "high": scale * self.high}
+
 
 _STATISTICS = ("mean", "median")
 

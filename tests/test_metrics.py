@@ -271,6 +271,9 @@ def test_bootstrap_ci_reproducible_chunked_and_degenerate():
     assert med.estimate == 24.5 and med.confidence == 0.9 and med.low < 24.5 < med.high
     one = bootstrap_ci([3.0], rng=np.random.default_rng(0))
     assert (one.estimate, one.low, one.high, one.n) == (3.0, 3.0, 3.0, 1)
+    interval = ConfidenceInterval(estimate=0.02, low=-0.01, high=0.05, confidence=0.95, n=10)
+    assert interval.as_dict() == {"estimate": 0.02, "low": -0.01, "high": 0.05}
+    assert interval.as_dict(100.0) == {"estimate": 2.0, "low": -1.0, "high": 5.0}
     # Large n forces several chunks; the result must still be sensible.
     big = bootstrap_ci(np.random.default_rng(2).normal(size=5000), rng=np.random.default_rng(3), num_resamples=2000)
     assert big.low < 0.05 and big.high > -0.05 and big.high - big.low < 0.15

@@ -53,7 +53,7 @@ import numpy as np
 
 from mtf_agents._quiet import d3rlpy_logs_quiet
 from mtf_gym.atomic import atomic_write_json, atomic_write_text, read_json
-from mtf_gym.metrics import ConfidenceInterval, bootstrap_ci, paired_lift_ci
+from mtf_gym.metrics import bootstrap_ci, paired_lift_ci
 from mtf_gym.validation import must_be
 
 __all__ = ["SLATE_ENV", "SlateRun", "SlateSection", "load_section", "main", "run_slate_section", "slate_job_status",
@@ -394,10 +394,6 @@ def plan_jobs(section: SlateSection) -> list[_Job]:
 
 
 # ------------------------------------------------------------------------------------------------------- summary
-def _ci(ci: ConfidenceInterval, scale: float = 1.0) -> dict[str, float]:
-    return {"estimate": scale * ci.estimate, "low": scale * ci.low, "high": scale * ci.high}
-
-
 def summarise(section: SlateSection, results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per policy: mean return, relative lift over the pipeline and over random, normalised score
     (random 0, oracle 100), each with a paired bootstrap interval; learned rows pool their seeds (two levels)."""
@@ -413,20 +409,20 @@ def summarise(section: SlateSection, results: dict[str, dict[str, Any]]) -> list
     for name, (returns, kind) in arms.items():
         per_user = returns.mean(axis=0)
         row: dict[str, Any] = {"name": name, "kind": kind, "seeds": int(returns.shape[0]),
-                               "mean_return": _ci(bootstrap_ci(per_user, confidence=section.confidence,
-                                                               num_resamples=section.bootstrap, rng=rng)),
+                               "mean_return": bootstrap_ci(per_user, confidence=section.confidence,
+                                                           num_resamples=section.bootstrap, rng=rng).as_dict(),
                                "seed_means": returns.mean(axis=1).tolist()}
         treatment = returns if returns.shape[0] > 1 else returns[0]
-        row["lift_over_pipeline"] = None if name == "pipeline (control)" else _ci(
-            paired_lift_ci(treatment, pipe, **opts), 100.0)
-        row["lift_over_random"] = None if name == "random" else _ci(paired_lift_ci(treatment, rand, **opts), 100.0)
+        row["lift_over_pipeline"] = None if name == "pipeline (control)" else paired_lift_ci(
+            treatment, pipe, **opts).as_dict(100.0)
+        row["lift_over_random"] = None if name == "random" else paired_lift_ci(treatment, rand, **opts).as_dict(100.0)
         if name in ("random", "oracle"):
             fixed = 0.0 if name == "random" else 100.0
             row["normalised"] = {"estimate": fixed, "low": fixed, "high": fixed}
         else:
             # mean(R - R_rand) / mean(R_orac - R_rand) = 1 + the relative lift of the first over the second.
             ratio = paired_lift_ci(treatment - rand, orac - rand, **opts)
-            row["normalised"] = {key: 100.0 * (1.0 + value) for key, value in _ci(ratio).items()}
+            row["normalised"] = {key: 100.0 * (1.0 + value) for key, value in ratio.as_dict().items()}
         if name in results.get("references", {}).get("seconds", {}):
             row["eval_seconds"] = results["references"]["seconds"][name]
         else:
