@@ -15,7 +15,7 @@ import tomllib
 from numbers import Integral
 from typing import Any
 
-__all__ = ["check", "check_int", "must_be", "parse_key_value", "parse_value", "rows_and_keys"]
+__all__ = ["check", "check_int", "merge_nested", "must_be", "parse_key_value", "parse_value", "rows_and_keys"]
 
 
 def must_be(name: str, allowed: str, value: object, *, owner: type | object | str | None = None,
@@ -69,6 +69,16 @@ def parse_value(text: str) -> Any:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         return {"True": True, "False": False}.get(raw, raw)
+
+
+def merge_nested(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update`` laid over it: nested dicts merge key by key, anything else replaces (the way
+    config overrides apply to a config's ``to_dict()``); neither argument is modified."""
+    out = dict(base)
+    for key, value in update.items():
+        nested = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = merge_nested(out[key], value) if nested else value
+    return out
 
 
 def rows_and_keys(rows: Any, keys: Any, num_rows: int) -> tuple[Any, Any]:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from mtf_bench.harness.slate import SlateSection  # the [slate] table (its own module: issue 12's slate section)
 from mtf_gym.envs.versions import DEFAULT_SESSION_ENV_ID, SESSION_ENV_IDS, AnyConfig, make_env_config
-from mtf_gym.validation import must_be, parse_key_value, parse_value
+from mtf_gym.validation import merge_nested, must_be, parse_key_value, parse_value
 
 __all__ = [
     "ALL_RECIPES",
@@ -512,19 +512,9 @@ def preset_to_dict(preset: Preset) -> dict[str, Any]:
     return dataclasses.asdict(preset)
 
 
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def apply_overrides(preset: Preset, overrides: dict[str, Any]) -> Preset:
     """``preset`` with a nested mapping of overrides merged in (tables merge; values replace), re-validated."""
-    return _build(Preset, _merge(preset_to_dict(preset), overrides), "")
+    return _build(Preset, merge_nested(preset_to_dict(preset), overrides), "")
 
 
 def parse_assignment(expr: str) -> dict[str, Any]:

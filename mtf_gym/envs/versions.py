@@ -12,6 +12,7 @@ from typing import Any
 
 from mtf_gym.config import MTFSessionConfig
 from mtf_gym.sim.config import MTFSessionV1Config
+from mtf_gym.validation import merge_nested
 
 __all__ = ["DEFAULT_SESSION_ENV_ID", "SESSION_ENV_IDS", "AnyConfig", "config_class_for", "env_id_of", "make_env_config"]
 
@@ -58,13 +59,6 @@ def _check_keys(cls: type, overrides: dict[str, Any], where: str, env_id: str) -
             _check_keys(type(sub), value, f"{where}{name}.", env_id)
 
 
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in update.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
 def make_env_config(env_id: str, overrides: dict[str, Any] | None = None) -> AnyConfig:
     """The config of version ``env_id``: its defaults with ``overrides`` merged in (nested tables merge).
 
@@ -75,4 +69,4 @@ def make_env_config(env_id: str, overrides: dict[str, Any] | None = None) -> Any
     cls = config_class_for(env_id)
     overrides = dict(overrides or {})
     _check_keys(cls, overrides, "", env_id)
-    return cls.from_dict(_merge(cls().to_dict(), overrides))
+    return cls.from_dict(merge_nested(cls().to_dict(), overrides))
