@@ -17,7 +17,8 @@ selection never saw, against the control (``BaselinePolicy``) on the same sessio
 * **Observable-only** (``--observable-sessions``): the same menu, but each user's entry is chosen from what a
   production feature log shows: a quadratic ridge regression of every entry's mean return on the first observation
   (``observable_model``), fitted on the ladder's *training* users' selection sessions, applied to the evaluation
-  users. A per-user constant of observables, so a lower bound on observable-only policies.
+  users. A per-user constant of observables, so a lower bound on observable-only policies. It is fitted at 1, 2,
+  4, ... training sessions per user, so the record shows whether more training data would find more.
 * **Two-phase oracle** (``--switch-request R``): a state-dependent oracle of the same kind. After its per-user
   choice, each user picks a second menu entry for requests ``R`` onwards on the same selection sessions (keeping
   the first counts as an option), and the pair is scored on the evaluation sessions, also against the per-user
@@ -81,6 +82,11 @@ def _constant_rows(actions: np.ndarray):
     return lambda obs: actions
 
 
+def doubling_checkpoints(sessions: int) -> list[int]:
+    """``1, 2, 4, ...`` up to ``sessions``, which is always the last: the points of a curve over sessions."""
+    return sorted({min(2 ** i, sessions) for i in range(sessions.bit_length() + 1)})
+
+
 def selection_returns(runner: SessionRunner, user_seed: int, session_seed: int, menu: np.ndarray, sessions: int,
                       checkpoints: list[int], *, progress: bool, desc: str) -> dict[int, np.ndarray]:
     """Summed returns ``(M, N)`` of every menu entry over the first ``k`` selection sessions of users ``user_seed +
@@ -114,6 +120,13 @@ def observable_model(observations: np.ndarray, mean_returns: np.ndarray):
     model = make_pipeline(StandardScaler(), PolynomialFeatures(2), StandardScaler(),
                           RidgeCV(alphas=np.logspace(-1, 5, 13)))
     return model.fit(observations, mean_returns)
+
+
+def observable_choice(model, observations: np.ndarray) -> np.ndarray:
+    """Each row's menu entry with the highest predicted return (:func:`observable_model`; a one-entry menu's
+    model predicts a vector, hence the reshape)."""
+    obs = np.asarray(observations, np.float64)
+    return np.argmax(model.predict(obs).reshape(len(obs), -1), axis=1)
 
 
 def _two_phase_rows(runner: SessionRunner, before: np.ndarray, after: np.ndarray, switch_request: int):
@@ -432,12 +445,14 @@ def select_and_score(config: MTFSessionV1Config, users: int, menu: np.ndarray, s
     evaluation sessions against the control; the single best menu constant; with ``switch_request``, the two-phase
     oracle (:func:`second_phase_choices`: a second per-user entry from that request on); and, with
     ``observable_sessions``, the observable-only menu policy (:func:`observable_model` fitted on the training users'
-    selection sessions). With ``correction_generations``, each choice also gets an in-session linear correction
-    (:func:`correction_search`): of the latent session state (``state_features``) for the per-user oracle, fitted on
-    fresh sessions of the evaluation users (never their evaluation sessions), and of the observation for the
-    observable-only policy, fitted on the training users. With ``trigger_entries``, the triggered oracle
-    (:func:`triggered_choices`): per user, one of the first ``trigger_entries`` menu entries played while a
-    latent-state trigger fires (satisfaction low, fatigue or boredom high)."""
+    selection sessions), as a curve over the training sessions per user (``observable_curve``: 1, 2, 4, ... up to
+    ``observable_sessions``; ``observable`` is its last point). With ``correction_generations``, each choice also
+    gets an in-session linear correction (:func:`correction_search`): of the latent session state
+    (``state_features``) for the per-user oracle, fitted on fresh sessions of the evaluation users (never their
+    evaluation sessions), and of the observation for the observable-only policy, fitted on the training users. With
+    ``trigger_entries``, the triggered oracle (:func:`triggered_choices`): per user, one of the first
+    ``trigger_entries`` menu entries played while a latent-state trigger fires (satisfaction low, fatigue or
+    boredom high)."""
     runner = SessionRunner(users, config)
     cumulative = selection_returns(runner, EVAL_SEED, SELECTION_SEED, menu, sessions, checkpoints,
                                    progress=progress, desc="selection sessions (evaluation users)")
@@ -486,19 +501,25 @@ def select_and_score(config: MTFSessionV1Config, users: int, menu: np.ndarray, s
         result["state_correction"] = {**_corrected_lift(runner, correction, per_user, control),
                                       "generations": correction_generations, "session_seed": CORRECTION_SEED}
     if observable_sessions:
+        # One model per power of two of training sessions (the same nested sessions): the curve says whether the
+        # observable policy is limited by its training data or by what the observation tells.
         train = selection_returns(runner, TRAIN_SEED, TRAIN_SELECTION_SEED, menu, observable_sessions,
-                                  [observable_sessions], progress=progress, desc="selection sessions (training users)")
+                                  doubling_checkpoints(observable_sessions), progress=progress,
+                                  desc="selection sessions (training users)")
         train_obs, _ = runner.env.reset(seed=TRAIN_SEED)
-        model = observable_model(np.asarray(train_obs, np.float64), train[observable_sessions].T / observable_sessions)
         eval_obs, _ = runner.env.reset(seed=EVAL_SEED)
-        choice = np.argmax(model.predict(np.asarray(eval_obs, np.float64)), axis=1)
-        choice_only = runner.run(_constant_rows(menu[choice]), EVAL_SEED)
-        result["observable"] = {"lift": _lift(choice_only, control), "training_sessions": observable_sessions,
-                                "ridge_alpha": float(model[-1].alpha_), "users_keeping_control":
-                                float(np.mean(choice == 0)), "distinct_choices": int(np.unique(choice).size)}
+        result["observable_curve"] = []
+        for k, sums in sorted(train.items()):
+            model = observable_model(np.asarray(train_obs, np.float64), sums.T / k)
+            choice = observable_choice(model, eval_obs)
+            choice_only = runner.run(_constant_rows(menu[choice]), EVAL_SEED)
+            result["observable_curve"].append({
+                "lift": _lift(choice_only, control), "training_sessions": k, "ridge_alpha": float(model[-1].alpha_),
+                "users_keeping_control": float(np.mean(choice == 0)), "distinct_choices": int(np.unique(choice).size)})
+        result["observable"] = result["observable_curve"][-1]  # the most training data; its model is ``model``
         if correction_generations:
             # Fitted on the training users (their own menu choices), applied to the evaluation users' choices.
-            train_choice = np.argmax(model.predict(np.asarray(train_obs, np.float64)), axis=1)
+            train_choice = observable_choice(model, train_obs)
             fitted = correction_search(config, menu[train_choice], TRAIN_SEED, TRAIN_CORRECTION_SEED, "observation",
                                        generations=correction_generations, seed=2, progress=progress,
                                        desc="correction of the observable choice by the observation")
@@ -524,7 +545,16 @@ def _plot(result: dict, path: Path) -> None:
     left.plot(ks, est, "o-", color="C0", label="per-user choice from the menu")
     best = result["best_menu_constant"]["lift"]
     left.axhline(best["estimate"] * 100, color="C1", ls="--", label=f"best menu constant ({best['estimate']:+.2%})")
-    if "observable" in result:
+    if "observable_curve" in result:
+        points = result["observable_curve"]
+        xs = [c["training_sessions"] for c in points]
+        lifts = {key: np.array([c["lift"][key] for c in points]) * 100 for key in ("estimate", "low", "high")}
+        left.fill_between(xs, lifts["low"], lifts["high"], alpha=0.18, color="C2")
+        left.plot(xs, lifts["estimate"], "D-.", color="C2", label=f"observable-only menu policy, by training "
+                  f"sessions per training user ({points[-1]['lift']['estimate']:+.2%} at {xs[-1]})")
+        left.axhline(3.0, color="C2", ls=":", lw=1, label="issue target for observable-only (+3%)")
+        ks = sorted({*ks, *xs})
+    elif "observable" in result:  # a record from before the curve
         obs = result["observable"]["lift"]
         left.axhline(obs["estimate"] * 100, color="C2", ls="-.",
                      label=f"observable-only menu policy ({obs['estimate']:+.2%})")
@@ -544,7 +574,7 @@ def _plot(result: dict, path: Path) -> None:
     left.axhline(0.0, color="black", lw=0.8)
     left.set_xscale("log", base=2)
     left.set_xticks(ks, [str(k) for k in ks])
-    left.set_xlabel("selection sessions per user (other sessions of the same user)")
+    left.set_xlabel("sessions per user (selection: other sessions of the same user; observable: training users')")
     left.set_ylabel("lift vs control on the evaluation sessions (%)")
     left.set_title(f"Per-user constant chosen from {result['settings']['menu']} fusions, "
                    f"{result['settings']['users']} users")
@@ -560,7 +590,7 @@ def _plot(result: dict, path: Path) -> None:
     right.set_title(f"by segment, {result['curve'][-1]['sessions']} selection sessions")
     right.invert_yaxis()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # the legend sits below the axes
     plt.close(fig)
 
 
@@ -691,7 +721,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--{name.replace('_', '-')} must be >= {minimum}, got {getattr(args, name)}")
     config = MTFSessionV1Config()
     menu = menu_of_constants(BaselinePolicy(config).action, args.menu)
-    checkpoints = sorted({min(2 ** i, args.sessions) for i in range(args.sessions.bit_length() + 1)})
+    checkpoints = doubling_checkpoints(args.sessions)
     start = time.perf_counter()
     result = select_and_score(config, args.users, menu, args.sessions, checkpoints,
                               observable_sessions=args.observable_sessions, switch_request=args.switch_request,
@@ -722,10 +752,14 @@ def main(argv: list[str] | None = None) -> None:
               f"[{two['low']:+.2%}, {two['high']:+.2%}] vs control, {over['estimate']:+.2%} [{over['low']:+.2%}, "
               f"{over['high']:+.2%}] over the per-user choice; {result['two_phase']['users_switching']:.1%} switch")
     if "observable" in result:
-        obs = result["observable"]["lift"]
-        print(f"observable-only menu policy (quadratic ridge of the first observation, fitted on "
-              f"{args.users} training users x {args.observable_sessions} sessions): {obs['estimate']:+.2%} "
-              f"[{obs['low']:+.2%}, {obs['high']:+.2%}]")
+        print(f"\nobservable-only menu policy (quadratic ridge of the first observation, fitted on {args.users} "
+              f"training users):\n")
+        print("| training sessions per user | lift vs control [95% CI] | distinct choices |")
+        print("|---|---|---|")
+        for c in result["observable_curve"]:
+            lift = c["lift"]
+            print(f"| {c['training_sessions']} | {lift['estimate']:+.2%} [{lift['low']:+.2%}, {lift['high']:+.2%}] | "
+                  f"{c['distinct_choices']} |")
     if "triggered" in result:
         trig = result["triggered"]
         print(f"triggered oracle (per user: one of {trig['entries']} entries while a latent-state trigger fires): "

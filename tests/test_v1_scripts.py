@@ -140,7 +140,15 @@ def test_per_user_oracle_script(tmp_path, capsys):
     assert menu.shape == (5, config.action_dim) and np.array_equal(menu[0], control)
     assert np.all(np.abs(menu) <= 1.0)
     # A menu of the control alone: every user keeps it, so every lift is exactly zero.
-    alone = select_and_score(config, 16, menu[:1], 2, [1, 2], switch_request=2, trigger_entries=1, progress=False)
+    alone = select_and_score(config, 16, menu[:1], 2, [1, 2], switch_request=2, trigger_entries=1,
+                             observable_sessions=3, progress=False)
+    assert [c["training_sessions"] for c in alone["observable_curve"]] == [1, 2, 3]
+    assert [c["lift"]["estimate"] for c in alone["observable_curve"]] == [0.0, 0.0, 0.0]
+    # The curve's points use nested training sessions: its point k is the policy fitted on k sessions alone.
+    three = select_and_score(config, 16, menu[:3], 1, [1], observable_sessions=3, progress=False)
+    two = select_and_score(config, 16, menu[:3], 1, [1], observable_sessions=2, progress=False)
+    assert three["observable_curve"][1] == two["observable"]
+    assert two["observable_curve"] == three["observable_curve"][:2]
     assert [c["lift"]["estimate"] for c in alone["curve"]] == [0.0, 0.0]
     assert alone["triggered"]["over_per_user"]["estimate"] == 0.0 and alone["triggered"]["users_switching"] == 0.0
     assert alone["two_phase"]["lift"]["estimate"] == 0.0 and alone["two_phase"]["users_switching"] == 0.0
@@ -156,6 +164,8 @@ def test_per_user_oracle_script(tmp_path, capsys):
     record = json.loads((tmp_path / "per_user_oracle.json").read_text())
     assert [c["sessions"] for c in record["curve"]] == [1, 2] and len(record["menu"]) == 3
     assert record["observable"]["training_sessions"] == 1 and -1 < record["observable"]["lift"]["estimate"] < 1
+    assert [c["training_sessions"] for c in record["observable_curve"]] == [1]
+    assert record["observable_curve"][-1] == record["observable"]
     assert record["two_phase"]["switch_request"] == 2 and len(record["two_phase"]["choices"]) == 24
     assert "linear correction by state" in out and "linear correction by the observation" in out
     for key, features, width in (("state_correction", "state", 4), ("observable_correction", "observation", 19)):
@@ -182,6 +192,14 @@ def test_menu_oracle_checks_judge_the_targets_by_the_recorded_lifts():
     record = {"settings": {"users": 16}, "curve": [lift(0.0599)], "observable": lift(0.0299)}
     assert menu_oracle_checks(record) == {"oracle per-user >= +6% over control (menu oracle, 16 users)": False,
                                           "observable-only >= +3% over control (menu policy, 16 users)": False}
+
+
+def test_doubling_checkpoints_end_at_the_budget():
+    from mtf_bench.per_user_oracle import doubling_checkpoints
+
+    assert doubling_checkpoints(1) == [1]
+    assert doubling_checkpoints(8) == [1, 2, 4, 8]
+    assert doubling_checkpoints(5) == [1, 2, 4, 5]
 
 
 def test_observable_menu_model_picks_the_entry_whose_return_the_features_predict():
