@@ -40,7 +40,7 @@ from mtf_gym.sim.layout import STATE_NAMES, TRAIT_NAMES
 from mtf_gym.sim.simulator import UserSimulator
 
 __all__ = ["EVAL_SEED", "FEATURE_SETS", "SECOND_TRAIN_SEED", "TRAIN_SEED", "LinearFeaturePolicy", "cma_search",
-           "constant_actor", "main", "menu_oracle_checks", "rollout", "user_keys"]
+           "constant_actor", "ladder_oracle", "main", "menu_oracle_checks", "rollout", "user_keys"]
 
 # Seeds of the user populations: training (searches), a second training set (the independent constant search) and
 # evaluation. Disjoint by construction (each holds < 10^6 users).
@@ -253,6 +253,20 @@ def ladder(config: MTFSessionV1Config, *, eval_users: int, train_users: int, gen
     return rungs, long_vs_greedy
 
 
+
+
+def ladder_oracle(record: dict) -> tuple[str, LinearFeaturePolicy]:
+    """The best oracle rung of a saved ladder record (the highest lift among the rungs named ``oracle ...`` that
+    saved their policy) and that policy, to rerun on other users (``rollout``)."""
+    oracles = [r for r in record.get("rungs", []) if r["name"].startswith("oracle") and r.get("policy")]
+    if not oracles:
+        raise ValueError("the headroom ladder record has no oracle rung with a saved policy")
+    best = max(oracles, key=lambda r: r["lift"]["estimate"])
+    p = best["policy"]
+    base, mean, std = (np.asarray(p[k], np.float64) for k in ("base", "mean", "std"))
+    # JSON keeps no shape for an empty matrix (no features: ``[]``), hence the reshape.
+    weights = np.asarray(p["weights"], np.float64).reshape(len(mean), len(base))
+    return best["name"], LinearFeaturePolicy(p["features"], base, weights, mean, std)
 
 
 def menu_oracle_checks(record: dict) -> dict[str, bool]:

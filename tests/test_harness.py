@@ -291,6 +291,59 @@ def test_checkpoint_selection_on_validation_users_publishes_the_best_checkpoint(
         load_preset("smoke", assignments=('agents.select_checkpoint="validation"', "agents.checkpoints=1"))
 
 
+def test_normalisation_reference_is_the_ladder_oracle_rerun_on_the_ab_users(tmp_path: Path) -> None:
+    """``report.reference = "ladder"``: the 100 of the normalised score is the best ``oracle ...`` rung of a ladder
+    record, its saved policy rerun on the A/B users. A record whose best oracle is the control's own constant must
+    give exactly the control arm's mean; every run the ladder does not describe falls back to the control, and the
+    report says why."""
+    from mtf_bench.harness.aggregate import _normalisation
+    from mtf_gym import BaselinePolicy
+    from mtf_gym.evaluation import simulate_sessions
+
+    preset = load_preset("smoke", assignments=("evaluation.curve_sessions=10", "evaluation.sessions=40"))
+    env, ev = preset.env_config(), preset.evaluation
+    control = BaselinePolicy(env).action.astype(np.float64)
+
+    def rung(name: str, lift: float, base: np.ndarray) -> dict:
+        policy = {"features": "constant", "base": base.tolist(), "weights": np.zeros((0, len(base))).tolist(),
+                  "mean": [], "std": []}
+        return {"name": name, "lift": {"estimate": lift}, "policy": policy}
+
+    record = {"rungs": [{"name": "control", "lift": {"estimate": 0.0}, "policy": None},
+                        rung("best constant", 0.9, np.zeros_like(control)),  # not an oracle: never the reference
+                        rung("oracle per-user", 0.01, -np.ones_like(control)),
+                        rung("oracle state-dependent", 0.03, control)]}
+    path = tmp_path / "ladder.json"
+    atomic_write_json(path, record)
+    baseline = simulate_sessions(BaselinePolicy(env), ev.sessions, ev.user_seed, env)
+    random = simulate_sessions(BaselinePolicy(env), ev.sessions, ev.user_seed + 10_000, env)  # any lower arm
+    ladder = dataclasses.replace(preset, report=dataclasses.replace(preset.report, ladder_record=str(path)))
+    norm = _normalisation(ladder, baseline, random)
+    assert norm.reference_return == pytest.approx(float(baseline.returns.mean()), rel=1e-12)
+    assert norm.reference.startswith("the headroom ladder's best oracle, 'oracle state-dependent' (")
+    assert "(+0.00% over the control)" in norm.reference
+    # The control as the reference, by choice or because the ladder does not describe the run.
+    for changes, why in (({"report": dataclasses.replace(preset.report, reference="control")},
+                          "report.reference = 'control'"),
+                         ({"env": {"max_requests": 20}}, "with env overrides ['max_requests']"),
+                         ({"env_id": "MTFSession-v0"}, "this run is MTFSession-v0"),
+                         ({"report": dataclasses.replace(preset.report, ladder_record=str(tmp_path / "none.json"))},
+                          "is not a readable headroom ladder record")):
+        other = dataclasses.replace(ladder, **changes)
+        norm = _normalisation(other, baseline, random)
+        assert norm.reference_return == float(baseline.returns.mean()) and norm.reference.startswith(
+            "the control arm (BaselinePolicy): ") and why in norm.reference, norm.reference
+    atomic_write_json(path, {"rungs": record["rungs"][:2]})
+    why = _normalisation(ladder, baseline, random).reference
+    assert "(unusable record: the headroom ladder record has no oracle rung" in why
+    # One reference at a time; bad settings name the key.
+    with pytest.raises(PresetError, match=r"report\.reference must be 'control' when evaluation\.reference_return"):
+        load_preset("smoke", assignments=("evaluation.reference_return=40.0",))
+    with pytest.raises(PresetError, match=r"report\.reference must be one of \('control', 'ladder'\), got 'best'"):
+        load_preset("smoke", assignments=('report.reference="best"',))
+    assert load_preset("smoke", assignments=('report.reference="control"', "evaluation.reference_return=40.0"))
+
+
 def test_atomic_writes_leave_nothing_half_written(tmp_path: Path) -> None:
     target = tmp_path / "result.json"
     atomic_write_json(target, {"a": 1.0, "nan": float("nan"), "arr": np.arange(2)})
@@ -478,6 +531,9 @@ def test_smoke_outputs_are_complete_and_finite(smoke_run: dict) -> None:
     summary = json.loads((run_dir / "summary.json").read_text())
     assert len(summary["claims"]) >= 9 and all(c["verdict"] for c in summary["claims"])
     assert summary["normalisation"]["reference_return"] > summary["normalisation"]["random_return"]
+    # smoke runs MTFSession-v1 with its default config: the 100 is the headroom ladder's best oracle (the repo's
+    # record), which beats the control on these users too.
+    assert summary["normalisation"]["reference"].startswith("the headroom ladder's best oracle, 'oracle ")
     assert {c["curve"]["status"] for c in summary["cells"]} <= {"converged", "still improving", "declining"}
     assert any(p["x"] == "integrated_rl/uniform" for p in summary["probability_of_improvement"])
     report = (run_dir / "report.md").read_text()

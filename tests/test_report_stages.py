@@ -48,6 +48,14 @@ def test_performance_profile_is_the_share_of_runs_above_tau() -> None:
     assert (low <= point).all() and (point <= high).all()
 
 
+def test_profile_thresholds_span_the_runs_and_the_reference() -> None:
+    from mtf_bench.harness.aggregate import profile_thresholds
+
+    taus = profile_thresholds({"a": np.array([[94.3], [95.7]]), "b": np.array([[88.2]])}, points=15)
+    assert (taus[0], taus[-1], len(taus)) == (87.0, 101.0, 15)  # floor(88.2) - 1 .. max(ceil(95.7) + 1, 100 + 1)
+    assert profile_thresholds({"a": np.array([40.0, 119.5, np.nan])}, points=3) == (39.0, 80.0, 121.0)
+
+
 def test_spearman_with_interval_and_selection_regret() -> None:
     online = np.arange(10.0)
     perfect = stats.spearman_with_ci(online * 2 + 1, online, reps=300)

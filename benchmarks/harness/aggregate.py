@@ -28,7 +28,9 @@ from mtf_bench.harness.grid import ES, ONLINE, TEST_DATASET, Grid
 from mtf_bench.harness.plots import Estimate
 from mtf_bench.harness.presets import Preset
 from mtf_bench.harness.results import LoadedResults, Run
-from mtf_gym.evaluation import ONLINE_METRICS, SessionOutcomes, lift_ci, simulate_sessions
+from mtf_gym.atomic import read_json
+from mtf_gym.envs.versions import DEFAULT_SESSION_ENV_ID
+from mtf_gym.evaluation import ONLINE_METRICS, SessionOutcomes, SessionRunner, lift_ci, simulate_sessions
 from mtf_gym.metrics import ConfidenceInterval, bootstrap_ci, paired_lift_ci
 
 if TYPE_CHECKING:
@@ -39,7 +41,6 @@ __all__ = ["Aggregates", "Cell", "CellCurve", "ClaimInputs", "Normalisation", "O
 
 # Seed of the report's bootstrap resamples and of the random reference arm (fixed: a report is reproducible).
 REPORT_SEED = 20240426
-PROFILE_THRESHOLDS = tuple(float(t) for t in np.linspace(0.0, 150.0, 61))
 
 
 def _estimate(ci: ConfidenceInterval) -> Estimate:
@@ -276,8 +277,34 @@ def _normalisation(preset: Preset, baseline: SessionOutcomes, random: SessionOut
     if ref > 0:
         return Normalisation(float(random.returns.mean()), ref, "evaluation.reference_return (the environment's "
                              "best known fusion)")
+    why_control = "report.reference = 'control'"
+    if preset.report.reference == "ladder":
+        from mtf_bench.headroom import ladder_oracle, rollout
+
+        path = preset.report.ladder_path()
+        record = read_json(path) if path is not None else None
+        try:
+            name, policy = ladder_oracle(record) if isinstance(record, dict) else ("", None)
+        except (KeyError, TypeError, ValueError) as exc:
+            name, policy = f"unusable record: {exc}", None
+        if preset.env_id != DEFAULT_SESSION_ENV_ID or preset.env:
+            why_control = (f"report.reference = 'ladder' does not apply: the headroom ladder is measured on "
+                           f"{DEFAULT_SESSION_ENV_ID} with its default config, this run is {preset.env_id}"
+                           + (f" with env overrides {sorted(preset.env)}" if preset.env else ""))
+        elif policy is None:
+            why_control = (f"report.reference = 'ladder' does not apply: {preset.report.ladder_record!r} is not a "
+                           f"readable headroom ladder record{f' ({name})' if name else ''}")
+        else:
+            ev = preset.evaluation
+            # The ladder's policy on this report's A/B users (user i: seed user_seed + i, as every arm).
+            oracle = float(rollout(SessionRunner(ev.sessions, preset.env_config()), ev.user_seed, policy)
+                           .returns.mean())
+            over = oracle / float(baseline.returns.mean()) - 1.0
+            return Normalisation(float(random.returns.mean()), oracle,
+                                 f"the headroom ladder's best oracle, '{name}' ({preset.report.ladder_record}), "
+                                 f"rerun on the A/B users ({over:+.2%} over the control)")
     return Normalisation(float(random.returns.mean()), float(baseline.returns.mean()),
-                         "the control arm (BaselinePolicy): evaluation.reference_return is not set")
+                         f"the control arm (BaselinePolicy): {why_control}")
 
 
 def _seed_stats(preset: Preset, cells: dict[tuple[str, str], Cell], baseline: SessionOutcomes,
@@ -299,9 +326,21 @@ def _seed_stats(preset: Preset, cells: dict[tuple[str, str], Cell], baseline: Se
             if agent != "integrated_rl" and (y_dataset in (dataset, ONLINE) or not y_dataset):
                 improvement[(x, y)] = stats.probability_of_improvement(scores[x], scores[y], reps=reps,
                                                                        confidence=ev.confidence, seed=REPORT_SEED)
-    profiles = stats.performance_profiles(scores, PROFILE_THRESHOLDS, reps=reps, confidence=ev.confidence,
+    thresholds = profile_thresholds(scores)
+    profiles = stats.performance_profiles(scores, thresholds, reps=reps, confidence=ev.confidence,
                                           seed=REPORT_SEED) if scores else {}
-    return SeedStats(scores, iqm, improvement, profiles, PROFILE_THRESHOLDS)
+    return SeedStats(scores, iqm, improvement, profiles, thresholds)
+
+
+def profile_thresholds(scores: dict[str, np.ndarray], points: int = 161) -> tuple[float, ...]:
+    """The performance profiles' tau grid: from just under the lowest run's score to just over the highest or 100
+    (the reference), so the profiles' steps are visible where the runs are (all runs often lie within a few
+    points of each other) and the reference is on the axis."""
+    values = np.concatenate([np.ravel(s) for s in scores.values()]) if scores else np.array([0.0, 100.0])
+    values = values[np.isfinite(values)]
+    low = math.floor(values.min()) - 1.0 if values.size else 0.0
+    high = max(math.ceil(values.max()) + 1.0, 101.0) if values.size else 101.0
+    return tuple(float(t) for t in np.linspace(low, high, points))
 
 
 def _agreement(name: str, key: Any, runs: Sequence[Run], ev: Any) -> OfflineAgreement:

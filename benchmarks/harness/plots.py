@@ -388,19 +388,38 @@ def plot_improvement(improvement: Mapping[tuple[str, str], Estimate], path: str 
 
 def plot_performance_profiles(profiles: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
                               thresholds: Sequence[float], path: str | Path) -> list[Path]:
-    """Run-score distributions: fraction of seeds whose normalised return exceeds tau, with bands."""
-    fig, ax = plt.subplots(figsize=(8.0, 4.6))
+    """Run-score distributions: fraction of seeds whose normalised return exceeds tau, with bands. One panel per
+    training data (``agent/dataset`` arms; online agents together); arms without a dataset (the control) are
+    drawn in every panel as the black reference line."""
     taus = np.asarray(thresholds)
-    for j, (name, (point, low, high)) in enumerate(sorted(profiles.items())):
-        style = "--" if j >= 10 else "-"
-        ax.plot(taus, point, style, color=_color(j), label=name, linewidth=1.3)
-        ax.fill_between(taus, low, high, color=_color(j), alpha=0.12)
-    ax.set_xlabel("normalised return τ (random fusion = 0, reference = 100)", fontsize=9)
-    ax.set_ylabel("fraction of runs with score > τ", fontsize=9)
-    ax.set_title("Performance profiles (rliable run-score distributions; 95% stratified-bootstrap bands)",
-                 fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    references = {name: p for name, p in profiles.items() if "/" not in name}
+    groups: dict[str, list[str]] = {}
+    for name in sorted(n for n in profiles if "/" in n):
+        groups.setdefault(name.split("/", 1)[1], []).append(name)
+    if not groups:
+        groups = {"": []}
+    cols = min(2, len(groups))
+    rows = math.ceil(len(groups) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 3.6 * rows), squeeze=False, sharex=True, sharey=True)
+    for ax, (dataset, names) in zip(axes.flat, groups.items()):
+        for j, name in enumerate(names):
+            point, low, high = profiles[name]
+            ax.plot(taus, point, color=_color(j), label=name.split("/", 1)[0], linewidth=1.4)
+            ax.fill_between(taus, low, high, color=_color(j), alpha=0.12)
+        for name, (point, _low, _high) in references.items():
+            ax.plot(taus, point, "--", color="black", label=name, linewidth=1.2)
+        ax.axvline(100.0, color="grey", lw=0.8, ls=":")
+        ax.set_title(f"trained on {dataset}" if dataset not in ("", "online") else (dataset or "arms"), fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    for ax in axes.flat[len(groups):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("normalised return τ (random fusion = 0, reference = 100)", fontsize=9)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("fraction of runs with score > τ", fontsize=9)
+    fig.suptitle("Performance profiles (rliable run-score distributions; 95% stratified-bootstrap bands)",
+                 fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 

@@ -32,6 +32,7 @@ __all__ = [
     "EvaluationSettings",
     "Preset",
     "PresetError",
+    "ReportSettings",
     "TuningSettings",
     "apply_overrides",
     "available_presets",
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout: a relative ladder_record is also looked up here
 # Exploration recipes of the grid (docs/design.md#exploration); the baseline test set is always collected as well.
 ALL_RECIPES: tuple[str, ...] = ("gaussian", "uniform", "progressive")
 ZOO: tuple[str, ...] = ("bcq", "cql", "iql", "ddpg", "td3bc", "integrated_rl", "ddpg_va", "es", "sac", "td3", "ppo")
@@ -292,6 +294,40 @@ class AblationSettings:
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    """What the report computes beyond the jobs' outputs. No job's identity includes it: changing it rebuilds the
+    report (``--report-only``), never a job.
+
+    Attributes:
+        reference: the 100 of the normalised score (random fusion scores 0). ``"ladder"``: the best oracle rung of
+            the headroom ladder (``python -m mtf_bench.headroom``), its saved policy rerun on the A/B users; it
+            applies to ``MTFSession-v1`` with the default config (the ladder's), and any other run falls back to
+            ``"control"`` and says why. ``"control"``: the control arm (``BaselinePolicy``).
+            ``evaluation.reference_return``, a fixed return, is the third way; it cannot be combined with
+            ``"ladder"``.
+        ladder_record: the ladder's JSON record: a path relative to the working directory or, if not there, to the
+            project's checkout.
+    """
+
+    reference: Literal["control", "ladder"] = "ladder"
+    ladder_record: str = "docs/results/headroom_v1.json"
+
+    def __post_init__(self) -> None:
+        if self.reference not in ("control", "ladder"):
+            raise _fail("report", "reference", "'ladder' or 'control'", self.reference)
+        if self.reference == "ladder" and not self.ladder_record:
+            raise _fail("report", "ladder_record", "a path to the headroom ladder's JSON record", self.ladder_record)
+
+    def ladder_path(self) -> Path | None:
+        """Where ``ladder_record`` is (the working directory first, then the checkout); ``None`` if in neither."""
+        path = Path(self.ladder_record)
+        for candidate in (path, PROJECT_ROOT / path) if not path.is_absolute() else (path,):
+            if candidate.is_file():
+                return candidate
+        return None
+
+
+@dataclass(frozen=True)
 class TuningSettings:
     """The equal hyperparameter search every learning agent gets before the grid (``mtf_bench.harness.tuning``).
 
@@ -365,6 +401,7 @@ class Preset:
     ablation: AblationSettings = field(default_factory=AblationSettings)
     tuning: TuningSettings = field(default_factory=TuningSettings)
     slate: SlateSection = field(default_factory=SlateSection)  # MTFSlate-v0 agents; off unless the preset enables it
+    report: ReportSettings = field(default_factory=ReportSettings)
     results_dir: str = "results"
     workers: int = 2
     executor: Literal["local", "ray"] = "local"
@@ -380,6 +417,9 @@ class Preset:
         if self.tuning.enabled and self.tuning.seed in self.seeds:
             raise _fail("tuning", "seed", f"a seed not in the preset's seeds {self.seeds}", self.tuning.seed)
         ev, tu = self.evaluation, self.tuning
+        if self.report.reference == "ladder" and ev.reference_return > 0:
+            raise _fail("report", "reference", "'control' when evaluation.reference_return is set (one reference)",
+                        self.report.reference)
         for agent, steps in tu.agent_steps.items():
             if agent not in self.agents.names:
                 raise _fail("tuning", f"agent_steps.{agent}", f"an agent of agents.names {list(self.agents.names)}",
