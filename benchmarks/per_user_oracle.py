@@ -579,15 +579,25 @@ def _plot(result: dict, path: Path) -> None:
     left.set_title(f"Per-user constant chosen from {result['settings']['menu']} fusions, "
                    f"{result['settings']['users']} users")
     left.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
-    last = result["curve"][-1]["lift"]["per_segment"]
-    names = list(last)
-    vals = np.array([last[n]["estimate"] for n in names]) * 100
-    errs = np.array([[last[n]["estimate"] - last[n]["low"], last[n]["high"] - last[n]["estimate"]]
-                     for n in names]).T * 100
-    right.barh(names, vals, xerr=errs, color="C0", alpha=0.8)
+    # By segment: the per-user choice (last point) and, when measured, the observable-only policy (its last point).
+    bars = [(f"per-user choice, {result['curve'][-1]['sessions']} selection sessions",
+             result["curve"][-1]["lift"]["per_segment"], "C0")]
+    if "per_segment" in result.get("observable", {}).get("lift", {}):
+        bars.append((f"observable-only, {result['observable']['training_sessions']} training sessions",
+                     result["observable"]["lift"]["per_segment"], "C2"))
+    names = list(bars[0][1])
+    height = 0.8 / len(bars)
+    for b, (label, segments, colour) in enumerate(bars):
+        vals = np.array([segments[n]["estimate"] for n in names]) * 100
+        errs = np.array([[segments[n]["estimate"] - segments[n]["low"], segments[n]["high"] - segments[n]["estimate"]]
+                         for n in names]).T * 100
+        right.barh(np.arange(len(names)) + (b - (len(bars) - 1) / 2) * height, vals, height=height, xerr=errs,
+                   color=colour, alpha=0.8, label=label)
+    right.set_yticks(range(len(names)), names)
     right.axvline(0, color="black", lw=0.8)
     right.set_xlabel("lift vs control (%), 95% CI")
-    right.set_title(f"by segment, {result['curve'][-1]['sessions']} selection sessions")
+    right.set_title("by segment")
+    right.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     right.invert_yaxis()
     fig.tight_layout()
     fig.savefig(path, dpi=120, bbox_inches="tight")  # the legend sits below the axes
