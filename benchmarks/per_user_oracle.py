@@ -682,7 +682,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--menu", type=int, default=128, help="constant fusions in the menu, control included")
     parser.add_argument("--sessions", type=int, default=16, help="selection sessions per user (default 16)")
     parser.add_argument("--observable-sessions", type=int, default=8,
-                        help="selection sessions per training user for the observable-only menu policy (0: skip)")
+                        help="selection sessions per training user for the observable-only menu policy, fitted "
+                             "at 1, 2, 4, ... up to this many (0: skip)")
     parser.add_argument("--switch-request", type=int, default=0,
                         help="also the two-phase oracle: a second per-user menu entry from this request on (0: skip)")
     parser.add_argument("--correction-generations", type=int, default=0,
