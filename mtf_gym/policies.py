@@ -77,7 +77,22 @@ def control_fusion_v1() -> BaselineFusion:
     )
 
 
-class BaselinePolicy:
+class ConstantPolicy:
+    """The same action in every state (used to search for the best constant fusion)."""
+
+    def __init__(self, action: np.ndarray) -> None:
+        self.action = np.asarray(action, dtype=np.float32)
+        if self.action.ndim != 1:
+            raise ValueError(f"action must be 1-D, got shape {self.action.shape}")
+
+    def __call__(self, observations: np.ndarray) -> np.ndarray:
+        obs = np.asarray(observations)
+        if obs.ndim == 1:
+            return self.action.copy()
+        return np.broadcast_to(self.action, (obs.shape[0], self.action.shape[0])).copy()
+
+
+class BaselinePolicy(ConstantPolicy):
     """The documented baseline policy ``mu_bp``: deterministic, the same fusion in every state.
 
     It is the centre of exploration for the paper's datasets and the control arm of every simulated A/B test. For
@@ -94,28 +109,7 @@ class BaselinePolicy:
         tasks = self.config.ranker_tasks
         powers = np.array([self.fusion.powers[t] for t in tasks])
         biases = np.array([self.fusion.biases[t] for t in tasks])
-        self.action = fusion_params_to_action(powers, biases, self.config.fusion)
-
-    def __call__(self, observations: np.ndarray) -> np.ndarray:
-        obs = np.asarray(observations)
-        if obs.ndim == 1:
-            return self.action.copy()
-        return np.broadcast_to(self.action, (obs.shape[0], self.action.shape[0])).copy()
-
-
-class ConstantPolicy:
-    """The same action in every state (used to search for the best constant fusion)."""
-
-    def __init__(self, action: np.ndarray) -> None:
-        self.action = np.asarray(action, dtype=np.float32)
-        if self.action.ndim != 1:
-            raise ValueError(f"action must be 1-D, got shape {self.action.shape}")
-
-    def __call__(self, observations: np.ndarray) -> np.ndarray:
-        obs = np.asarray(observations)
-        if obs.ndim == 1:
-            return self.action.copy()
-        return np.broadcast_to(self.action, (obs.shape[0], self.action.shape[0])).copy()
+        super().__init__(fusion_params_to_action(powers, biases, self.config.fusion))
 
 
 class RandomFusionPolicy:
