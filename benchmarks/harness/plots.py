@@ -370,11 +370,18 @@ def plot_interval_estimates(estimates: Mapping[str, Estimate], path: str | Path,
 
 
 def plot_improvement(improvement: Mapping[tuple[str, str], Estimate], path: str | Path) -> list[Path]:
-    """Probability of improvement of X over Y (rows ``X > Y``) with its interval; 0.5 = no difference."""
-    pairs = sorted(improvement, key=lambda k: improvement[k].value)
+    """Probability of improvement of X over Y (rows ``X > Y``) with its interval; 0.5 = no difference. Rows are
+    grouped by X (one colour each, best Y-comparison on top of its group), so a pair is found by its X."""
+    groups = sorted({x for x, _ in improvement}, reverse=True)
+    pairs = sorted(improvement, key=lambda k: (groups.index(k[0]), improvement[k].value))
     fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.3 * len(pairs)))
-    est = [improvement[k] for k in pairs]
-    ax.errorbar([e.value for e in est], range(len(pairs)), xerr=_yerr(est), fmt="o", capsize=3, color="#2ca02c")
+    for g, group in enumerate(groups):
+        rows = [i for i, k in enumerate(pairs) if k[0] == group]
+        est = [improvement[pairs[i]] for i in rows]
+        ax.errorbar([e.value for e in est], rows, xerr=_yerr(est), fmt="o", capsize=3, color=_color(g), label=group)
+        if g:
+            ax.axhline(rows[0] - 0.5, color="grey", linewidth=0.6)
+    ax.legend(fontsize=7, loc="lower right", title="X", title_fontsize=7)
     ax.axvline(0.5, color="black", linestyle="--", linewidth=0.8)
     ax.set_xlim(-0.02, 1.02)
     ax.set_yticks(range(len(pairs)))
