@@ -106,6 +106,11 @@ def selection_returns(runner: SessionRunner, user_seed: int, session_seed: int, 
     return cumulative
 
 
+def _interval(lift: dict) -> str:
+    """``"+2.49% [+1.43%, +3.59%]"``: a recorded lift and its interval, as every table and title prints it."""
+    return f"{lift['estimate']:+.2%} [{lift['low']:+.2%}, {lift['high']:+.2%}]"
+
+
 def _lift(out: SessionOutcomes, control: SessionOutcomes) -> dict:
     return {**lift_by_segment(out, control, rng=np.random.default_rng(0)), "mean_return": float(out.returns.mean())}
 
@@ -628,8 +633,7 @@ def _plot_rollout(result: dict, path: Path) -> None:
     left.set_ylim(-0.6, len(arms) - 0.4)
     left.axvline(0, color="black", lw=0.8)
     left.set_xlabel("lift vs control on the evaluation sessions (%), 95% CI")
-    left.set_title(f"rollout oracle over the per-user choice: {over['estimate']:+.2%} "
-                   f"[{over['low']:+.2%}, {over['high']:+.2%}]", fontsize=10)
+    left.set_title(f"rollout oracle over the per-user choice: {_interval(over)}", fontsize=10)
     share = np.array(result["switch_share_by_request"]) * 100
     live = np.array(result["live_by_request"])
     shown = live >= 20  # requests with too few live users say nothing
@@ -664,9 +668,8 @@ def _rollout_main(args: argparse.Namespace) -> None:
     print(f"\nRollout oracle over the per-user choice ({result['settings']['users']} evaluation users, "
           f"{result['menu_options']} menu + {result['local_options']} local options, {args.rollouts} rollouts, "
           f"{result['settings']['seconds']:.0f} s)\n")
-    print(f"per-user choice: {base['estimate']:+.2%} [{base['low']:+.2%}, {base['high']:+.2%}] vs control")
-    print(f"rollout oracle:  {lift['estimate']:+.2%} [{lift['low']:+.2%}, {lift['high']:+.2%}] vs control, "
-          f"{over['estimate']:+.2%} [{over['low']:+.2%}, {over['high']:+.2%}] over the per-user choice; "
+    print(f"per-user choice: {_interval(base)} vs control")
+    print(f"rollout oracle:  {_interval(lift)} vs control, {_interval(over)} over the per-user choice; "
           f"{result['switch_share']:.1%} of user-requests switch")
     holds = "holds" if over["estimate"] >= 0.02 else "does not hold"
     print(f"target 'oracle state-dependent >= +2% over oracle per-user' (rollout oracle): {holds}")
@@ -752,42 +755,35 @@ def main(argv: list[str] | None = None) -> None:
     print("| selection sessions per user | lift vs control [95% CI] | users keeping the control | distinct choices |")
     print("|---|---|---|---|")
     for c in result["curve"]:
-        lift = c["lift"]
-        print(f"| {c['sessions']} | {lift['estimate']:+.2%} [{lift['low']:+.2%}, {lift['high']:+.2%}] | "
+        print(f"| {c['sessions']} | {_interval(c['lift'])} | "
               f"{c['users_keeping_control']:.1%} | {c['distinct_choices']} |")
     best = result["best_menu_constant"]["lift"]
-    print(f"\nbest menu constant for everyone: {best['estimate']:+.2%} [{best['low']:+.2%}, {best['high']:+.2%}]")
+    print(f"\nbest menu constant for everyone: {_interval(best)}")
     if "two_phase" in result:
         two, over = result["two_phase"]["lift"], result["two_phase"]["over_per_user"]
-        print(f"two-phase oracle (second per-user entry from request {args.switch_request}): {two['estimate']:+.2%} "
-              f"[{two['low']:+.2%}, {two['high']:+.2%}] vs control, {over['estimate']:+.2%} [{over['low']:+.2%}, "
-              f"{over['high']:+.2%}] over the per-user choice; {result['two_phase']['users_switching']:.1%} switch")
+        print(f"two-phase oracle (second per-user entry from request {args.switch_request}): {_interval(two)} vs "
+              f"control, {_interval(over)} over the per-user choice; {result['two_phase']['users_switching']:.1%} "
+              "switch")
     if "observable" in result:
         print(f"\nobservable-only menu policy (quadratic ridge of the first observation, fitted on {args.users} "
               f"training users):\n")
         print("| training sessions per user | lift vs control [95% CI] | distinct choices |")
         print("|---|---|---|")
         for c in result["observable_curve"]:
-            lift = c["lift"]
-            print(f"| {c['training_sessions']} | {lift['estimate']:+.2%} [{lift['low']:+.2%}, {lift['high']:+.2%}] | "
-                  f"{c['distinct_choices']} |")
+            print(f"| {c['training_sessions']} | {_interval(c['lift'])} | {c['distinct_choices']} |")
     if "triggered" in result:
         trig = result["triggered"]
         print(f"triggered oracle (per user: one of {trig['entries']} entries while a latent-state trigger fires): "
-              f"{trig['lift']['estimate']:+.2%} [{trig['lift']['low']:+.2%}, {trig['lift']['high']:+.2%}] vs "
-              f"control, {trig['over_per_user']['estimate']:+.2%} [{trig['over_per_user']['low']:+.2%}, "
-              f"{trig['over_per_user']['high']:+.2%}] over the per-user choice; {trig['users_switching']:.1%} of "
-              f"users have a trigger ({trig['users_per_trigger']})")
+              f"{_interval(trig['lift'])} vs control, {_interval(trig['over_per_user'])} over the per-user choice; "
+              f"{trig['users_switching']:.1%} of users have a trigger ({trig['users_per_trigger']})")
     for key, what in (("state_correction", f"per-user choice + linear correction by {args.state_features}"),
                       ("observable_correction", "observable menu policy + linear correction by the observation")):
         if key in result:
             lift, over = result[key]["lift"], result[key]["over_choice"]
-            print(f"{what} (CMA-ES, {args.correction_generations} generations): {lift['estimate']:+.2%} "
-                  f"[{lift['low']:+.2%}, {lift['high']:+.2%}] vs control, {over['estimate']:+.2%} "
-                  f"[{over['low']:+.2%}, {over['high']:+.2%}] over the choice alone")
+            print(f"{what} (CMA-ES, {args.correction_generations} generations): {_interval(lift)} vs control, "
+                  f"{_interval(over)} over the choice alone")
     last = result["curve"][-1]["lift"]["per_segment"]
-    print("by segment (last point): " + ", ".join(f"{n} {v['estimate']:+.2%} [{v['low']:+.2%}, {v['high']:+.2%}]"
-                                                   for n, v in last.items()))
+    print("by segment (last point): " + ", ".join(f"{n} {_interval(v)}" for n, v in last.items()))
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / "per_user_oracle.json", result)
     _plot(result, args.out / "per_user_oracle.png")

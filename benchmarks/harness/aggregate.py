@@ -283,17 +283,19 @@ def _normalisation(preset: Preset, baseline: SessionOutcomes, random: SessionOut
 
         path = preset.report.ladder_path()
         record = read_json(path) if path is not None else None
+        name, policy, problem = "", None, ""
         try:
-            name, policy = ladder_oracle(record) if isinstance(record, dict) else ("", None)
+            if isinstance(record, dict):
+                name, policy = ladder_oracle(record)
         except (KeyError, TypeError, ValueError) as exc:
-            name, policy = f"unusable record: {exc}", None
+            problem = f" (unusable record: {exc})"
         if preset.env_id != DEFAULT_SESSION_ENV_ID or preset.env:
             why_control = (f"report.reference = 'ladder' does not apply: the headroom ladder is measured on "
                            f"{DEFAULT_SESSION_ENV_ID} with its default config, this run is {preset.env_id}"
                            + (f" with env overrides {sorted(preset.env)}" if preset.env else ""))
         elif policy is None:
             why_control = (f"report.reference = 'ladder' does not apply: {preset.report.ladder_record!r} is not a "
-                           f"readable headroom ladder record{f' ({name})' if name else ''}")
+                           f"readable headroom ladder record{problem}")
         else:
             ev = preset.evaluation
             # The ladder's policy on this report's A/B users (user i: seed user_seed + i, as every arm).
