@@ -19,7 +19,8 @@ __all__ = ["CONTROL_FUSION_V1", "BaselineFusion", "BaselinePolicy", "BatchPolicy
 
 # The MTFSession-v1 production control: the constant fusion found by a converged CMA-ES on the session return of
 # training users (never the evaluation users). Regenerate with ``python -m mtf_bench.tune_control`` (it prints
-# this block and checks that an independent search on other users does not beat it by more than 1%).
+# this block); the check that an independent search on other users does not beat it by more than 1% is the "best
+# constant" rung of ``python -m mtf_bench.headroom``.
 # Powers then biases, per task of the default ranker_tasks (valid_view, watch_time, long_view, like, follow).
 CONTROL_FUSION_V1: dict[str, tuple[float, float]] = {
     "valid_view": (1.058, 1.0),
@@ -97,7 +98,8 @@ class BaselinePolicy(ConstantPolicy):
 
     It is the centre of exploration for the paper's datasets and the control arm of every simulated A/B test. For
     ``MTFSession-v1`` (an :class:`~mtf_gym.sim.config.MTFSessionV1Config`) it is the tuned production control
-    :data:`CONTROL_FUSION_V1`; for v0 the hand-set :class:`BaselineFusion`.
+    :data:`CONTROL_FUSION_V1`; for v0 the hand-set :class:`BaselineFusion`. Pass the env's config
+    (``BaselinePolicy(env.unwrapped.config)``): without one it is v0's, whose config is the default here.
     """
 
     def __init__(self, config: MTFSessionConfig | MTFSessionV1Config | None = None,

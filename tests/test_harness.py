@@ -604,6 +604,72 @@ def test_publish_copies_report_and_plots(smoke_run: dict, tmp_path: Path) -> Non
 
 
 # ----------------------------------------------------------------------------------------------------------------------
+# Records: a run carried to a fresh machine without its data
+# ----------------------------------------------------------------------------------------------------------------------
+def _run_files(run_dir: Path, pattern: str) -> dict[str, str]:
+    return {str(p.relative_to(run_dir)): p.read_text() for p in sorted(run_dir.glob(pattern))}
+
+
+def test_records_carry_a_run_to_a_fresh_machine(smoke_run: dict, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = smoke_run["run_dir"]
+    records, fresh = tmp_path / "records", tmp_path / "fresh"
+    assert cli.main(["smoke", "--results-dir", str(run_dir.parent), "--export-records", str(records)]) == 0
+    assert "exported 16 job record(s) (6 dataset, 10 train)" in capsys.readouterr().out
+    # No data and no model travels, except the policy that centres a dataset's exploration.
+    assert not list(records.rglob("data.npz")) and not list(records.rglob("*.d3"))
+    assert [str(p.relative_to(records)) for p in records.rglob("model")] == ["jobs/es__online__seed0/model"]
+    assert len(list(records.glob("jobs/*/sessions.npz"))) == len(list(records.glob("jobs/*/curve.npz"))) == 10
+    assert (records / "jobs" / "iql__progressive__seed0" / "saturation_training.json").is_file()
+    # Importing into the run they came from keeps every finished job as it is.
+    mtimes = {p: p.stat().st_mtime_ns for p in run_dir.glob("jobs/*/result.json")}
+    assert cli.main(["smoke", "--results-dir", str(run_dir.parent), "--import-records", str(records),
+                     "--dry-run"]) == 0
+    assert "imported 0 job record(s) (none), 16 kept" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in run_dir.glob("jobs/*/result.json")} == mtimes
+    # On a fresh machine: the datasets are collected again (and must match their records), no training job runs,
+    # and the report's per-run table is the original's.
+    assert cli.main(["smoke", "--results-dir", str(fresh), "--import-records", str(records), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "imported 16 job record(s) (6 dataset, 10 train), 0 kept" in out
+    assert "6 job(s) ran, 10 already done, 0 failed" in out
+    carried = fresh / "smoke"
+    assert _run_files(carried, "jobs/*/result.json") == _run_files(run_dir, "jobs/*/result.json")
+    hashes = [{k: json.loads(v)["content_sha256"] for k, v in _run_files(d, "datasets/*/*/result.json").items()}
+              for d in (run_dir, carried)]
+    assert hashes[0] == hashes[1] and len(hashes[0]) == 6
+    assert (carried / "runs.csv").read_text() == (run_dir / "runs.csv").read_text()
+
+
+def test_a_dataset_collected_again_must_match_its_record(smoke_run: dict, tmp_path: Path) -> None:
+    from mtf_bench.harness.jobs import finished_result
+    from mtf_bench.harness.records import export_records, import_records
+    from mtf_bench.harness.runner import plan
+
+    preset = load_preset("smoke", assignments=(f'results_dir="{smoke_run["run_dir"].parent}"',))
+    export_records(preset, plan(preset), tmp_path / "records", echo=lambda _: None)
+    record = tmp_path / "records" / "datasets" / "seed0" / "uniform" / "result.json"
+    tampered = {**json.loads(record.read_text()), "content_sha256": "0" * 64}
+    record.write_text(json.dumps(tampered))
+    carried = load_preset("smoke", assignments=(f'results_dir="{tmp_path / "fresh"}"',))
+    import_records(tmp_path / "records", carried.run_dir, echo=lambda _: None)
+    job = next(d for d in plan(carried).datasets if d.job_id == "uniform__seed0")
+    assert finished_result(job) is None  # a record without its data is not a finished dataset
+    outcome = run_job(job)
+    assert outcome.status == "failed" and "differs from its record" in (outcome.error or "")
+    # The record stays, the differing data does not: the job stays unfinished until someone deletes it on purpose.
+    assert read_json(job.directory / "result.json") == tampered
+    assert not (job.directory / "data.npz").exists() and finished_result(job) is None
+
+
+def test_import_records_of_nothing_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["smoke", "--results-dir", str(tmp_path), "--import-records", str(tmp_path / "missing"),
+                  "--dry-run"])
+    assert exc.value.code == 2 and "is not a directory of exported records" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------------------------------
 # Kill with SIGTERM, then resume
 # ----------------------------------------------------------------------------------------------------------------------
 def test_sigterm_then_resume(tmp_path: Path) -> None:

@@ -696,13 +696,15 @@ BEFORE_CRITIC_SETS = {
 }
 
 
-# Captured on this project's CPU box with torch 2.13 (CPU build); another BLAS may round differently, so there the
-# constants are skipped and the in-process comparison with the first version's formulas below still runs.
+# Captured on this project's CPU box with torch 2.13 (CPU build). The same torch on another CPU picks other kernels
+# (AVX-512 or AVX2), which round a few float32 ulps differently (seen: 20.656826 vs 20.656822), so the constants are
+# compared to 1e-5 relative: far below what any change of formula moves them, far above kernel rounding. The
+# comparison with the first version's formulas below is exact, in process.
 CAPTURED_WITH_TORCH = "2.13"
 
 
 @pytest.mark.parametrize("penalty", ["multiplicative", "subtractive"])
-def test_one_critic_set_reproduces_the_first_version_bit_for_bit(penalty: str) -> None:
+def test_one_critic_set_reproduces_the_first_version_s_numbers(penalty: str) -> None:
     if not torch.__version__.startswith(CAPTURED_WITH_TORCH):
         pytest.skip(f"constants captured with torch {CAPTURED_WITH_TORCH}, this is {torch.__version__}")
     algo, dataset = fitted_algo(n_steps=5, n_critics=3, eta=0.5, lam=0.3, alpha=0.8, critic_penalty=penalty)
@@ -717,7 +719,7 @@ def test_one_critic_set_reproduces_the_first_version_bit_for_bit(penalty: str) -
     metrics = algo.update(dataset.sample_transition_batch(32))
     prediction = float(algo.predict(dataset.episodes[0].observations[:2]).sum())
     got = (critic, actor, metrics["critic_loss"], metrics["actor_loss"], prediction)
-    assert got == BEFORE_CRITIC_SETS[penalty]  # exact, not approx: q = 1 must not change a bit
+    assert got == pytest.approx(BEFORE_CRITIC_SETS[penalty], rel=1e-5)
 
 
 def first_version_td_targets(rewards, terminals, discounts, next_q, next_actions, next_lower, next_upper, s):

@@ -69,6 +69,14 @@ def _parser() -> argparse.ArgumentParser:
                              "(sets tuning.enabled; earlier search results are discarded)")
     parser.add_argument("--publish", metavar="PATH",
                         help="copy report.md to PATH (e.g. docs/results.md) and its plots next to it")
+    parser.add_argument("--import-records", metavar="DIR",
+                        help="first copy the finished jobs' records in DIR (from --export-records) into the run, "
+                             "then go on as asked (run, --dry-run or --report-only); jobs finished here are kept")
+    parser.add_argument("--export-records", metavar="DIR",
+                        help="copy the records of every finished job (results, per-user returns, curves; no "
+                             "datasets, no models but the exploration centres) to DIR, then exit: a long run "
+                             "carried to another machine resumes from them (docs/design.md, 'Carrying a run "
+                             "between machines')")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--list", action="store_true", help="list presets and registered agents, then exit")
     return parser
@@ -118,6 +126,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         from mtf_bench.harness.runner import check_device, describe_plan, plan, run_preset
 
+        if args.import_records and args.export_records:
+            raise PresetError("--import-records and --export-records go in separate calls (import, run, export)")
+        if args.import_records:
+            from mtf_bench.harness.records import import_records
+
+            try:
+                import_records(args.import_records, preset.run_dir)
+            except FileNotFoundError as exc:
+                raise PresetError(str(exc)) from None
+        if args.export_records:
+            from mtf_bench.harness.records import export_records
+
+            export_records(preset, plan(preset), args.export_records)
+            return 0
         if args.dry_run:
             rows = describe_plan(preset)
             for row in rows:

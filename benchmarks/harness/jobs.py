@@ -27,9 +27,12 @@ import numpy as np
 
 from mtf_bench.harness.grid import ONLINE, TEST_DATASET, DatasetJob, TrainJob, TuneJob
 from mtf_gym.atomic import atomic_dir, atomic_path, atomic_write_json, atomic_write_text, read_json
+from mtf_gym.datasets.working_copy import DATA_FILE
 
 __all__ = [
+    "CONFIG_FILE",
     "CURVE_FILE",
+    "LOG_FILE",
     "MODEL_DIR",
     "RESULT_FILE",
     "SESSIONS_FILE",
@@ -94,7 +97,16 @@ def job_status(job: DatasetJob | TrainJob | TuneJob) -> tuple[bool, dict[str, tu
 
 
 def finished_result(job: DatasetJob | TrainJob | TuneJob) -> dict[str, Any] | None:
-    """``job``'s ``result.json`` if it finished ok with the job's current hash, else ``None``."""
+    """``job``'s ``result.json`` if it finished ok with the job's current hash, else ``None``. A dataset whose
+    data file is missing (its record was carried without the data: :mod:`mtf_bench.harness.records`) is not
+    finished: it is collected again, and must reproduce its recorded content (:func:`run_job`)."""
+    result = _recorded_result(job)
+    if result is not None and isinstance(job, DatasetJob) and not (job.directory / DATA_FILE).is_file():
+        return None
+    return result
+
+
+def _recorded_result(job: DatasetJob | TrainJob | TuneJob) -> dict[str, Any] | None:
     result = read_json(job.directory / RESULT_FILE)
     ok = isinstance(result, dict) and result.get("status") == "ok" and result.get("config_hash") == job.config_hash
     return result if ok else None
@@ -183,6 +195,8 @@ def run_job(job: DatasetJob | TrainJob | TuneJob) -> JobOutcome:
     start = time.perf_counter()
     directory = job.directory
     directory.mkdir(parents=True, exist_ok=True)
+    # A dataset collected again from a carried record must give the data the record's training runs were fed.
+    recorded = _recorded_result(job) if isinstance(job, DatasetJob) else None
     (directory / RESULT_FILE).unlink(missing_ok=True)  # from here on the job is "not done" until it finishes
     (directory / TRACEBACK_FILE).unlink(missing_ok=True)
     atomic_write_json(directory / CONFIG_FILE, {"job_id": job.job_id, "config_hash": job.config_hash,
@@ -196,6 +210,16 @@ def run_job(job: DatasetJob | TrainJob | TuneJob) -> JobOutcome:
         timings: dict[str, float] = {}
         try:
             result = body(job, log, timings)
+            if recorded is not None and recorded.get("content_sha256") != result.get("content_sha256"):
+                # Keep the record and drop the differing data: the job stays unfinished, and says why, until
+                # someone deletes the directory on purpose.
+                (directory / DATA_FILE).unlink(missing_ok=True)
+                atomic_write_json(directory / RESULT_FILE, recorded)
+                raise RuntimeError(
+                    f"collected again, {job.job_id} differs from its record (content_sha256 "
+                    f"{result.get('content_sha256')} != recorded {recorded.get('content_sha256')}): the runs that "
+                    f"trained on the recorded data cannot be mixed with it; delete {directory} to collect it afresh "
+                    "and rerun the jobs that read it")
         except Exception as exc:
             text = traceback.format_exc()
             log(f"FAILED: {type(exc).__name__}: {exc}")
