@@ -48,6 +48,7 @@ from mtf_gym.sim.layout import (
     UT_HOOK,
     UT_LOG_PATIENCE,
 )
+from mtf_gym.sim.links import sigmoid
 from mtf_gym.sim.memory import kernel_jit
 
 __all__ = ["expected_item", "expected_predictions", "respond"]
@@ -55,11 +56,6 @@ __all__ = ["expected_item", "expected_predictions", "respond"]
 _F0, _F1 = np.float32(0.0), np.float32(1.0)
 _DELIGHT_CLIP = np.float32(1e-6)
 _GLANCE_MIN, _GLANCE_SPAN = np.float32(0.2), np.float32(0.8)
-
-
-@kernel_jit(inline="always")
-def _sigmoid(x):
-    return _F1 / (_F1 + np.float32(math.exp(-x)))
 
 
 @kernel_jit(inline="always")
@@ -85,7 +81,7 @@ def respond(i, item, tp, key, counter, lane, model, users, response):
     user (else 0), and ``V * sigmoid(engagement + interaction_offset)``, how much it fed a social user."""
     items, dyn = model.items, model.dynamics
     hook_logit, log_patience, engagement = _logits(i, item, tp, model, users)
-    hooked = counter_uniform(key, counter, lane) < _sigmoid(hook_logit)
+    hooked = counter_uniform(key, counter, lane) < sigmoid(hook_logit)
     duration = items[item, I_DURATION]
     clickbait_hooked = _F0
     if hooked:
@@ -103,11 +99,11 @@ def respond(i, item, tp, key, counter, lane, model, users, response):
     delight = min(max(counter_uniform(key, counter, lane + np.uint64(3)), _DELIGHT_CLIP), _F1 - _DELIGHT_CLIP)
     engaged_logit = engagement + dyn[M_DELIGHT_SCALE] * np.float32(math.log(delight / (_F1 - delight)))
     for e in range(NUM_ENGAGEMENT):
-        response[R_LIKE + e] = valid and counter_uniform(key, counter, lane + np.uint64(4 + e)) < _sigmoid(
+        response[R_LIKE + e] = valid and counter_uniform(key, counter, lane + np.uint64(4 + e)) < sigmoid(
             engaged_logit + dyn[M_ENGAGEMENT_BIAS + e])
     hate_logit = users.user_topic[i, UT_HATE, tp] + items[item, I_HATE]
-    response[R_HATE] = not valid and counter_uniform(key, counter, lane + np.uint64(8)) < _sigmoid(hate_logit)
-    interaction = _sigmoid(engagement + dyn[M_INTERACTION_OFFSET]) if valid else _F0
+    response[R_HATE] = not valid and counter_uniform(key, counter, lane + np.uint64(8)) < sigmoid(hate_logit)
+    interaction = sigmoid(engagement + dyn[M_INTERACTION_OFFSET]) if valid else _F0
     return clickbait_hooked, interaction
 
 
@@ -117,7 +113,7 @@ def expected_item(i, item, tp, model, users, out):
     (watch time in seconds, the others probabilities; engagement ignores the delight noise's spread)."""
     items, dyn = model.items, model.dynamics
     hook_logit, log_patience, engagement = _logits(i, item, tp, model, users)
-    hook = _sigmoid(hook_logit)
+    hook = sigmoid(hook_logit)
     patience = np.float32(math.exp(log_patience))
     duration = items[item, I_DURATION]
     inv_patience = _F1 / patience
@@ -126,8 +122,8 @@ def expected_item(i, item, tp, model, users, out):
     out[R_VALID] = p_valid
     out[R_LONG] = hook * survival(long_time(model, item), inv_patience)
     for e in range(NUM_ENGAGEMENT):
-        out[R_LIKE + e] = p_valid * _sigmoid(engagement + dyn[M_ENGAGEMENT_BIAS + e])
-    out[R_HATE] = (_F1 - p_valid) * _sigmoid(users.user_topic[i, UT_HATE, tp] + items[item, I_HATE])
+        out[R_LIKE + e] = p_valid * sigmoid(engagement + dyn[M_ENGAGEMENT_BIAS + e])
+    out[R_HATE] = (_F1 - p_valid) * sigmoid(users.user_topic[i, UT_HATE, tp] + items[item, I_HATE])
     out[R_QUICK_SKIP] = (_F1 - hook) * np.float32(duration > dyn[M_QUICK_SKIP_S])
 
 

@@ -75,6 +75,7 @@ from mtf_gym.sim.layout import (
     UT_LOG_PATIENCE,
     UT_PATIENCE,
 )
+from mtf_gym.sim.links import sigmoid
 from mtf_gym.sim.memory import kernel_jit, prefetch
 
 __all__ = ["NUM_TRAIT_NORMALS", "num_start_normals", "start_row"]
@@ -91,11 +92,6 @@ def num_start_normals(num_topics: int, rank: int, num_predictable: int) -> int:
     """Normals a session start draws (an even number): affinities, traits, ranker error, per-task noise factors."""
     count = num_topics + NUM_TRAIT_NORMALS + rank * num_predictable + num_predictable
     return 2 * ((count + 1) // 2)
-
-
-@kernel_jit(inline="always")
-def _sigmoid(x):
-    return _F1 / (_F1 + np.float32(math.exp(-x)))
 
 
 @kernel_jit
@@ -122,7 +118,7 @@ def start_row(i, key, model, users, normals):
     aversion = seg[G_AVERSION] * np.float32(math.exp(profile[P_AVERSION_SPREAD] * normals[z + 4]))
     bored = seg[G_BOREDOM] * np.float32(math.exp(profile[P_BOREDOM_SPREAD] * normals[z + 5]))
     drive_logit = np.float32(math.log(seg[G_WATCH_DRIVE] / (_F1 - seg[G_WATCH_DRIVE])))
-    watch_drive = _sigmoid(drive_logit + profile[P_WATCH_DRIVE_SPREAD] * normals[z + 6])
+    watch_drive = sigmoid(drive_logit + profile[P_WATCH_DRIVE_SPREAD] * normals[z + 6])
     fatigue_rate = seg[G_FATIGUE_RATE] * np.float32(math.exp(profile[P_FATIGUE_SPREAD] * normals[z + 7]))
     log_age = min(np.float32(math.log(seg[G_ACCOUNT_AGE])) + profile[P_AGE_SPREAD] * normals[z + 8],
                   np.float32(math.log(_MAX_AGE_DAYS)))
@@ -236,15 +232,15 @@ def _long_term_statistics(i, key, model, users, noise, age, largest):
     valid_sum, long_sum, like_sum, follow_sum = _F0, _F0, _F0, _F0  # scalars: no allocation per new user
     for m in range(HISTORY_REFERENCE_ITEMS):
         tp, item = _reference_item(i, key, model, users, m)
-        hook = _sigmoid(ut[UT_HOOK, tp] + items[item, I_HOOK])
+        hook = sigmoid(ut[UT_HOOK, tp] + items[item, I_HOOK])
         inv_patience = np.float32(math.exp(-(ut[UT_LOG_PATIENCE, tp] + items[item, I_LOG_PATIENCE])))
         p_valid = hook * survival(valid_time(model, item), inv_patience)
         p_long = hook * survival(long_time(model, item), inv_patience)
         engagement = ut[UT_ENGAGEMENT, tp] + items[item, I_ENGAGEMENT]
         valid_sum += p_valid
         long_sum += p_long
-        like_sum += p_valid * _sigmoid(engagement + dyn[M_ENGAGEMENT_BIAS])
-        follow_sum += p_valid * _sigmoid(engagement + dyn[M_ENGAGEMENT_BIAS + 2])
+        like_sum += p_valid * sigmoid(engagement + dyn[M_ENGAGEMENT_BIAS])
+        follow_sum += p_valid * sigmoid(engagement + dyn[M_ENGAGEMENT_BIAS + 2])
     rates = (valid_sum, long_sum, like_sum, follow_sum)
     n = min(profile[P_HISTORY_PER_DAY] * age, profile[P_MAX_HISTORY])
     obs = users.profile_obs[i]
