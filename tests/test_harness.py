@@ -627,6 +627,10 @@ def test_records_carry_a_run_to_a_fresh_machine(smoke_run: dict, tmp_path: Path,
                      "--dry-run"]) == 0
     assert "imported 0 job record(s) (none), 16 kept" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in run_dir.glob("jobs/*/result.json")} == mtimes
+    # --records DIR (records_dir) imports them before anything else, a dry run included.
+    assert cli.main(["smoke", "--results-dir", str(tmp_path / "other"), "--records", str(records), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\ndone  train ") == 10 and "6 of 16 job(s) to run" in out
     # On a fresh machine: the datasets are collected again (and must match their records), no training job runs,
     # and the report's per-run table is the original's.
     assert cli.main(["smoke", "--results-dir", str(fresh), "--import-records", str(records), "--no-progress"]) == 0
@@ -733,13 +737,25 @@ def test_slate_section_runs_beside_the_grid_in_its_own_process(tmp_path: Path) -
              "slate.fusion_train_users=2", "slate.latency_sizes=[]", "slate.bootstrap=100",
              "slate.integrated_rl_sessions=8", "slate.integrated_rl_steps=4", "slate.batch_size=16",
              "slate.agent_steps={fcpo=32, tpgr=32}")
+    records = tmp_path / "records"
     preset = load_preset("smoke", assignments=(f'results_dir="{tmp_path}"', "collection.recipes=uniform",
                                                "agents.names=es", "ablation.enabled=false", "evaluation.sessions=50",
                                                "evaluation.bootstrap=100", "evaluation.fqe_steps=0", "workers=1",
-                                               *slate))
+                                               f'records_dir="{records}"', *slate))
     summary = run_preset(preset, progress=False, report=False, echo=lines.append)
     assert not summary.failed
     out = tmp_path / "smoke" / "slate"
+    # records_dir: every job's record is written as it finishes (the slate side process's too), before the run's
+    # final export, which finds them all up to date.
+    slate_jobs = sorted(p.parent.relative_to(out) for p in out.rglob("result.json"))
+    assert slate_jobs and sorted(p.parent.relative_to(records / "slate")
+                                 for p in (records / "slate").rglob("result.json")) == slate_jobs
+    last_job_done = max(p.stat().st_mtime_ns for p in (tmp_path / "smoke").glob("jobs/*/result.json"))
+    dataset_record = records / "datasets" / "seed0" / "uniform" / "result.json"
+    assert dataset_record.stat().st_mtime_ns < last_job_done
+    assert (records / "jobs" / "es__online__seed0" / "sessions.npz").is_file()
+    final = [line for line in lines if line.startswith("exported ")]
+    assert len(final) == 1 and " 0 job record(s) (none), " in final[0], final
     assert any(line.startswith("slate section: running beside the other jobs") for line in lines)
     log = (out / "log.txt").read_text()
     assert "slate: references (" in log and "slate: tpgr/seed0 (" in log  # run by the side process...

@@ -172,7 +172,7 @@ def test_mtf_bench_runs_the_section_when_the_preset_enables_it(tmp_path, monkeyp
 
     calls = []
 
-    def fake_section(section, results_dir, *, echo):
+    def fake_section(section, results_dir, *, echo, on_finished=None):
         calls.append((section, results_dir))
         return SlateRun(None, {"tpgr/seed0": "Traceback: boom"}, ())
 

@@ -5,6 +5,7 @@ Examples:
     mtf-bench smoke                                   # CI check of the whole pipeline (< 2 min)
     mtf-bench quick                                   # the README's main job: a sanity run (~20 min, 2 CPU cores)
     mtf-bench standard                                # published results: 5 seeds, tuned (~8 h, 2 cores; resumable)
+    mtf-bench standard --records records/standard     # the same, its records kept in the repo as jobs finish
     mtf-bench paper --device cuda:0                   # the paper's sizes, on a GPU machine
     mtf-bench quick --set agents.n_steps=500 --agents iql,integrated_rl --seeds 0
     mtf-bench quick --config my_overrides.toml --workers 4
@@ -61,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--env-id", choices=sorted(SESSION_ENV_IDS),
                        help=f"environment version (env_id; default {DEFAULT_SESSION_ENV_ID})")
     group.add_argument("--results-dir", help="parent directory of the run (results_dir; default results)")
+    group.add_argument("--records", metavar="DIR", dest="records_dir",
+                       help="keep the run's records in DIR (records_dir): import them first, write each job's "
+                            "record as it finishes; a long run then survives the loss of its machine")
     parser.add_argument("--dry-run", action="store_true", help="list the jobs and whether they are done; run nothing")
     parser.add_argument("--show-config", action="store_true", help="print the resolved preset as JSON and exit")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from existing results")
@@ -95,7 +99,8 @@ def _shortcut_assignments(args: argparse.Namespace) -> list[str]:
             raise PresetError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
         out.append(f"seeds={json.dumps(seeds)}")
     for flag, key in (("workers", "workers"), ("executor", "executor"), ("ray_address", "ray_address"),
-                      ("device", "device"), ("env_id", "env_id"), ("results_dir", "results_dir")):
+                      ("device", "device"), ("env_id", "env_id"), ("results_dir", "results_dir"),
+                      ("records_dir", "records_dir")):
         value = getattr(args, flag)
         if value is not None:
             out.append(f"{key}={json.dumps(value)}")
@@ -128,13 +133,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.import_records and args.export_records:
             raise PresetError("--import-records and --export-records go in separate calls (import, run, export)")
-        if args.import_records:
+        if args.import_records or (preset.records_dir and Path(preset.records_dir).is_dir()):
             from mtf_bench.harness.records import import_records
 
-            try:
-                import_records(args.import_records, preset.run_dir)
-            except FileNotFoundError as exc:
-                raise PresetError(str(exc)) from None
+            for source in dict.fromkeys(s for s in (args.import_records, preset.records_dir) if s):
+                try:
+                    import_records(source, preset.run_dir)
+                except FileNotFoundError as exc:
+                    raise PresetError(str(exc)) from None
         if args.export_records:
             from mtf_bench.harness.records import export_records
 

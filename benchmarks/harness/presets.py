@@ -381,6 +381,9 @@ class Preset:
             ``MTFSessionConfig`` for ``MTFSession-v0``), e.g. ``max_requests = 20``; nested tables
             (``[env.dynamics]``) merge. A key that is not a field of that version's config stops the run.
         results_dir: parent of the run's directory.
+        records_dir: where the run keeps its records (``mtf_bench.harness.records``; empty: nowhere): imported
+            before the run, and each job's record is written there as the job finishes, so a machine that is lost
+            mid-run loses at most the jobs in flight. Not part of any job's identity.
         workers: parallel jobs (0: run jobs in this process, for debugging).
         executor: ``local`` (a process pool) or ``ray`` (a Ray cluster: ``pip install 'mtf-gym[ray]'``).
         ray_address: Ray cluster address (empty: start or join a local instance).
@@ -403,6 +406,7 @@ class Preset:
     slate: SlateSection = field(default_factory=SlateSection)  # MTFSlate-v0 agents; off unless the preset enables it
     report: ReportSettings = field(default_factory=ReportSettings)
     results_dir: str = "results"
+    records_dir: str = ""
     workers: int = 2
     executor: Literal["local", "ray"] = "local"
     ray_address: str = ""

@@ -14,7 +14,9 @@
 - the slate section: every finished job's ``result.json``.
 
 ``mtf-bench standard --import-records DIR`` copies them into the run directory before the run: a job already
-finished there is kept, any other job directory takes the record's files. The layout below ``DIR`` is the run
+finished there is kept, any other job directory takes the record's files. ``--records DIR`` (the preset's
+``records_dir``) does both: it imports, then writes each job's record as the job finishes (:func:`export_job`; the
+slate section's too), so a machine lost mid-run loses only the jobs in flight. The layout below ``DIR`` is the run
 directory's own, so a record is also readable by hand.
 """
 
@@ -39,7 +41,7 @@ from mtf_bench.harness.presets import Preset
 from mtf_gym.atomic import atomic_dir, read_json
 from mtf_gym.datasets.working_copy import DATASHEET_FILE
 
-__all__ = ["RecordSummary", "export_records", "import_records"]
+__all__ = ["RecordSummary", "centre_jobs", "export_job", "export_records", "export_slate_job", "import_records"]
 
 _TRAIN_FILES = (RESULT_FILE, CONFIG_FILE, LOG_FILE, SESSIONS_FILE, CURVE_FILE)
 _TUNE_FILES = (RESULT_FILE, CONFIG_FILE, LOG_FILE)
@@ -60,27 +62,51 @@ class RecordSummary:
                f"{self.bytes / 1e6:.1f} MB"
 
 
+def centre_jobs(jobs: Iterable[DatasetJob | TrainJob | TuneJob]) -> set[str]:
+    """The training jobs among the needs of the datasets in ``jobs``: policies a dataset explores around, whose
+    model travels with their record."""
+    return {need for job in jobs if isinstance(job, DatasetJob) for need in job.needs}
+
+
+def _job_files(job: DatasetJob | TrainJob | TuneJob, centres: set[str]) -> tuple[str, tuple[str, ...]]:
+    """``(kind, files to carry)`` of a finished job."""
+    if isinstance(job, TrainJob):
+        from mtf_bench.harness.results import TRAINING_SATURATION_FILE, training_saturation
+
+        if job.agent_kind == "offline":
+            training_saturation(job)  # cached in the job directory (None, and no file, for non-progressive data)
+        return "train", (*_TRAIN_FILES, TRAINING_SATURATION_FILE) + ((MODEL_DIR,) if job.job_id in centres else ())
+    if isinstance(job, TuneJob):
+        return "tune", _TUNE_FILES
+    return "dataset", _DATASET_FILES
+
+
+def export_job(job: DatasetJob | TrainJob | TuneJob, dest: str | Path, centres: set[str]) -> int:
+    """Write the record of the finished ``job`` under ``dest`` (its run directory's layout); bytes written, 0 if
+    the job is not finished. ``centres``: :func:`centre_jobs` of the run's plan."""
+    if finished_result(job) is None:
+        return 0
+    run_dir = Path(job.run_dir)
+    return _copy_job(job.directory, Path(dest) / job.directory.relative_to(run_dir), _job_files(job, centres)[1])
+
+
+def export_slate_job(slate_dir: str | Path, name: str, dest: str | Path) -> int:
+    """Write the record of the finished slate job ``name`` of the section in ``slate_dir`` under ``dest``."""
+    source = Path(slate_dir) / name
+    return _copy_job(source, Path(dest) / "slate" / name, (RESULT_FILE,))
+
+
 def _record_files(preset: Preset, grid: Grid) -> Iterable[tuple[str, Path, tuple[str, ...]]]:
     """``(kind, job directory, files to carry)`` of every finished job of ``preset`` (``grid`` is its plan)."""
     from mtf_bench.harness.grid import tuning_jobs
-    from mtf_bench.harness.results import TRAINING_SATURATION_FILE, training_saturation
     from mtf_bench.harness.runner import agent_kinds
 
     validation, searches = tuning_jobs(preset, agent_kinds(preset.agents.names))
-    centres = {need for d in grid.datasets for need in d.needs}
-    jobs: list[DatasetJob | TrainJob | TuneJob] = [*validation, *searches, *grid.datasets, *grid.trains]
-    for job in jobs:
-        if finished_result(job) is None:
-            continue
-        if isinstance(job, TrainJob):
-            if job.agent_kind == "offline":
-                training_saturation(job)  # cached in the job directory (None, and no file, for non-progressive data)
-            files = (*_TRAIN_FILES, TRAINING_SATURATION_FILE) + ((MODEL_DIR,) if job.job_id in centres else ())
-            yield "train", job.directory, files
-        elif isinstance(job, TuneJob):
-            yield "tune", job.directory, _TUNE_FILES
-        else:
-            yield "dataset", job.directory, _DATASET_FILES
+    centres = centre_jobs(grid.datasets)
+    for job in [*validation, *searches, *grid.datasets, *grid.trains]:
+        if finished_result(job) is not None:
+            kind, files = _job_files(job, centres)
+            yield kind, job.directory, files
     if preset.slate.enabled:
         from mtf_bench.harness.slate import slate_job_status
 
@@ -90,8 +116,20 @@ def _record_files(preset: Preset, grid: Grid) -> Iterable[tuple[str, Path, tuple
                 yield "slate", out / name, (RESULT_FILE,)
 
 
+def _up_to_date(source: Path, target: Path, names: Iterable[str]) -> bool:
+    """Whether ``target`` already holds the record of ``source``: the same ``result.json`` and every entry."""
+    result = target / RESULT_FILE
+    if not result.is_file() or result.read_bytes() != (source / RESULT_FILE).read_bytes():
+        return False
+    return all((target / name).exists() for name in names if (source / name).exists())
+
+
 def _copy_job(source: Path, target: Path, names: Iterable[str]) -> int:
-    """Copy the existing entries ``names`` of ``source`` into a fresh ``target`` (replaced atomically); bytes."""
+    """Copy the existing entries ``names`` of ``source`` into a fresh ``target`` (replaced atomically), unless it is
+    already there; bytes written."""
+    names = tuple(names)
+    if _up_to_date(source, target, names):
+        return 0
     total = 0
     with atomic_dir(target) as tmp:
         for name in names:
@@ -108,16 +146,18 @@ def _copy_job(source: Path, target: Path, names: Iterable[str]) -> int:
 def export_records(preset: Preset, grid: Grid, dest: str | Path, *,
                    echo: Callable[[str], None] = print) -> RecordSummary:
     """Copy the records of every finished job of ``preset`` (planned as ``grid``) to ``dest``, in the run
-    directory's layout. A record already in ``dest`` is replaced by the run's (the run is the newer); records of
-    jobs the run has not finished are left as they are."""
+    directory's layout. A record already in ``dest`` is replaced by the run's (the run is the newer) unless it is the
+    same (counted as kept); records of jobs the run has not finished are left as they are."""
     dest = Path(dest)
     run_dir = preset.run_dir
     copied = {"dataset": 0, "tune": 0, "train": 0, "slate": 0}
-    written = 0
+    kept = written = 0
     for kind, directory, files in _record_files(preset, grid):
-        written += _copy_job(directory, dest / directory.relative_to(run_dir), files)
-        copied[kind] += 1
-    summary = RecordSummary(copied, 0, written)
+        size = _copy_job(directory, dest / directory.relative_to(run_dir), files)
+        written += size
+        copied[kind] += size > 0
+        kept += size == 0
+    summary = RecordSummary(copied, kept, written)
     echo(f"exported {summary.line()} -> {dest}")
     return summary
 

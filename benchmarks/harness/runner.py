@@ -9,6 +9,7 @@ grid order (collections before training) instead of queueing inside the pool. Fi
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from mtf_bench.harness.executors import make_executor
 from mtf_bench.harness.grid import DatasetJob, Grid, TrainJob, TuneJob, build_grid, tuning_jobs
 from mtf_bench.harness.jobs import JobOutcome, is_done, job_status, run_job
 from mtf_bench.harness.presets import Preset, PresetError, preset_to_dict
+from mtf_bench.harness.records import centre_jobs, export_job, export_records, export_slate_job, import_records
 from mtf_gym.atomic import atomic_write_json, clean_temporaries
 
 __all__ = ["RunSummary", "agent_kinds", "plan", "run_preset"]
@@ -131,6 +133,7 @@ def _run_jobs(preset: Preset, jobs: Sequence[Job], summary: RunSummary, *, progr
     echo(f"{preset.name} {stage}: {len(jobs)} job(s) -> {preset.run_dir} ({executor.name}, "
          f"{executor.workers} worker(s))")
     bar = tqdm(total=len(jobs), unit="job", disable=not progress, dynamic_ncols=True)
+    centres = centre_jobs(jobs)
     finished: set[str] = set()
     failed: set[str] = set()
     queue: list[Job] = []
@@ -189,6 +192,8 @@ def _run_jobs(preset: Preset, jobs: Sequence[Job], summary: RunSummary, *, progr
                 (finished if outcome.status == "ok" else failed).add(job.job_id)
                 if outcome.status != "ok":
                     echo(f"FAILED {job.job_id}: {(outcome.error or '').strip().splitlines()[-1:]}")
+                elif preset.records_dir:
+                    _keep_record(functools.partial(export_job, job, preset.records_dir, centres), job.job_id, echo)
                 bar.update(1)
     except KeyboardInterrupt:
         interrupted = True
@@ -196,6 +201,15 @@ def _run_jobs(preset: Preset, jobs: Sequence[Job], summary: RunSummary, *, progr
     finally:
         bar.close()
         executor.shutdown(cancel=interrupted)
+
+
+def _keep_record(export: Callable[[], Any], name: str, echo: Callable[[str], None]) -> None:
+    # A record that cannot be written (a full disk, say) must not stop the run: the job's results are on disk and
+    # the final export (or --export-records) tries again.
+    try:
+        export()
+    except OSError as exc:
+        echo(f"warning: could not write the record of {name}: {exc}")
 
 
 def run_preset(
@@ -229,6 +243,8 @@ def run_preset(
     removed = clean_temporaries(run_dir)
     if removed:
         echo(f"removed {removed} temporary file(s) left by an interrupted run")
+    if preset.records_dir and Path(preset.records_dir).is_dir():
+        import_records(preset.records_dir, run_dir, echo=echo)
     atomic_write_json(run_dir / "config.json", preset_to_dict(preset))
     summary = RunSummary(run_dir=run_dir)
     if preset.device != "cpu":
@@ -256,10 +272,14 @@ def run_preset(
         if slate_run is not None:
             slate_run.join(echo)
         # Skips every job the side process finished; retries (here) any it did not; writes the tables and figures.
-        slate = run_slate_section(preset.slate, run_dir / "slate", echo=echo)
+        slate = run_slate_section(preset.slate, run_dir / "slate", echo=echo,
+                                  on_finished=_slate_recorder(run_dir / "slate", preset.records_dir, echo))
         summary.outcomes.update({f"slate/{name}": JobOutcome(f"slate/{name}", "failed", 0.0, error)
                                  for name, error in slate.failed.items()})
         summary.stage_seconds["slate_wall_s"] = time.perf_counter() - slate_start
+
+    if preset.records_dir:  # every finished job's record, the ones resumed from elsewhere and the caches included
+        _keep_record(lambda: export_records(preset, grid, preset.records_dir, echo=echo), "the run", echo)
 
     if report:
         from mtf_bench.harness.report import build_report
@@ -299,9 +319,16 @@ def _tune_and_run_grid(preset: Preset, summary: RunSummary, job_filter: Callable
     summary.grid = grid
 
 
-def _slate_process_main(section: Any, out: str, log_path: str) -> None:
+def _slate_recorder(out: Path, records_dir: str, echo: Callable[[str], None]) -> Callable[[str], None] | None:
+    """What the slate section calls as each of its jobs finishes: write its record (none without a records_dir)."""
+    if not records_dir:
+        return None
+    return lambda name: _keep_record(lambda: export_slate_job(out, name, records_dir), f"slate/{name}", echo)
+
+
+def _slate_process_main(section: Any, out: str, log_path: str, records_dir: str = "") -> None:
     """Entry point of the slate side process: the section's jobs, one torch thread (the grid's workers use the
-    other cores), status lines appended to ``log_path``."""
+    other cores), status lines appended to ``log_path``, each finished job's record written to ``records_dir``."""
     import torch
 
     from mtf_bench.harness.slate import run_slate_section
@@ -312,7 +339,7 @@ def _slate_process_main(section: Any, out: str, log_path: str) -> None:
             log.write(f"[{time.strftime('%H:%M:%S')}] {line}\n")
             log.flush()
 
-        run_slate_section(section, out, echo=echo)
+        run_slate_section(section, out, echo=echo, on_finished=_slate_recorder(Path(out), records_dir, echo))
 
 
 @dataclass
@@ -331,7 +358,8 @@ class _SlateProcess:
         out.mkdir(parents=True, exist_ok=True)
         log_path = out / "log.txt"
         process = multiprocessing.get_context("spawn").Process(
-            target=_slate_process_main, args=(preset.slate, str(out), str(log_path)), name="mtf-bench-slate")
+            target=_slate_process_main, args=(preset.slate, str(out), str(log_path), preset.records_dir),
+            name="mtf-bench-slate")
         started = time.perf_counter()
         process.start()
         echo(f"slate section: running beside the other jobs (log: {log_path})")

@@ -506,10 +506,11 @@ def slate_job_status(section: SlateSection, results_dir: str | Path) -> list[tup
     return [(job.name, _done(out / job.name / RESULT_FILE, job.identity) is not None) for job in plan_jobs(section)]
 
 
-def run_slate_section(section: SlateSection, results_dir: str | Path, *,
-                      echo: Callable[[str], None] = print) -> SlateRun:
+def run_slate_section(section: SlateSection, results_dir: str | Path, *, echo: Callable[[str], None] = print,
+                      on_finished: Callable[[str], None] | None = None) -> SlateRun:
     """Run (or resume) every job of ``section`` under ``results_dir``; write ``slate.json``, ``slate.md`` and the
-    figures there. A failed job does not stop the others; it is returned (and a rerun retries it)."""
+    figures there. A failed job does not stop the others; it is returned (and a rerun retries it).
+    ``on_finished(name)`` is called after each job that ran has written its result (the run's records)."""
     from mtf_bench.harness.plots import Estimate, plot_interval_estimates
 
     out = Path(results_dir)
@@ -536,6 +537,8 @@ def run_slate_section(section: SlateSection, results_dir: str | Path, *,
         payload = {"identity": job.identity, "identity_hash": _identity_hash(job.identity),
                    "job_seconds": time.perf_counter() - start, **payload}
         atomic_write_json(path, payload)
+        if on_finished is not None:
+            on_finished(job.name)
         results[job.name] = payload
         echo(f"slate: {job.name} ({payload['job_seconds']:.0f} s)")
     if failed:
