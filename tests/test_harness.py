@@ -621,6 +621,10 @@ def test_records_carry_a_run_to_a_fresh_machine(smoke_run: dict, tmp_path: Path,
     assert [str(p.relative_to(records)) for p in records.rglob("model")] == ["jobs/es__online__seed0/model"]
     assert len(list(records.glob("jobs/*/sessions.npz"))) == len(list(records.glob("jobs/*/curve.npz"))) == 10
     assert (records / "jobs" / "iql__progressive__seed0" / "saturation_training.json").is_file()
+    for record in records.glob("jobs/*/*.npz"):  # stored compressed, the same arrays
+        with np.load(record) as carried, np.load(run_dir / record.relative_to(records)) as original:
+            assert carried.files == original.files
+            assert all(np.array_equal(carried[k], original[k]) for k in original.files)
     # Importing into the run they came from keeps every finished job as it is.
     mtimes = {p: p.stat().st_mtime_ns for p in run_dir.glob("jobs/*/result.json")}
     assert cli.main(["smoke", "--results-dir", str(run_dir.parent), "--import-records", str(records),
