@@ -95,3 +95,36 @@ def test_search_runs_and_its_winners_reach_the_grid(tmp_path: Path, capsys: pyte
     assert (run_dir / "tuning" / "iql" / "result.json").stat().st_mtime_ns != first
     assert json.loads((run_dir / "tuning" / "iql" / "result.json").read_text())["winner_overrides"] == winners["iql"]
     assert "0 failed" in capsys.readouterr().out
+    assert "(finished before, kept)" not in (run_dir / "tuning" / "iql" / "log.txt").read_text()  # --tune: afresh
+
+
+def test_an_interrupted_search_resumes_from_its_kept_trials(tmp_path: Path) -> None:
+    from mtf_bench.harness.jobs import run_job
+    from mtf_bench.harness.records import export_records, import_records
+    from mtf_bench.harness.tuning import TRIALS_DIR
+
+    preset = load_preset("smoke", assignments=(f'results_dir="{tmp_path / "a"}"', *TINY, "agents.names=es"))
+    search = tuning_jobs(preset, agent_kinds(preset.agents.names))[1][0]
+    assert run_job(search).status == "ok"
+    first = json.loads((search.directory / "result.json").read_text())
+    trials = sorted((search.directory / TRIALS_DIR).glob("*.json"))
+    assert len(trials) == CONFIGURATIONS
+    # Interrupted after four trials: the rerun trains only the last two and finds the same search result.
+    (search.directory / "result.json").unlink()
+    for path in trials[:2]:
+        path.unlink()
+    export_records(preset, plan(preset), tmp_path / "records", echo=lambda _: None)  # a search under way travels
+    assert len(list((tmp_path / "records" / "tuning" / "es" / TRIALS_DIR).glob("*.json"))) == CONFIGURATIONS - 2
+    carried = load_preset("smoke", assignments=(f'results_dir="{tmp_path / "b"}"', *TINY, "agents.names=es"))
+    import_records(tmp_path / "records", carried.run_dir, echo=lambda _: None)
+    again = tuning_jobs(carried, agent_kinds(carried.agents.names))[1][0]
+    assert run_job(again).status == "ok"
+    log = (again.directory / "log.txt").read_text()
+    assert log.count("(finished before, kept)") == CONFIGURATIONS - 2
+    result = json.loads((again.directory / "result.json").read_text())
+    assert result["trials"] == first["trials"] and result["winner"] == first["winner"]
+    # A kept trial of another identity is not trusted.
+    other = json.loads(trials[-1].read_text())
+    trials[-1].write_text(json.dumps({**other, "config_hash": "another", "validation_return": 1e9}))
+    assert run_job(search).status == "ok"
+    assert json.loads((search.directory / "result.json").read_text())["trials"] == first["trials"]

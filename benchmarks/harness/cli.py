@@ -205,13 +205,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _discard_searches(preset: Preset) -> None:
-    """``--tune``: forget finished searches, so the runner redoes them (their validation dataset is kept)."""
+    """``--tune``: forget finished searches and their kept trials, so the runner redoes them (their validation
+    dataset is kept)."""
+    import shutil
+
     from mtf_bench.harness.grid import tuning_jobs
     from mtf_bench.harness.jobs import RESULT_FILE
     from mtf_bench.harness.runner import agent_kinds
+    from mtf_bench.harness.tuning import TRIALS_DIR
 
     for job in tuning_jobs(preset, agent_kinds(preset.agents.names))[1]:
         (job.directory / RESULT_FILE).unlink(missing_ok=True)
+        shutil.rmtree(job.directory / TRIALS_DIR, ignore_errors=True)
 
 
 def _publish(run_dir: Path, target: str) -> None:

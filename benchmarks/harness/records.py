@@ -7,7 +7,8 @@
   ``curve.npz`` (the learning curve) and the training-data saturation cache (computed here for progressive data, so
   the report never needs the model); ``model/`` only where the policy centres a dataset's exploration (a rerun of
   that dataset loads it);
-- tuning jobs: their ``result.json``, ``config.json`` and ``log.txt``;
+- tuning jobs: their ``result.json``, ``config.json`` and ``log.txt``, and the finished trials of a search still
+  under way (``trials/``: a resumed search skips them);
 - datasets: ``result.json``, ``config.json``, ``datasheet.json`` and ``log.txt``, but not the data: collection is
   deterministic in its seed, so a resumed run collects a missing dataset again, and the recorded content hash makes
   any difference an error (:func:`mtf_bench.harness.jobs.run_job`), never silently different data;
@@ -40,7 +41,7 @@ from mtf_bench.harness.jobs import (
     finished_result,
 )
 from mtf_bench.harness.presets import Preset
-from mtf_gym.atomic import atomic_dir, read_json
+from mtf_gym.atomic import atomic_dir, atomic_path, read_json
 from mtf_gym.datasets.working_copy import DATASHEET_FILE
 
 __all__ = ["RecordSummary", "centre_jobs", "export_job", "export_records", "export_slate_job", "import_records"]
@@ -121,7 +122,8 @@ def _record_files(preset: Preset, grid: Grid) -> Iterable[tuple[str, Path, tuple
 def _up_to_date(source: Path, target: Path, names: Iterable[str]) -> bool:
     """Whether ``target`` already holds the record of ``source``: the same ``result.json`` and every entry."""
     result = target / RESULT_FILE
-    if not result.is_file() or result.read_bytes() != (source / RESULT_FILE).read_bytes():
+    if not result.is_file() or not (source / RESULT_FILE).is_file() or \
+            result.read_bytes() != (source / RESULT_FILE).read_bytes():
         return False
     return all((target / name).exists() for name in names if (source / name).exists())
 
@@ -163,6 +165,7 @@ def export_records(preset: Preset, grid: Grid, dest: str | Path, *,
         written += size
         copied[kind] += size > 0
         kept += size == 0
+    written += _copy_trials(run_dir, dest, done_here=lambda d: finished_result_json(d) is not None)
     summary = RecordSummary(copied, kept, written)
     echo(f"exported {summary.line()} -> {dest}")
     return summary
@@ -189,9 +192,36 @@ def import_records(source: str | Path, run_dir: str | Path, *, echo: Callable[[s
             continue
         written += _copy_job(directory, target, [p.name for p in directory.iterdir()])
         copied[kind] += 1
+    written += _copy_trials(source, run_dir, done_here=lambda d: finished_result_json(run_dir / d.relative_to(source))
+                            is not None)
     summary = RecordSummary(copied, kept, written)
     echo(f"imported {summary.line()} <- {source}")
     return summary
+
+
+def finished_result_json(directory: Path) -> dict | None:
+    """The ``result.json`` of ``directory`` if it records a finished job, else None."""
+    result = read_json(directory / RESULT_FILE)
+    return result if _finished(result) else None
+
+
+def _copy_trials(source_run: Path, target_run: Path, done_here: Callable[[Path], bool]) -> int:
+    """Copy the kept trials of the searches under ``source_run`` that are not finished (``done_here(directory)``
+    false) into ``target_run``, each trial file that is missing there; bytes written."""
+    from mtf_bench.harness.tuning import TRIALS_DIR
+
+    written = 0
+    for trial in sorted(source_run.glob(f"tuning/*/{TRIALS_DIR}/*.json")):
+        search = trial.parent.parent
+        if done_here(search):
+            continue
+        target = target_run / trial.relative_to(source_run)
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target) as tmp:
+                shutil.copy2(trial, tmp)
+            written += trial.stat().st_size
+    return written
 
 
 def _finished(result: object) -> bool:

@@ -13,12 +13,15 @@ become the agent's overrides in the grid; the preset's own ``agents.overrides`` 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from mtf_bench.harness.grid import TuneJob
 from mtf_bench.harness.presets import Preset
-from mtf_gym.atomic import read_json
+from mtf_gym.atomic import atomic_write_json, read_json
 
 __all__ = [
     "CONFIGURATIONS",
@@ -69,12 +72,23 @@ def expand_trial(params: dict[str, Any], base_config: Any) -> dict[str, Any]:
     return out
 
 
+TRIALS_DIR = "trials"
+
+
+def _trial_path(job: TuneJob, params: dict[str, Any]) -> Path:
+    key = json.dumps(params, sort_keys=True, default=str)
+    return job.directory / TRIALS_DIR / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+
 def run_search(job: TuneJob, build: Callable[[dict[str, Any]], Any], score: Callable[[Any], float],
                fit: Callable[[Any], None], log: Callable[[str], None]) -> dict[str, Any]:
     """Try every configuration of ``job.space`` with optuna's GridSampler; returns the trials and the winner.
 
     ``build(overrides)`` makes an agent, ``fit(agent)`` trains it on the validation data, ``score(agent)`` is its
-    mean validation return (higher is better).
+    mean validation return (higher is better). Each finished trial is kept in ``trials/`` of the job's directory
+    under the job's identity hash, so a search interrupted after some of its trials (the slow online ones take
+    minutes each) resumes from the next one: a trial trains a fresh agent from the job's seed, so its result does
+    not depend on the trials before it.
     """
     import optuna
 
@@ -86,10 +100,18 @@ def run_search(job: TuneJob, build: Callable[[dict[str, Any]], Any], score: Call
     def objective(trial: optuna.Trial) -> float:
         params = {k: trial.suggest_categorical(k, v) for k, v in space.items()}
         overrides = expand_trial(params, base)
+        path = _trial_path(job, params)
+        kept = read_json(path)
+        if isinstance(kept, dict) and kept.get("config_hash") == job.config_hash and kept.get("params") == params:
+            value = float(kept["validation_return"])
+            trials.append({"params": params, "overrides": overrides, "validation_return": value})
+            log(f"trial {len(trials)}: {params} -> validation return {value:.4f} (finished before, kept)")
+            return value
         agent = build(overrides)
         fit(agent)
         value = float(score(agent))
         trials.append({"params": params, "overrides": overrides, "validation_return": value})
+        atomic_write_json(path, {"config_hash": job.config_hash, "params": params, "validation_return": value})
         log(f"trial {len(trials)}: {params} -> validation return {value:.4f}")
         return value
 
