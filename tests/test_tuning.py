@@ -51,6 +51,38 @@ def test_validation_must_be_disjoint_from_training_and_ab_users() -> None:
         load_preset("smoke", assignments=("tuning.enabled=true", "tuning.agent_steps.es=0"))
 
 
+def test_a_subset_of_agents_keeps_the_whole_presets_jobs(tmp_path: Path) -> None:
+    """``mtf-bench standard --agents td3`` runs (the per-agent budgets of the other agents are dropped, the kept
+    agent's stay), and every job it plans has the whole preset's identity: TD3's search and runs, and the progressive
+    data, which IntegratedRL's search shapes although IntegratedRL is not run."""
+    results = ("results_dir=" + json.dumps(str(tmp_path)),)
+    whole = load_preset("standard", assignments=results)
+    subset = load_preset("standard", assignments=(*results, 'agents.names=["td3"]'))
+    assert subset.agents.agent_steps == {"td3": whole.agents.agent_steps["td3"]}
+    assert subset.tuning.agent_steps == {"td3": whole.tuning.agent_steps["td3"]}
+    # A budget the overrides name themselves is still checked against the agents they choose.
+    with pytest.raises(PresetError, match=r"agents\.agent_steps\.ppo must be an agent of agents\.names \['td3'\]"):
+        load_preset("standard", assignments=('agents.names=["td3"]', "agents.agent_steps.ppo=5"))
+
+    def identities(preset):
+        grid = plan(preset)
+        validation, searches = tuning_jobs(preset, agent_kinds(preset.agents.names))
+        return {j.job_id: j.config_hash for j in [*validation, *searches, *grid.datasets, *grid.trains]}
+
+    all_jobs, some_jobs = identities(whole), identities(subset)
+    assert "tune__integrated_rl" in some_jobs and any(j.startswith("progressive__") for j in some_jobs)
+    assert {j for j in some_jobs if j.startswith("td3__")} == {f"td3__online__seed{s}" for s in whole.seeds}
+    assert {j: all_jobs.get(j) for j in some_jobs} == some_jobs
+    # A finished IntegratedRL search reaches the subset's progressive data as it reaches the whole preset's.
+    search = next(j for j in tuning_jobs(whole, agent_kinds(whole.agents.names))[1] if j.agent == "integrated_rl")
+    search.directory.mkdir(parents=True)
+    (search.directory / "result.json").write_text(json.dumps({"status": "ok", "config_hash": search.config_hash,
+                                                              "winner_overrides": {"eta": 3.0}}))
+    progressive = {d.job_id: d.config_hash for d in plan(subset).datasets if d.name == "progressive"}
+    assert progressive == {d.job_id: d.config_hash for d in plan(whole).datasets if d.name == "progressive"}
+    assert progressive != {j: h for j, h in some_jobs.items() if j.startswith("progressive__")}
+
+
 def test_search_runs_and_its_winners_reach_the_grid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     preset = load_preset("smoke", assignments=(f'results_dir="{tmp_path}"', *TINY))
     summary = run_preset(preset, progress=False, echo=lambda _: None)

@@ -322,6 +322,7 @@ def _common(preset: Preset) -> dict[str, Any]:
 def tuning_jobs(preset: Preset, agent_kinds: dict[str, str]) -> tuple[tuple[DatasetJob, ...], tuple[TuneJob, ...]]:
     """The hyperparameter search of every agent with a search space, and the validation dataset it trains on
     (none when ``tuning.enabled`` is false)."""
+    from mtf_agents.registry import get_registry
     from mtf_bench.harness.tuning import SEARCH_SPACES
 
     tu, col, ag = preset.tuning, preset.collection, preset.agents
@@ -333,10 +334,15 @@ def tuning_jobs(preset: Preset, agent_kinds: dict[str, str]) -> tuple[tuple[Data
                                                             "band": col.band}, env, run_dir,
                             env_id=preset.env_id)
     jobs = []
-    for agent in ag.names:
+    # The progressive recipe trains IntegratedRL with its tuned settings, so a grid with progressive data depends on
+    # IntegratedRL's search even when the agents run are a subset without it (e.g. ``--agents td3``): otherwise
+    # the subset would collect progressive data of another identity than the whole preset's.
+    searched = [*ag.names, *(["integrated_rl"] if "progressive" in col.recipes and "integrated_rl" not in ag.names
+                            else [])]
+    for agent in searched:
         if agent not in SEARCH_SPACES:
             continue
-        kind = agent_kinds[agent]
+        kind = agent_kinds.get(agent) or get_registry().get(agent).kind
         budget = tu.agent_steps.get(agent) or (tu.n_steps if kind == "offline" else tu.online_steps) or \
             preset.train_steps(agent, kind == "online")
         job = TuneJob(agent, kind, tu.seed, budget, SEARCH_SPACES[agent], dict(ag.overrides.get(agent, {})),

@@ -557,8 +557,18 @@ def preset_to_dict(preset: Preset) -> dict[str, Any]:
 
 
 def apply_overrides(preset: Preset, overrides: dict[str, Any]) -> Preset:
-    """``preset`` with a nested mapping of overrides merged in (tables merge; values replace), re-validated."""
-    return _build(Preset, merge_nested(preset_to_dict(preset), overrides), "")
+    """``preset`` with a nested mapping of overrides merged in (tables merge; values replace), re-validated.
+
+    Overrides that choose the agents (``agents.names``, e.g. ``--agents td3``) drop the preset's per-agent budgets
+    (``agents.agent_steps``, ``tuning.agent_steps``) of the agents they leave out, so a subset of a preset runs
+    with the preset's budgets for the agents it keeps; budgets named by the overrides themselves are still checked.
+    """
+    base = preset_to_dict(preset)
+    names = overrides.get("agents", {}).get("names") if isinstance(overrides.get("agents"), dict) else None
+    if isinstance(names, (list, tuple)):
+        for table in ("agents", "tuning"):
+            base[table]["agent_steps"] = {a: v for a, v in base[table]["agent_steps"].items() if a in names}
+    return _build(Preset, merge_nested(base, overrides), "")
 
 
 def parse_assignment(expr: str) -> dict[str, Any]:
