@@ -81,6 +81,13 @@ def test_a_subset_of_agents_keeps_the_whole_presets_jobs(tmp_path: Path) -> None
     progressive = {d.job_id: d.config_hash for d in plan(subset).datasets if d.name == "progressive"}
     assert progressive == {d.job_id: d.config_hash for d in plan(whole).datasets if d.name == "progressive"}
     assert progressive != {j: h for j, h in some_jobs.items() if j.startswith("progressive__")}
+    # ``--tune`` with the subset redoes TD3's search only: the search its data depends on is kept.
+    td3_search = next(j for j in tuning_jobs(subset, agent_kinds(subset.agents.names))[1] if j.agent == "td3")
+    td3_search.directory.mkdir(parents=True)
+    (td3_search.directory / "result.json").write_text(json.dumps({"status": "ok",
+                                                                  "config_hash": td3_search.config_hash}))
+    cli._discard_searches(subset)
+    assert not (td3_search.directory / "result.json").exists() and (search.directory / "result.json").exists()
 
 
 def test_search_runs_and_its_winners_reach_the_grid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -52,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="override one setting, e.g. agents.n_steps=500 or collection.recipes=uniform,gaussian "
                              "(values are TOML: 500, 0.1, true, [1, 2], \"text\"); repeatable, applied after --config")
     group = parser.add_argument_group("shortcuts (applied last)")
-    group.add_argument("--agents", help="comma-separated agent names (agents.names)")
+    group.add_argument("--agents", help="comma-separated agent names (agents.names); a subset of a preset keeps the "
+                       "whole preset's job identities, so its finished jobs count for the whole preset")
     group.add_argument("--seeds", help="comma-separated seeds (seeds)")
     group.add_argument("--workers", type=int, help="parallel jobs; 0 runs jobs in this process (workers)")
     group.add_argument("--executor", choices=("local", "ray"), help="local process pool or a Ray cluster")
