@@ -162,6 +162,15 @@ def test_uniform_vs_gaussian_claim() -> None:
     assert claims.claim_uniform_vs_gaussian({"integrated_rl": E(-0.02), "iql": E(-0.01)}).verdict \
         == "does not reproduce"
     assert claims.claim_uniform_vs_gaussian({}).verdict == "not tested"
+    # Point estimates above 0 whose intervals contain 0 are no evidence: inconclusive, not 'reproduces'.
+    spread = {"integrated_rl": E(0.0002, -0.0056, 0.0054), "iql": E(0.0018, -0.0024, 0.0062),
+              "cql": E(0.0007, -0.0030, 0.0044), "bcq": E(-0.0022, -0.0084, 0.0028)}
+    claim = claims.claim_uniform_vs_gaussian(spread)
+    assert claim.verdict == "inconclusive" and "0/4 agents better on uniform data, 0 worse" in claim.measured
+    # One agent separated above 0 of four is no majority; IntegratedRL's CI above 0 alone is 'partially'.
+    assert claims.claim_uniform_vs_gaussian({**spread, "iql": E(0.01, 0.002, 0.02)}).verdict == "inconclusive"
+    assert claims.claim_uniform_vs_gaussian({**spread, "integrated_rl": E(0.01, 0.002, 0.02)}).verdict \
+        == "partially reproduces"
 
 
 def test_online_vs_es_claim_needs_a_converged_es() -> None:

@@ -131,21 +131,28 @@ def claim_uniform_vs_gaussian(lifts: Mapping[str, Estimate]) -> Claim:
     """``lifts[agent]``: return lift of the agent trained on bounded-uniform data over the same agent trained on
     Gaussian data (paired, same users)."""
     rule = ("per offline agent, lift of bounded-uniform-trained over Gaussian-trained return (same users, "
-            "paired bootstrap over seeds and users); 'reproduces' if IntegratedRL and a majority of agents are "
-            "better on uniform data, 'partially' if either holds, else 'does not reproduce'")
+            "paired bootstrap over seeds and users); an agent counts as better (worse) on uniform data only if the "
+            "95% CI is above (below) 0; 'reproduces' if IntegratedRL and a majority of agents are better, "
+            "'partially' if either holds, 'does not reproduce' if IntegratedRL or a majority of agents are worse, "
+            "else 'inconclusive'")
     statement = "offline RL trained on bounded-uniform exploration data beats training on Gaussian-noise data"
     if not lifts:
         return Claim("paper Sec. 4", statement, "gaussian/uniform runs missing", "not tested", rule)
-    better = sum(lift.value > 0 for lift in lifts.values())
-    integrated = lifts["integrated_rl"].value > 0 if "integrated_rl" in lifts else None
+    # A point estimate above 0 with an interval around 0 is no evidence either way: count only separated CIs.
+    better = sum(lift.low > 0 for lift in lifts.values())
+    worse = sum(lift.high < 0 for lift in lifts.values())
+    integrated = lifts.get("integrated_rl")
     majority = better > len(lifts) / 2
     # Without IntegratedRL's runs its half of the rule is unknown: at most 'partially'.
-    verdict = ("reproduces" if majority and integrated else
-               "partially reproduces" if majority or integrated else "does not reproduce")
+    integrated_better = integrated is not None and integrated.low > 0
+    integrated_worse = integrated is not None and integrated.high < 0
+    verdict = ("reproduces" if majority and integrated_better else
+               "partially reproduces" if majority or integrated_better else
+               "does not reproduce" if integrated_worse or worse > len(lifts) / 2 else "inconclusive")
     parts = "; ".join(f"{agent} {fmt_ci(lift, pct=True)}" for agent, lift in lifts.items())
     missing = "; IntegratedRL not run" if integrated is None else ""
     return Claim("paper Sec. 4", statement, f"return lift uniform vs gaussian: {parts} ({better}/{len(lifts)} agents "
-                 f"better on uniform data{missing})", verdict, rule)
+                 f"better on uniform data, {worse} worse, by their 95% CIs{missing})", verdict, rule)
 
 
 REWARD_ORDER = (("DDPG", "ddpg", "uniform"), ("CQL", "cql", "uniform"), ("BCQ", "bcq", "uniform"),
