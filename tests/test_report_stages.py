@@ -136,7 +136,10 @@ def E(value: float, low: float | None = None, high: float | None = None) -> Esti
 
 def test_order_rule() -> None:
     assert claims.check_order([("a", E(1, 0.9, 1.1)), ("b", E(2, 1.9, 2.1))])[0] == "reproduces"
-    assert claims.check_order([("a", E(1, 0, 3)), ("b", E(2, 1, 4))])[0].startswith("reproduces (order only")
+    assert claims.check_order([("a", E(1, 0, 3)), ("b", E(2, 1, 4))])[0] \
+        == "reproduces (order only; no pair separated by its 95% CIs)"
+    assert claims.check_order([("a", E(1, 0, 1.5)), ("b", E(2, 1.8, 4)), ("c", E(3, 2.5, 5))])[0] \
+        == "reproduces (order only; 1 of 2 pairs separated by their 95% CIs)"
     assert claims.check_order([("a", E(1)), ("b", E(3)), ("c", E(2)), ("d", E(4))])[0] == "partially reproduces"
     assert claims.check_order([("a", E(3)), ("b", E(2)), ("c", E(1))])[0] == "does not reproduce"
     verdict, detail = claims.check_order([("a", E(1)), ("b", None)])

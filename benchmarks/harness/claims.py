@@ -86,7 +86,10 @@ def check_order(claimed: Sequence[tuple[str, Estimate | None]],
     if missing:
         detail += f"; not run: {', '.join(missing)}"
     if all(ok):
-        verdict = "reproduces" if all(separated) else "reproduces (order only; some CIs overlap)"
+        n_separated = sum(separated)
+        verdict = ("reproduces" if all(separated) else
+                   "reproduces (order only; no pair separated by its 95% CIs)" if n_separated == 0 else
+                   f"reproduces (order only; {n_separated} of {len(ok)} pairs separated by their 95% CIs)")
     elif sum(ok) > 0 and (not math.isfinite(tau) or tau > 0):
         verdict = "partially reproduces"
     else:
