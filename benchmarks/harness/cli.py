@@ -4,7 +4,7 @@ Examples:
 
     mtf-bench smoke                                   # CI check of the whole pipeline (< 2 min)
     mtf-bench quick                                   # the README's main job: a sanity run (~20 min, 2 CPU cores)
-    mtf-bench standard                                # published results: 5 seeds, tuned (~8 h, 2 cores; resumable)
+    mtf-bench standard                                # published results: 5 seeds, tuned (~9 h, 2 cores; resumable)
     mtf-bench standard --records records/standard     # the same, its records kept in the repo as jobs finish
     mtf-bench paper --device cuda:0                   # the paper's sizes, on a GPU machine
     mtf-bench quick --set agents.n_steps=500 --agents iql,integrated_rl --seeds 0

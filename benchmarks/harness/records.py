@@ -1,5 +1,5 @@
 """A run's records: the small files of its finished jobs, without its data, so that a preset longer than one sitting
-(``standard`` is ~8 h on 2 CPU cores) can be carried between machines, resumed anywhere and reported anywhere.
+(``standard`` is ~9 h on 2 CPU cores) can be carried between machines, resumed anywhere and reported anywhere.
 
 ``mtf-bench standard --export-records DIR`` copies, for every finished job of the preset's plan:
 
