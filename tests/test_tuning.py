@@ -162,6 +162,17 @@ def test_an_interrupted_search_resumes_from_its_kept_trials(tmp_path: Path) -> N
     assert log.count("(finished before, kept)") == CONFIGURATIONS - 2
     result = json.loads((again.directory / "result.json").read_text())
     assert result["trials"] == first["trials"] and result["winner"] == first["winner"]
+    # The search time counts every trial, the kept ones with the time they took when they ran.
+    from mtf_bench.harness.tuning import _search_time
+
+    assert result["trial_kept"].count(True) == CONFIGURATIONS - 2 and None not in result["trial_seconds"]
+    earlier = sum(json.loads(path.read_text())["seconds"] for path in trials[2:])
+    assert earlier == pytest.approx(sum(s for s, k in zip(result["trial_seconds"], result["trial_kept"]) if k))
+    assert _search_time(result) == f"{result['timings']['total_s'] + earlier:.0f}"
+    untimed = {**result, "trial_seconds": [None if k else s for s, k in zip(result["trial_seconds"],
+                                                                          result["trial_kept"])]}
+    assert _search_time(untimed) == \
+        f"≥ {result['timings']['total_s']:.0f} ({CONFIGURATIONS - 2} trial(s) from an earlier invocation not timed)"
     # A kept trial of another identity is not trusted.
     other = json.loads(trials[-1].read_text())
     trials[-1].write_text(json.dumps({**other, "config_hash": "another", "validation_return": 1e9}))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,10 @@ def run_search(job: TuneJob, build: Callable[[dict[str, Any]], Any], score: Call
     base = build({}).config
     space = {k: list(v) for k, v in job.space.items()}
     trials: list[dict[str, Any]] = []
+    # Each trial's training + scoring time, kept with the trial so a resumed search reports the time of all of them
+    # (None for a kept trial written before trials were timed).
+    trial_seconds: list[float | None] = []
+    trial_kept: list[bool] = []
 
     def objective(trial: optuna.Trial) -> float:
         params = {k: trial.suggest_categorical(k, v) for k, v in space.items()}
@@ -105,13 +110,20 @@ def run_search(job: TuneJob, build: Callable[[dict[str, Any]], Any], score: Call
         if isinstance(kept, dict) and kept.get("config_hash") == job.config_hash and kept.get("params") == params:
             value = float(kept["validation_return"])
             trials.append({"params": params, "overrides": overrides, "validation_return": value})
+            trial_seconds.append(kept.get("seconds"))
+            trial_kept.append(True)
             log(f"trial {len(trials)}: {params} -> validation return {value:.4f} (finished before, kept)")
             return value
+        start = time.perf_counter()
         agent = build(overrides)
         fit(agent)
         value = float(score(agent))
+        seconds = time.perf_counter() - start
         trials.append({"params": params, "overrides": overrides, "validation_return": value})
-        atomic_write_json(path, {"config_hash": job.config_hash, "params": params, "validation_return": value})
+        trial_seconds.append(seconds)
+        trial_kept.append(False)
+        atomic_write_json(path, {"config_hash": job.config_hash, "params": params, "validation_return": value,
+                                 "seconds": seconds})
         log(f"trial {len(trials)}: {params} -> validation return {value:.4f}")
         return value
 
@@ -119,7 +131,8 @@ def run_search(job: TuneJob, build: Callable[[dict[str, Any]], Any], score: Call
     study.optimize(objective, n_trials=_size(job.space))
     best = max(trials, key=lambda t: t["validation_return"])
     return {"agent": job.agent, "space": job.space, "trials": trials, "winner": best["params"],
-            "winner_overrides": best["overrides"], "best_validation_return": best["validation_return"]}
+            "winner_overrides": best["overrides"], "best_validation_return": best["validation_return"],
+            "trial_seconds": trial_seconds, "trial_kept": trial_kept}
 
 
 def winners(preset: Preset, jobs: tuple[TuneJob, ...]) -> dict[str, dict[str, Any]]:
@@ -155,6 +168,21 @@ def _budget_rule(preset: Preset) -> str:
             "differ by noise only. ")
 
 
+def _search_time(result: dict[str, Any]) -> str:
+    """The search's time: its job's time plus the time of the trials an interrupted search kept from earlier
+    invocations; a kept trial written before trials were timed makes it a lower bound that says so."""
+    total = (result.get("timings") or {}).get("total_s")
+    if total is None:
+        return "–"
+    seconds, kept = result.get("trial_seconds"), result.get("trial_kept")
+    if seconds is None or kept is None:  # a search finished before trials were timed
+        return f"{total:.0f}"
+    earlier = [s for s, k in zip(seconds, kept, strict=True) if k]
+    untimed = sum(s is None for s in earlier)
+    value = total + sum(s for s in earlier if s is not None)
+    return f"≥ {value:.0f} ({untimed} trial(s) from an earlier invocation not timed)" if untimed else f"{value:.0f}"
+
+
 def tuning_markdown(preset: Preset, jobs: tuple[TuneJob, ...]) -> list[str]:
     """The report's section: each agent's search space, trials and winner (nothing when tuning is off)."""
     from mtf_bench.harness.jobs import RESULT_FILE, is_done
@@ -183,7 +211,6 @@ def tuning_markdown(preset: Preset, jobs: tuple[TuneJob, ...]) -> list[str]:
         res = read_json(job.directory / RESULT_FILE)
         winner = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in res["winner"].items())
         trials = " ".join(f"{t['validation_return']:.3f}" for t in res["trials"])
-        seconds = (res.get("timings") or {}).get("total_s")
         lines.append(f"| {job.agent} | {space} | {budget} | {winner} | {res['best_validation_return']:.3f} | "
-                     f"{trials} | {'–' if seconds is None else f'{seconds:.0f}'} |")
+                     f"{trials} | {_search_time(res)} |")
     return lines
